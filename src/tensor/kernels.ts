@@ -1,0 +1,64 @@
+// The kernel interface (one interface, several implementations): the plain
+// TypeScript reference in ./reference and, when available, the native addon.
+// Every implementation must produce the same bits (canonical rounding,
+// ../../README.md "Numerics").
+//
+// Conventions:
+// - BF16 activations are carried as Float32Array holding BF16-representable
+//   values (so JS arithmetic on them is exact where the spec says it is).
+// - Weights stay in their stored formats (spec §2.1–2.2), never expanded to f32.
+
+/** FP8 E4M3 weight [out, inF] with UE8M0 128x128 block scales [ceil(out/128), ceil(inF/128)]. */
+export interface Fp8Weight {
+  readonly kind: 'fp8';
+  readonly out: number;
+  readonly inF: number;
+  readonly data: Uint8Array; // e4m3 codes, row-major [out, inF]
+  readonly scale: Uint8Array; // e8m0 exponent bytes, row-major
+}
+
+/** FP4 E2M1 weight [out, inF] packed two per byte (low nibble = even column), UE8M0 scales per 1x32. */
+export interface Fp4Weight {
+  readonly kind: 'fp4';
+  readonly out: number;
+  readonly inF: number;
+  readonly data: Uint8Array; // [out, inF/2]
+  readonly scale: Uint8Array; // [out, inF/32]
+}
+
+/** BF16 weight [out, inF] as raw bits. */
+export interface Bf16Weight {
+  readonly kind: 'bf16';
+  readonly out: number;
+  readonly inF: number;
+  readonly data: Uint16Array;
+}
+
+/** F32 weight [out, inF]. */
+export interface F32Weight {
+  readonly kind: 'f32';
+  readonly out: number;
+  readonly inF: number;
+  readonly data: Float32Array;
+}
+
+export type Weight = Fp8Weight | Fp4Weight | Bf16Weight | F32Weight;
+
+/**
+ * Activations quantized by act_quant(x, 128) (spec §2.3): `q` are e4m3 codes
+ * [rows, cols], `scale` the power-of-two scale of each 1x128 block [rows, cols/128].
+ */
+export interface QuantizedActivations {
+  readonly rows: number;
+  readonly cols: number;
+  readonly q: Uint8Array;
+  readonly scale: Float32Array;
+}
+
+export interface Kernels {
+  readonly name: string;
+  /** y[rows, w.out] = fp8_gemm(x, w) with fp32 accumulation; returns fp32 (caller rounds to BF16). */
+  fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;
+  /** y[rows, w.out] = fp4_gemm(x, w); returns fp32 (caller rounds to BF16). */
+  fp4Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void;
+}
