@@ -1,0 +1,70 @@
+// The engine as seen by the server and the CLI. The engine runs model math off
+// the HTTP event loop (worker thread or native threads) and streams events back.
+
+export interface SamplingParams {
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  /** 0 = disabled. */
+  topK: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
+  seed?: number;
+  maxTokens: number;
+  /** Stop strings: matched on detokenized text across token boundaries, never emitted. */
+  stop: string[];
+  /** Stop at EOS (default true). */
+  stopAtEos?: boolean;
+  /** Number of top alternatives to report per token (0-20); undefined = no logprobs. */
+  topLogprobs?: number;
+  logprobs?: boolean;
+}
+
+/** Per-step allowed-token mask for constrained decoding (JSON mode, strict tools). */
+export interface TokenConstraint {
+  /** Called before sampling each token with the text generated so far; returns allowed token ids or null (= all). */
+  allowed(generatedText: string): Int32Array | null;
+}
+
+export interface SubmitOptions {
+  /** Stable id for logs / cancellation. */
+  requestId?: string;
+  /** Constraint spec, serializable (the engine builds the constraint in its thread). */
+  constraint?: { kind: 'json_object' } | { kind: 'json_schema'; schema: unknown } | null;
+  /** Whether prefix-cache lookup and snapshot are allowed (default true). */
+  usePrefixCache?: boolean;
+}
+
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+export type EngineEvent =
+  | { type: 'queued'; position: number }
+  | { type: 'started'; cachedTokens: number; promptTokens: number }
+  | {
+      type: 'token';
+      tokenId: number;
+      text: string;
+      logprob?: TokenLogprob & { top: TokenLogprob[] };
+    }
+  | {
+      type: 'done';
+      finishReason: 'stop' | 'length' | 'cancelled' | 'error';
+      usage: { promptTokens: number; completionTokens: number; cachedTokens: number };
+      error?: string;
+    };
+
+export interface GenerationHandle {
+  readonly id: string;
+  events: AsyncIterable<EngineEvent>;
+  cancel(): void;
+}
+
+export interface Engine {
+  submit(promptTokens: Int32Array, sampling: SamplingParams, options?: SubmitOptions): GenerationHandle;
+  stats(): Record<string, number>;
+  close(): Promise<void>;
+}
