@@ -1,8 +1,10 @@
 // The list of subcommands. Add one import and one entry per command file.
 import type { Command } from 'commander';
+import { register as chat } from './chat.js';
+import { register as run } from './run.js';
 import { register as encode } from './encode.js';
 import { register as parse } from './parse.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [encode, parse];
+export const commands: RegisterCommand[] = [chat, run, encode, parse];

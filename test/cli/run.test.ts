@@ -1,0 +1,66 @@
+// `dsv4 run`: only the answer on stdout, --json for the whole response, stdin prompts, exit codes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { closedPort, runCli } from './cli-process.js';
+import { startStub, type Stub } from './stub-server.js';
+
+let stub: Stub;
+before(async () => {
+  stub = await startStub(() => ({ reasoning: ['hidden', ' thoughts'], content: ['The answer', ' is 4.'] }));
+});
+after(() => stub.close());
+
+test('only the answer goes to stdout', async () => {
+  const r = await runCli(['run', '--url', stub.url, 'what', 'is', '2+2?']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'The answer is 4.\n');
+  assert.equal(r.stderr, '');
+  const req = stub.requests.at(-1)!;
+  assert.deepEqual(req.messages, [{ role: 'user', content: 'what is 2+2?' }]);
+});
+
+test('--show-thinking copies the thinking to stderr', async () => {
+  const r = await runCli(['run', '--url', stub.url, '--show-thinking', 'q']);
+  assert.equal(r.stdout, 'The answer is 4.\n');
+  assert.equal(r.stderr, 'hidden thoughts\n');
+});
+
+test('the prompt can come from stdin, with a system prompt', async () => {
+  const r = await runCli(['run', '--url', stub.url, '--system', 'Review this', '-'], 'diff --git a b\n');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(stub.requests.at(-1)!.messages, [
+    { role: 'system', content: 'Review this' },
+    { role: 'user', content: 'diff --git a b\n' },
+  ]);
+});
+
+test('--json prints the full response object', async () => {
+  const r = await runCli(['run', '--url', stub.url, '--json', '--no-think', '--temperature', '0', 'q']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.equal(res.object, 'chat.completion');
+  assert.equal(res.choices[0].message.content, 'The answer is 4.');
+  assert.equal(res.usage.prompt_cache_hit_tokens, 8);
+  const req = stub.requests.at(-1)!;
+  assert.equal(req.stream, false);
+  assert.equal(req.temperature, 0);
+  assert.deepEqual(req.thinking, { type: 'disabled' });
+});
+
+test('errors are one line on stderr with meaningful exit codes', async () => {
+  const closed = await closedPort();
+  const cases: [string[], string, number, RegExp][] = [
+    [['run', '--url', `127.0.0.1:${closed}`, 'hi'], '', 3, /^dsv4: cannot reach http:\/\/127\.0\.0\.1:\d+: connection refused \(is the server running\?\)\n$/],
+    [['run', '--url', stub.url + '/nowhere', 'hi'], '', 3, /^dsv4: http:\/\/127\.0\.0\.1:\d+\/nowhere\/chat\/completions answered 404: Not Found: \/nowhere\/chat\/completions\n$/],
+    [['run', '--url', stub.url, '--temperature', 'hot', 'hi'], '', 2, /^dsv4: --temperature hot: expected a number from 0 to 2\n$/],
+    [['run', '--url', stub.url, '--max-tokens', '0', 'hi'], '', 2, /^dsv4: --max-tokens 0: expected a whole number >= 1\n$/],
+    [['run', '--url', stub.url], '', 2, /^dsv4: no prompt: stdin was empty\n$/],
+    [['run', '--model', '/definitely/not/here', 'hi'], '', 4, /^dsv4: --model \/definitely\/not\/here: no such directory\n$/],
+  ];
+  for (const [args, input, code, stderr] of cases) {
+    const r = await runCli(args, input);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, stderr);
+    assert.equal(r.stdout, '');
+  }
+});
