@@ -1,0 +1,341 @@
+// The scheduler: runs many sequences at once with one batched `forward` per step.
+//
+// Each step: admit queued requests (FIFO, under the state byte budget and maxBatch), then build one
+// batch with the next token of every decoding sequence plus prompt chunks of prefilling ones
+// (chunked prefill: at most `prefillChunk` prompt tokens per step in total, so a long prompt never
+// stalls the others for more than one chunk), run it, and sample. Prefix-cache snapshots are taken at
+// the end of every prompt, at every `snapshotInterval` tokens inside a prompt, and at the end of every
+// generation (research/peers.md §4). Runs on whatever thread owns it (the engine worker).
+
+import type { ForwardSegment, ModelRunner, SequenceState } from '../model/api.js';
+import type { EngineEvent, SamplingParams, SubmitOptions, TokenLogprob } from './api.js';
+import { JsonConstraint, TokenTrie } from './json-constraint.js';
+import type { PrefixCache } from './prefix-cache.js';
+import { Rng, randomSeed, sampleToken } from './sampling.js';
+import { OutputText } from './stop.js';
+
+/** What the scheduler needs from the tokenizer. */
+export interface EngineVocab {
+  eosId: number;
+  /** The token's bytes as it appears in text (special tokens: their literal text). */
+  tokenBytes(id: number): Uint8Array;
+  /** Control tokens (never allowed inside constrained JSON). */
+  isSpecial(id: number): boolean;
+}
+
+export interface SchedulerOptions {
+  maxBatch: number;
+  /** Prompt tokens computed per step, in total over all prefilling sequences. */
+  prefillChunk: number;
+  /** Budget for live sequence state (bytes); the head of the queue waits while it is exceeded. */
+  stateBudgetBytes: number;
+  /** Snapshot spacing inside long prompts (tokens); a multiple of prefillChunk works best. */
+  snapshotInterval: number;
+  maxSeqLen: number;
+}
+
+export type EmitFn = (id: string, event: EngineEvent) => void;
+
+interface Sequence {
+  id: string;
+  prompt: Int32Array;
+  sampling: SamplingParams;
+  useCache: boolean;
+  state: SequenceState | null;
+  /** All tokens consumed or to be consumed: prompt then generated. */
+  tokens: number[];
+  generated: number[];
+  /** Logits waiting to be sampled (prompt fully restored from the cache). */
+  pending: Float32Array | null;
+  /** Sampled token to feed next step. */
+  next: number;
+  cachedTokens: number;
+  counts: Map<number, number>;
+  rng: Rng;
+  text: OutputText;
+  constraint: JsonConstraint | null;
+  constraintSpec: SubmitOptions['constraint'];
+}
+
+export class Scheduler {
+  private readonly queue: Sequence[] = [];
+  private readonly active: Sequence[] = [];
+  private readonly byId = new Map<string, Sequence>();
+  private trie: TokenTrie | null = null;
+  private trieBytes: Array<Uint8Array | null> | null = null;
+  private baseStateBytes = -1;
+  readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0 };
+
+  constructor(
+    private readonly model: ModelRunner,
+    private readonly vocab: EngineVocab,
+    private readonly cache: PrefixCache | null,
+    private readonly opts: SchedulerOptions,
+    private readonly emit: EmitFn,
+  ) {}
+
+  get hasWork(): boolean {
+    return this.queue.length > 0 || this.active.length > 0;
+  }
+
+  submit(id: string, prompt: Int32Array, sampling: SamplingParams, options: SubmitOptions = {}): void {
+    const problem = this.validate(id, prompt, sampling);
+    if (problem) {
+      this.emit(id, { type: 'done', finishReason: 'error', error: problem, usage: { promptTokens: prompt.length, completionTokens: 0, cachedTokens: 0 } });
+      return;
+    }
+    const seq: Sequence = {
+      id,
+      prompt,
+      sampling,
+      useCache: options.usePrefixCache !== false && this.cache !== null,
+      state: null,
+      tokens: Array.from(prompt),
+      generated: [],
+      pending: null,
+      next: -1,
+      cachedTokens: 0,
+      counts: new Map(),
+      rng: new Rng(sampling.seed ?? randomSeed()),
+      text: new OutputText(sampling.stop ?? []),
+      constraint: null,
+      constraintSpec: options.constraint ?? null,
+    };
+    this.byId.set(id, seq);
+    this.queue.push(seq);
+    this.emit(id, { type: 'queued', position: this.queue.length });
+  }
+
+  private validate(id: string, prompt: Int32Array, s: SamplingParams): string | null {
+    if (this.byId.has(id)) return `duplicate request id ${id}`;
+    if (prompt.length === 0) return 'the prompt is empty';
+    if (prompt.length >= this.opts.maxSeqLen) return `the prompt (${prompt.length} tokens) does not fit the context (${this.opts.maxSeqLen})`;
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i]!;
+      if (!(t >= 0 && t < this.model.vocabSize)) return `token id ${t} at ${i} is outside the vocabulary (${this.model.vocabSize})`;
+    }
+    if (!(s.maxTokens >= 1)) return 'max_tokens must be at least 1';
+    if (!(s.temperature >= 0)) return 'temperature must be >= 0';
+    if ((s.topLogprobs ?? 0) < 0 || (s.topLogprobs ?? 0) > 20) return 'top_logprobs must be within 0..20';
+    return null;
+  }
+
+  cancel(id: string): void {
+    const seq = this.byId.get(id);
+    if (!seq) return;
+    const qi = this.queue.indexOf(seq);
+    if (qi >= 0) {
+      this.queue.splice(qi, 1);
+      this.reportQueue(qi);
+    }
+    this.counters.cancelled++;
+    this.finish(seq, 'cancelled');
+  }
+
+  /** Bytes held by live sequence states. */
+  stateBytes(): number {
+    let n = 0;
+    for (const s of this.active) if (s.state) n += s.state.byteSize();
+    return n;
+  }
+
+  stats(): Record<string, number> {
+    return {
+      active: this.active.length,
+      queued: this.queue.length,
+      stateBytes: this.stateBytes(),
+      ...this.counters,
+    };
+  }
+
+  /** One scheduling step: admission, one batched forward, sampling. */
+  step(): void {
+    this.admit();
+    // Sequences whose whole prompt came from the cache sample straight from the stored logits.
+    for (const seq of [...this.active]) {
+      if (seq.pending) {
+        const logits = seq.pending;
+        seq.pending = null;
+        this.afterLogits(seq, logits);
+      }
+    }
+    const batch: Array<{ seq: Sequence; seg: ForwardSegment; prefill: boolean }> = [];
+    let budget = this.opts.prefillChunk;
+    for (const seq of this.active) {
+      const state = seq.state!;
+      if (seq.next >= 0) {
+        batch.push({ seq, seg: { state, tokens: Int32Array.of(seq.next) }, prefill: false });
+        continue;
+      }
+      const pos = state.position;
+      if (pos >= seq.prompt.length || budget <= 0) continue;
+      let end = Math.min(seq.prompt.length, pos + budget);
+      if (seq.useCache) {
+        const boundary = (Math.floor(pos / this.opts.snapshotInterval) + 1) * this.opts.snapshotInterval;
+        end = Math.min(end, boundary);
+      }
+      budget -= end - pos;
+      batch.push({ seq, seg: { state, tokens: seq.prompt.subarray(pos, end) }, prefill: true });
+    }
+    if (batch.length === 0) return;
+    this.counters.steps++;
+    let logits: Float32Array[];
+    try {
+      logits = this.model.forward(batch.map((b) => b.seg));
+    } catch (err) {
+      // States may be partly advanced: every sequence of the failed batch ends; queued ones go on.
+      for (const { seq } of batch) this.fail(seq, err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const { seq, seg, prefill } = batch[i]!;
+      if (!this.byId.has(seq.id)) continue;
+      try {
+        if (prefill) {
+          this.counters.prefillTokens += seg.tokens.length;
+          const pos = seq.state!.position;
+          if (pos < seq.prompt.length) {
+            if (seq.useCache && pos % this.opts.snapshotInterval === 0) this.cache!.insert(seq.prompt.subarray(0, pos), seq.state!, logits[i]!);
+            continue;
+          }
+          if (seq.useCache) this.cache!.insert(seq.prompt, seq.state!, logits[i]!);
+        } else {
+          this.counters.decodeTokens++;
+          seq.next = -1;
+        }
+        this.afterLogits(seq, logits[i]!);
+      } catch (err) {
+        this.fail(seq, err);
+      }
+    }
+  }
+
+  private admit(): void {
+    let admitted = 0;
+    while (this.queue.length > 0 && this.active.length < this.opts.maxBatch) {
+      const seq = this.queue[0]!;
+      if (this.active.length > 0 && this.stateBytes() + this.estimateBytes(seq) > this.opts.stateBudgetBytes) break;
+      this.queue.shift();
+      admitted++;
+      try {
+        this.start(seq);
+      } catch (err) {
+        this.fail(seq, err);
+      }
+    }
+    if (admitted > 0) this.reportQueue(0);
+  }
+
+  /** Expected state size of a sequence at its longest (base size plus the growth per token seen so far). */
+  private estimateBytes(seq: Sequence): number {
+    if (this.baseStateBytes < 0) this.baseStateBytes = this.model.newState().byteSize();
+    let perToken = 0;
+    for (const s of this.active) {
+      const st = s.state;
+      if (st && st.position > 0) perToken = Math.max(perToken, (st.byteSize() - this.baseStateBytes) / st.position);
+    }
+    const len = Math.min(this.opts.maxSeqLen, seq.prompt.length + seq.sampling.maxTokens);
+    return this.baseStateBytes + perToken * len;
+  }
+
+  private start(seq: Sequence): void {
+    const hit = seq.useCache ? this.cache!.lookup(seq.prompt) : null;
+    if (hit) {
+      seq.state = hit.state;
+      seq.cachedTokens = hit.length;
+      if (hit.length === seq.prompt.length) seq.pending = hit.logits;
+    } else {
+      seq.state = this.model.newState();
+    }
+    if (seq.constraintSpec) seq.constraint = this.makeConstraint(seq.constraintSpec);
+    this.active.push(seq);
+    this.emit(seq.id, { type: 'started', cachedTokens: seq.cachedTokens, promptTokens: seq.prompt.length });
+  }
+
+  private makeConstraint(spec: NonNullable<SubmitOptions['constraint']>): JsonConstraint {
+    if (!this.trie) {
+      const bytes: Array<Uint8Array | null> = [];
+      for (let id = 0; id < this.model.vocabSize; id++) {
+        bytes.push(id === this.vocab.eosId || this.vocab.isSpecial(id) ? null : this.vocab.tokenBytes(id));
+      }
+      this.trieBytes = bytes;
+      this.trie = new TokenTrie(bytes);
+    }
+    const schema = spec.kind === 'json_schema' ? spec.schema : null;
+    return new JsonConstraint(this.trie, this.trieBytes!, this.vocab.eosId, schema);
+  }
+
+  /** Samples the next token from `logits` and decides whether the sequence goes on. */
+  private afterLogits(seq: Sequence, logits: Float32Array): void {
+    const s = seq.sampling;
+    const allowed = seq.constraint ? seq.constraint.allowedTokens() : null;
+    const r = sampleToken(logits, s, seq.counts, allowed, seq.rng);
+    const tok = r.tokenId;
+    seq.constraint?.accept(tok);
+    seq.generated.push(tok);
+    seq.counts.set(tok, (seq.counts.get(tok) ?? 0) + 1);
+    const eos = tok === this.vocab.eosId && s.stopAtEos !== false;
+    let finish: 'stop' | 'length' | null = null;
+    let text: string;
+    if (eos) {
+      text = seq.text.flush(); // the EOS text itself is never emitted
+      finish = 'stop';
+    } else {
+      const st = seq.text.push(this.vocab.tokenBytes(tok));
+      text = st.text;
+      if (st.stopped) finish = 'stop';
+      else if (seq.generated.length >= s.maxTokens || seq.state!.position >= this.opts.maxSeqLen) {
+        finish = 'length';
+        text += seq.text.flush();
+      }
+    }
+    const ev: EngineEvent & { type: 'token' } = { type: 'token', tokenId: tok, text };
+    if (s.logprobs || (s.topLogprobs ?? 0) > 0) {
+      ev.logprob = { ...this.tokenLogprob(tok, r.logprob), top: r.top.map(([id, lp]) => this.tokenLogprob(id, lp)) };
+    }
+    this.emit(seq.id, ev);
+    if (finish) {
+      // Snapshot at the end of the generation: the state has consumed prompt + all but the last token.
+      if (seq.useCache && seq.state!.position > seq.prompt.length) {
+        this.cache!.insert(Int32Array.from(seq.tokens.slice(0, seq.state!.position)), seq.state!, logits);
+      }
+      this.counters.completed++;
+      this.finish(seq, finish);
+      return;
+    }
+    seq.tokens.push(tok);
+    seq.next = tok;
+  }
+
+  private tokenLogprob(id: number, logprob: number): TokenLogprob {
+    const bytes = this.vocab.tokenBytes(id);
+    return { token: Buffer.from(bytes).toString('utf8'), logprob, bytes: Array.from(bytes) };
+  }
+
+  private fail(seq: Sequence, err: unknown): void {
+    this.counters.errors++;
+    this.finish(seq, 'error', err instanceof Error ? err.message : String(err));
+  }
+
+  /** Ends a sequence and frees its state at once. */
+  private finish(seq: Sequence, reason: 'stop' | 'length' | 'cancelled' | 'error', error?: string): void {
+    if (!this.byId.delete(seq.id)) return;
+    const ai = this.active.indexOf(seq);
+    if (ai >= 0) this.active.splice(ai, 1);
+    seq.state = null;
+    seq.pending = null;
+    seq.constraint = null;
+    const ev: EngineEvent = {
+      type: 'done',
+      finishReason: reason,
+      usage: { promptTokens: seq.prompt.length, completionTokens: seq.generated.length, cachedTokens: seq.cachedTokens },
+    };
+    if (error !== undefined) ev.error = error;
+    this.emit(seq.id, ev);
+  }
+
+  /** Tells queued requests from index `from` on their new position (1 = next). */
+  private reportQueue(from: number): void {
+    for (let i = from; i < this.queue.length; i++) this.emit(this.queue[i]!.id, { type: 'queued', position: i + 1 });
+  }
+}
