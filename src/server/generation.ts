@@ -1,0 +1,198 @@
+// One generation as the dialects see it: submit to the engine, parse the output text into reasoning /
+// content / tool-call deltas, attribute logprobs, and finish with usage. Dialect code (openai.ts,
+// anthropic.ts, fim.ts) only formats these events.
+import type { Engine, EngineEvent, SamplingParams, SubmitOptions, TokenLogprob } from '../engine/api.js';
+import type { ChatCodec, OutputParser } from './codec.js';
+import { randomToolCallId } from './ids.js';
+
+export type Logprob = TokenLogprob & { top: TokenLogprob[] };
+
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'insufficient_system_resource';
+
+export interface GenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  cacheHitTokens: number;
+  cacheMissTokens: number;
+}
+
+export type GenEvent =
+  | { type: 'queued'; position: number }
+  | { type: 'started'; promptTokens: number; cacheHitTokens: number }
+  | { type: 'reasoning'; text: string; logprobs: Logprob[] }
+  | { type: 'content'; text: string; logprobs: Logprob[] }
+  | { type: 'tool_start'; index: number; id: string; name: string }
+  | { type: 'tool_args'; index: number; text: string }
+  | { type: 'done'; finish: FinishReason; stopSequence: string | null; usage: GenUsage };
+
+export interface GenerationSpec {
+  prompt: Int32Array;
+  sampling: SamplingParams;
+  /** Prompt ends inside <think>: output starts with reasoning. */
+  startInReasoning: boolean;
+  /** Constrain the answer (after reasoning) to JSON (§4.7). */
+  jsonAnswer: boolean;
+  /** Text already forced at the start of the answer (e.g. a tool-call opener); parsed, not emitted as text. */
+  forcedAnswerPrefix?: string;
+  /** Raw text mode (FIM): no parsing, every piece of text is content. */
+  raw?: boolean;
+  requestId?: string;
+  cacheHitGranularity: number;
+}
+
+/** Thrown out of the iterator when the engine reports an internal failure before anything was sent. */
+export class EngineFailure extends Error {}
+
+class Attributor {
+  // Logprobs of tokens that produced no visible text yet ride on the next delta of the same kind.
+  pendingReasoning: Logprob[] = [];
+  pendingContent: Logprob[] = [];
+}
+
+export async function* runGeneration(
+  engine: Engine,
+  codec: ChatCodec,
+  spec: GenerationSpec,
+  signal: AbortSignal,
+): AsyncGenerator<GenEvent> {
+  const parser: OutputParser | null = spec.raw ? null : codec.parser(spec.startInReasoning);
+  const toolIds: string[] = [];
+  const attr = new Attributor();
+  let inReasoning = spec.startInReasoning && !spec.raw;
+  let reasoningTokens = 0;
+  let completionTokens = 0;
+  let sawTools = false;
+  let promptTokens = spec.prompt.length;
+  let cachedTokens = 0;
+  let started = false;
+
+  const translate = function* (deltas: ReturnType<OutputParser['push']>, lp: Logprob | undefined): Generator<GenEvent> {
+    let attached = false;
+    for (const d of deltas) {
+      if (d.type === 'reasoning' || d.type === 'content') {
+        const pend = d.type === 'reasoning' ? attr.pendingReasoning : attr.pendingContent;
+        const logprobs = pend.splice(0);
+        if (lp && !attached && (d.type === 'reasoning') === inReasoningAtToken) {
+          logprobs.push(lp);
+          attached = true;
+        }
+        if (d.type === 'content') inReasoning = false;
+        if (d.text || logprobs.length) yield { type: d.type, text: d.text, logprobs };
+      } else if (d.type === 'tool_start') {
+        inReasoning = false;
+        sawTools = true;
+        while (toolIds.length <= d.index) toolIds.push(randomToolCallId(toolIds.length));
+        yield { type: 'tool_start', index: d.index, id: toolIds[d.index]!, name: d.name };
+      } else {
+        yield { type: 'tool_args', index: d.index, text: d.text };
+      }
+    }
+    if (lp && !attached) (inReasoningAtToken ? attr.pendingReasoning : attr.pendingContent).push(lp);
+  };
+  let inReasoningAtToken = inReasoning;
+
+  if (parser && spec.forcedAnswerPrefix) {
+    // The forced opener is part of the prompt; parse it so the parser's state is right, drop text deltas.
+    for (const ev of translate(parser.push(spec.forcedAnswerPrefix), undefined)) if (ev.type !== 'content') yield ev;
+  }
+
+  // Phase 1 (reasoning) and phase 2 (JSON answer) when JSON mode meets thinking: the JSON constraint must
+  // start after </think>, so reasoning runs first, stopped at the marker, then the answer is constrained.
+  const twoPhase = spec.jsonAnswer && inReasoning;
+  let budget = spec.sampling.maxTokens;
+  let prompt = spec.prompt;
+  const generatedIds: number[] = [];
+  let finish: FinishReason = 'stop';
+  let stopSequence: string | null = null;
+
+  for (let phase = twoPhase ? 1 : 2; phase <= 2; phase++) {
+    const sampling: SamplingParams = { ...spec.sampling, maxTokens: budget };
+    const options: SubmitOptions = { requestId: spec.requestId };
+    if (phase === 1) sampling.stop = [...sampling.stop, codec.thinkEnd];
+    else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
+    const handle = engine.submit(prompt, sampling, options);
+    const onAbort = () => handle.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let done: Extract<EngineEvent, { type: 'done' }> | null = null;
+    try {
+      for await (const ev of handle.events) {
+        if (signal.aborted) break;
+        if (ev.type === 'queued') {
+          if (!started) yield { type: 'queued', position: ev.position };
+        } else if (ev.type === 'started') {
+          if (!started) {
+            started = true;
+            promptTokens = ev.promptTokens;
+            cachedTokens = ev.cachedTokens;
+            yield { type: 'started', promptTokens, cacheHitTokens: roundDown(cachedTokens, spec.cacheHitGranularity) };
+          }
+        } else if (ev.type === 'token') {
+          completionTokens++;
+          generatedIds.push(ev.tokenId);
+          inReasoningAtToken = inReasoning;
+          if (inReasoning) reasoningTokens++;
+          if (!parser) {
+            yield { type: 'content', text: ev.text, logprobs: ev.logprob ? [ev.logprob] : [] };
+          } else {
+            yield* translate(parser.push(ev.text), ev.logprob);
+          }
+        } else {
+          done = ev;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (!done) handle.cancel();
+    }
+    if (signal.aborted || !done) return;
+    if (done.finishReason === 'error' || done.finishReason === 'cancelled') {
+      if (!started) throw new EngineFailure(done.error ?? 'generation failed');
+      finish = 'insufficient_system_resource';
+      break;
+    }
+    if (done.finishReason === 'length') {
+      finish = 'length';
+      break;
+    }
+    if (phase === 1) {
+      // Reasoning ended: feed the stripped marker, then continue constrained from prompt + output + marker.
+      const marker = codec.tokenize(codec.thinkEnd);
+      if (parser) yield* translate(parser.push(codec.thinkEnd), undefined);
+      inReasoning = false;
+      completionTokens += marker.length;
+      reasoningTokens += marker.length;
+      budget -= generatedIds.length + marker.length;
+      if (budget <= 0) {
+        finish = 'length';
+        break;
+      }
+      prompt = concat(spec.prompt, generatedIds, marker);
+      continue;
+    }
+    stopSequence = (done as { stopSequence?: string }).stopSequence ?? null;
+  }
+  if (parser) yield* translate(parser.end(), undefined);
+  for (const lp of attr.pendingContent.splice(0)) yield { type: 'content', text: '', logprobs: [lp] };
+  for (const lp of attr.pendingReasoning.splice(0)) yield { type: 'reasoning', text: '', logprobs: [lp] };
+  if (finish === 'stop' && sawTools) finish = 'tool_calls';
+  const hit = roundDown(cachedTokens, spec.cacheHitGranularity);
+  yield {
+    type: 'done',
+    finish,
+    stopSequence,
+    usage: { promptTokens, completionTokens, reasoningTokens, cacheHitTokens: hit, cacheMissTokens: promptTokens - hit },
+  };
+}
+
+function roundDown(n: number, unit: number): number {
+  return unit > 1 ? Math.floor(n / unit) * unit : n;
+}
+
+function concat(a: Int32Array, b: number[], c: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length + c.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  out.set(c, a.length + b.length);
+  return out;
+}
