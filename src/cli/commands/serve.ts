@@ -1,0 +1,180 @@
+// `dsv4 serve`: the DeepSeek API (OpenAI and Anthropic dialects) over a local checkpoint.
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import type { PriceEntry, ServerConfig } from '../../server/config.js';
+
+interface ServeOptions {
+  model?: string;
+  host: string;
+  port: number;
+  apiKey: string[];
+  servedModelName: string[];
+  cacheDir?: string;
+  stateBudget?: number;
+  prefixCache?: number;
+  maxBatch?: number;
+  prefillChunk?: number;
+  contextLength?: number;
+  maxOutputTokens?: number;
+  maxConcurrency?: number;
+  maxQueued?: number;
+  keepAlive?: number;
+  queueTimeout?: number;
+  maxBody?: number;
+  cacheHitGranularity?: number;
+  price: string[];
+  priceFile?: string;
+  currency?: string;
+  balance?: number;
+  enforceBalance?: boolean;
+  legacyAliases: boolean;
+  listAliases?: boolean;
+  agentMaxEffort: boolean;
+  web: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function int(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+function num(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+}
+
+/** 4G, 512M, 64K or plain bytes. */
+export function parseSize(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('expected a size like 512M or 4G');
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+/** MODEL=HIT,MISS,OUTPUT in USD per 1M tokens. */
+function parsePrice(spec: string): [string, PriceEntry] {
+  const m = /^([^=]+)=([\d.]+),([\d.]+),([\d.]+)$/.exec(spec);
+  if (!m) throw new Error(`bad --price '${spec}': expected MODEL=HIT,MISS,OUTPUT (USD per 1M tokens)`);
+  return [m[1]!, { cacheHit: Number(m[2]), cacheMiss: Number(m[3]), output: Number(m[4]) }];
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .summary('serve the DeepSeek API (OpenAI + Anthropic formats) over a model')
+    .description(
+      'Serves the DeepSeek API over a local checkpoint: /chat/completions (also /v1, /beta), /beta/completions (FIM), ' +
+        '/models, /user/balance, /anthropic/v1/messages (+ count_tokens), /health and /metrics.',
+    )
+    .option('--model <dir>', 'checkpoint directory (official HF layout); default: the embedded default model')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 = any free port)', int, 8000)
+    .option('--api-key <key>', 'accepted API key (repeatable); none = no authentication', collect, [])
+    .option('--served-model-name <name>', 'model id to serve: deepseek-v4-flash and/or deepseek-v4-pro (repeatable)', collect, [])
+    .option('--no-legacy-aliases', 'do not accept deepseek-chat / deepseek-reasoner')
+    .option('--list-aliases', 'list the legacy aliases in /models too')
+    .option('--no-agent-max-effort', 'do not default detected agent traffic (Claude Code, OpenCode) to max effort')
+    .option('--cache-dir <dir>', 'persist the prefix cache in this directory')
+    .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', parseSize)
+    .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', parseSize)
+    .option('--max-batch <n>', 'sequences computed together per step', int)
+    .option('--prefill-chunk <n>', 'prompt tokens computed per step', int)
+    .option('--context-length <n>', 'usable context in tokens (default: the model config)', int)
+    .option('--max-output-tokens <n>', 'upper bound of max_tokens (default 393216)', int)
+    .option('--max-concurrency <n>', 'concurrent requests per API key before 429', int)
+    .option('--max-queued <n>', 'generations waiting for the engine before 503', int)
+    .option('--keep-alive <ms>', 'keep-alive interval while a request is queued (ms)', int)
+    .option('--queue-timeout <ms>', 'close requests not started within this (ms)', int)
+    .option('--max-body <size>', 'largest accepted request body, e.g. 32M', parseSize)
+    .option('--cache-hit-granularity <n>', 'report cache hits rounded down to this many tokens (1 = exact)', int)
+    .option('--price <spec>', 'price MODEL=HIT,MISS,OUTPUT in USD per 1M tokens (repeatable)', collect, [])
+    .option('--price-file <file>', 'JSON price table {"model": {"cacheHit","cacheMiss","output"}}')
+    .option('--currency <code>', 'balance currency (USD or CNY)')
+    .option('--balance <amount>', 'starting balance per API key', num)
+    .option('--enforce-balance', 'answer 402 once a key has spent its balance')
+    .option('--no-web', 'do not serve the web chat page at /')
+    .action(async (opts: ServeOptions) => serve(opts));
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const config: Partial<ServerConfig> = { host: opts.host, port: opts.port, apiKeys: opts.apiKey };
+  if (opts.servedModelName.length) {
+    for (const n of opts.servedModelName) {
+      if (n !== 'deepseek-v4-flash' && n !== 'deepseek-v4-pro') {
+        throw new Error(`--served-model-name must be deepseek-v4-flash or deepseek-v4-pro, not '${n}'`);
+      }
+    }
+    config.servedModels = [...new Set(opts.servedModelName)];
+  }
+  const set = <K extends keyof ServerConfig>(k: K, v: ServerConfig[K] | undefined) => {
+    if (v !== undefined) config[k] = v;
+  };
+  set('legacyAliases', opts.legacyAliases);
+  set('listAliases', opts.listAliases);
+  set('agentMaxEffort', opts.agentMaxEffort);
+  set('contextLength', opts.contextLength);
+  set('maxOutputTokens', opts.maxOutputTokens);
+  set('maxConcurrencyPerKey', opts.maxConcurrency);
+  set('maxQueued', opts.maxQueued);
+  set('keepAliveMs', opts.keepAlive);
+  set('queueTimeoutMs', opts.queueTimeout);
+  set('maxBodyBytes', opts.maxBody);
+  set('cacheHitGranularity', opts.cacheHitGranularity);
+  set('initialBalance', opts.balance);
+  set('enforceBalance', opts.enforceBalance);
+  if (opts.currency) {
+    if (opts.currency !== 'USD' && opts.currency !== 'CNY') throw new Error('--currency must be USD or CNY');
+    config.currency = opts.currency;
+  }
+  if (opts.priceFile || opts.price.length) {
+    const { DEFAULT_PRICES } = await import('../../server/config.js');
+    const prices: Record<string, PriceEntry> = { ...DEFAULT_PRICES };
+    if (opts.priceFile) {
+      let table: unknown;
+      try {
+        table = JSON.parse(readFileSync(opts.priceFile, 'utf8'));
+      } catch (e) {
+        throw new Error(`cannot read --price-file ${opts.priceFile}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      Object.assign(prices, table);
+    }
+    for (const p of opts.price) {
+      const [k, v] = parsePrice(p);
+      prices[k] = v;
+    }
+    config.prices = prices;
+  }
+
+  let modelDir = opts.model;
+  if (!modelDir) {
+    const { ensureDefaultModel } = await import('../default-model.js');
+    modelDir = await ensureDefaultModel();
+  }
+  const { serveModel } = await import('../../server/index.js');
+  const engine = {
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.stateBudget !== undefined ? { stateBudgetBytes: opts.stateBudget } : {}),
+    ...(opts.prefixCache !== undefined ? { prefixCacheBytes: opts.prefixCache } : {}),
+    ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
+    ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
+    ...(opts.contextLength !== undefined ? { maxSeqLen: opts.contextLength } : {}),
+  };
+  let server;
+  try {
+    server = await serveModel({ modelDir, config, engine, web: opts.web });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`cannot serve ${modelDir}: ${msg}`);
+  }
+  process.stderr.write(`dsv4 serve: ${modelDir} on ${server.url} (models: ${server.deps.cfg.servedModels.join(', ')})\n`);
+  const stop = () => {
+    process.stderr.write('dsv4 serve: shutting down\n');
+    void server.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
