@@ -73,10 +73,21 @@ export class JsonMachine {
     return this.stack.length === 0;
   }
 
-  /** True when byte b inside a plain string leaves the state unchanged (fast path for the trie walk). */
-  isInertStringByte(b: number): boolean {
+  /** The top frame's string sub-state packed as esc * 4 + utf8, or -1 when not inside a string value. */
+  stringState(): number {
     const f = this.stack[this.stack.length - 1];
-    return f !== undefined && f.k === 'string' && f.esc === 0 && f.utf8 === 0 && b >= 0x20 && b < 0x80 && b !== 0x22 && b !== 0x5c;
+    return f !== undefined && f.k === 'string' ? f.esc * 4 + f.utf8 : -1;
+  }
+
+  /** A copy that has just closed the current string (the caller checked the bytes before the quote). */
+  closeString(): JsonMachine {
+    const m = this.clone();
+    const f = m.stack[m.stack.length - 1] as Frame & { k: 'string' };
+    f.esc = 0;
+    f.utf8 = 0;
+    m.wsRun = 0;
+    m.stack.pop();
+    return m;
   }
 
   push(b: number): boolean {
@@ -261,39 +272,37 @@ export class JsonMachine {
   }
 }
 
+const REJECT = -1;
+const CLOSE = -2;
+
+/**
+ * One byte inside a JSON string, as a pure function of the string sub-state (esc: 0 none, 1 after a
+ * backslash, 5..2 hex digits of \uXXXX left + 1; utf8: continuation bytes still due).
+ * Returns REJECT, CLOSE (the closing quote) or the next sub-state packed as esc * 4 + utf8.
+ */
+function stringByte(esc: number, utf8: number, b: number): number {
+  if (utf8 > 0) return (b & 0xc0) === 0x80 ? utf8 - 1 : REJECT;
+  if (esc === 1) {
+    if (b === 0x75) return 5 * 4;
+    return [0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74].includes(b) ? 0 : REJECT;
+  }
+  if (esc > 1) return isHex(b) ? (esc === 2 ? 0 : (esc - 1) * 4) : REJECT;
+  if (b === 0x22) return CLOSE;
+  if (b === 0x5c) return 4;
+  if (b < 0x20) return REJECT;
+  if (b < 0x80) return 0;
+  if (b >= 0xc2 && b <= 0xdf) return 1;
+  if (b >= 0xe0 && b <= 0xef) return 2;
+  if (b >= 0xf0 && b <= 0xf4) return 3;
+  return REJECT;
+}
+
 function stepString(f: Frame & { k: 'string' }, b: number): Verdict {
-  if (f.utf8 > 0) {
-    if ((b & 0xc0) !== 0x80) return 0;
-    f.utf8--;
-    return 1;
-  }
-  if (f.esc === 1) {
-    if (b === 0x75) {
-      f.esc = 5; // four hex digits follow (esc counts 5..2)
-      return 1;
-    }
-    if ([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74].includes(b)) {
-      f.esc = 0;
-      return 1;
-    }
-    return 0;
-  }
-  if (f.esc > 1) {
-    if (!isHex(b)) return 0;
-    f.esc = f.esc === 2 ? 0 : f.esc - 1;
-    return 1;
-  }
-  if (b === 0x22) return 3;
-  if (b === 0x5c) {
-    f.esc = 1;
-    return 1;
-  }
-  if (b < 0x20) return 0;
-  if (b < 0x80) return 1;
-  if (b >= 0xc2 && b <= 0xdf) f.utf8 = 1;
-  else if (b >= 0xe0 && b <= 0xef) f.utf8 = 2;
-  else if (b >= 0xf0 && b <= 0xf4) f.utf8 = 3;
-  else return 0;
+  const r = stringByte(f.esc, f.utf8, b);
+  if (r === REJECT) return 0;
+  if (r === CLOSE) return 3;
+  f.esc = r >> 2;
+  f.utf8 = r & 3;
   return 1;
 }
 
@@ -398,31 +407,61 @@ function propertySchema(schema: Schema, keyBytes: string | null): Schema {
   return isRecord(extra) ? extra : undefined;
 }
 
-/** A byte trie over the vocabulary, built once per tokenizer and shared by all constraints. */
-export class TokenTrie {
+interface ByteTrie {
   /** children[node] maps a byte to a child node. */
-  readonly children: Array<Map<number, number>> = [new Map()];
+  children: Array<Map<number, number>>;
   /** tokens[node] = ids whose bytes end exactly at node. */
-  readonly tokens: number[][] = [[]];
+  tokens: number[][];
+}
+
+function buildTrie(tokenBytes: ReadonlyArray<Uint8Array | null>, keep: (bytes: Uint8Array) => boolean): ByteTrie {
+  const t: ByteTrie = { children: [new Map()], tokens: [[]] };
+  for (let id = 0; id < tokenBytes.length; id++) {
+    const bytes = tokenBytes[id];
+    if (!bytes || bytes.length === 0 || !keep(bytes)) continue;
+    let node = 0;
+    for (const b of bytes) {
+      let next = t.children[node]!.get(b);
+      if (next === undefined) {
+        next = t.children.length;
+        t.children.push(new Map());
+        t.tokens.push([]);
+        t.children[node]!.set(b, next);
+      }
+      node = next;
+    }
+    t.tokens[node]!.push(id);
+  }
+  return t;
+}
+
+/**
+ * The vocabulary indexed for constraint checks, built once per tokenizer and shared by all constraints.
+ * Inside a string (the common case: most of the vocabulary is allowed there) the mask is the static set
+ * of tokens that stay inside a string plus a walk over the few tokens that contain a quote.
+ */
+export class TokenTrie {
+  readonly all: ByteTrie;
+  readonly withQuote: ByteTrie;
+  /** Ids whose bytes, from a fresh string position, stay inside the string (no closing quote). */
+  readonly plainInString: Int32Array;
 
   /** `tokenBytes[id]` = the token's bytes, or null for tokens never allowed in JSON (special tokens). */
   constructor(tokenBytes: ReadonlyArray<Uint8Array | null>) {
+    this.all = buildTrie(tokenBytes, () => true);
+    this.withQuote = buildTrie(tokenBytes, (b) => b.includes(0x22));
+    const plain: number[] = [];
     for (let id = 0; id < tokenBytes.length; id++) {
       const bytes = tokenBytes[id];
-      if (!bytes || bytes.length === 0) continue;
-      let node = 0;
+      if (!bytes || bytes.length === 0 || bytes.includes(0x22)) continue;
+      let st = 0;
       for (const b of bytes) {
-        let next = this.children[node]!.get(b);
-        if (next === undefined) {
-          next = this.children.length;
-          this.children.push(new Map());
-          this.tokens.push([]);
-          this.children[node]!.set(b, next);
-        }
-        node = next;
+        st = stringByte(st >> 2, st & 3, b);
+        if (st < 0) break;
       }
-      this.tokens[node]!.push(id);
+      if (st >= 0) plain.push(id);
     }
+    this.plainInString = Int32Array.from(plain);
   }
 }
 
@@ -446,22 +485,42 @@ export class JsonConstraint implements TokenConstraint {
 
   /** Token ids that keep the output a valid prefix (EOS only once the document is complete). */
   allowedTokens(): Int32Array {
-    if (this.machine.done) return Int32Array.of(this.eosId);
+    const m = this.machine;
+    if (m.done) return Int32Array.of(this.eosId);
     const out: number[] = [];
-    const walk = (node: number, m: JsonMachine): void => {
-      for (const [b, child] of this.trie.children[node]!) {
-        let next: JsonMachine;
-        if (m.isInertStringByte(b)) next = m;
-        else {
-          next = m.clone();
-          if (!next.push(b)) continue;
-        }
-        for (const id of this.trie.tokens[child]!) out.push(id);
-        walk(child, next);
+    const walk = (t: ByteTrie, node: number, mm: JsonMachine): void => {
+      for (const [b, child] of t.children[node]!) {
+        const next = mm.clone();
+        if (!next.push(b)) continue;
+        for (const id of t.tokens[child]!) out.push(id);
+        walk(t, child, next);
       }
     };
-    walk(0, this.machine);
-    out.sort((a, b) => a - b);
+    // Inside a string: track only the string sub-state until a closing quote hands over to the machine.
+    const walkString = (t: ByteTrie, node: number, st: number): void => {
+      for (const [b, child] of t.children[node]!) {
+        const r = stringByte(st >> 2, st & 3, b);
+        if (r === REJECT) continue;
+        if (r === CLOSE) {
+          const next = m.closeString();
+          for (const id of t.tokens[child]!) out.push(id);
+          walk(t, child, next);
+          continue;
+        }
+        for (const id of t.tokens[child]!) out.push(id);
+        walkString(t, child, r);
+      }
+    };
+    const st = m.stringState();
+    if (st === 0) {
+      walkString(this.trie.withQuote, 0, 0);
+      const all = new Int32Array(this.trie.plainInString.length + out.length);
+      all.set(this.trie.plainInString);
+      all.set(out, this.trie.plainInString.length);
+      return all;
+    }
+    if (st > 0) walkString(this.trie.all, 0, st);
+    else walk(this.trie.all, 0, m);
     return Int32Array.from(out);
   }
 
