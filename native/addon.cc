@@ -1,0 +1,338 @@
+// N-API entry points of the dsv4 native kernels (plain C Node-API, no
+// dependencies). Runtime CPU dispatch: AVX2+FMA kernels when the CPU has
+// them, else the portable scalar kernels. Everything is synchronous on the
+// calling thread (the engine calls from its worker thread), with the work
+// shared by a persistent pool of DSV4_THREADS threads (default: all cores).
+#include <node_api.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels.h"
+#include "pool.h"
+
+namespace dsv4 {
+namespace {
+
+bool hasAvx2() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("DSV4_NO_AVX2");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+int defaultThreads() {
+  if (const char* e = std::getenv("DSV4_THREADS")) {
+    const int n = std::atoi(e);
+    if (n > 0) return n;
+  }
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc ? int(hc) : 1;
+}
+
+std::unique_ptr<Pool>& poolRef() {
+  static std::unique_ptr<Pool> p;
+  return p;
+}
+std::mutex poolCreate;
+Pool& pool() {
+  std::lock_guard<std::mutex> g(poolCreate);
+  auto& p = poolRef();
+  if (!p) p.reset(new Pool(defaultThreads()));
+  return *p;
+}
+
+// ---------- GEMM job ----------
+
+struct Job {
+  GemmArgs a;
+  bool fp4;
+  uint8_t* prep;
+  std::atomic<bool> ok{true};
+};
+
+void split(int total, int align, int share, int shares, int& b, int& e) {
+  const int units = (total + align - 1) / align;
+  b = int(int64_t(units) * share / shares) * align;
+  e = int(int64_t(units) * (share + 1) / shares) * align;
+  if (e > total) e = total;
+  if (b > total) b = total;
+}
+
+void prepJob(void* ctx, int share, int shares) {
+  Job& j = *static_cast<Job*>(ctx);
+  int m0, m1;
+  split(j.a.rows, 1, share, shares, m0, m1);
+  if (m0 >= m1) return;
+  bool ok;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2())
+    ok = j.fp4 ? avx2::fp4Prepare(j.a, j.prep, m0, m1) : avx2::fp8Prepare(j.a, j.prep, m0, m1);
+  else
+#endif
+    ok = j.fp4 ? scalar::fp4Prepare(j.a, reinterpret_cast<double*>(j.prep), m0, m1)
+               : scalar::fp8Prepare(j.a, reinterpret_cast<double*>(j.prep), m0, m1);
+  if (!ok) j.ok.store(false);
+}
+
+void rowsJob(void* ctx, int share, int shares) {
+  Job& j = *static_cast<Job*>(ctx);
+  int n0, n1;
+  split(j.a.out, j.fp4 ? 1 : 4, share, shares, n0, n1);
+  if (n0 >= n1) return;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) {
+    if (j.fp4) avx2::fp4Rows(j.a, j.prep, n0, n1);
+    else avx2::fp8Rows(j.a, j.prep, n0, n1);
+    return;
+  }
+#endif
+  if (j.fp4) scalar::fp4Rows(j.a, reinterpret_cast<const double*>(j.prep), n0, n1);
+  else scalar::fp8Rows(j.a, reinterpret_cast<const double*>(j.prep), n0, n1);
+}
+
+size_t prepBytes(const GemmArgs& a, bool fp4) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) return size_t(a.rows) * (fp4 ? avx2::fp4PrepBytesPerRow(a.K) : avx2::fp8PrepBytesPerRow(a.K));
+#endif
+  (void)fp4;
+  return size_t(a.rows) * a.K * sizeof(double);
+}
+
+struct Scratch {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  uint8_t* get(size_t bytes) {
+    if (bytes > n) {
+      std::free(p);
+      n = bytes + (bytes >> 2);
+      p = static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) & ~size_t(63)));
+    }
+    return p;
+  }
+};
+Scratch scratch;
+
+/** Returns false when the reference path must be used (NaN activation codes). */
+bool gemm(const GemmArgs& a, bool fp4) {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> g(p.callLock());
+  Job j;
+  j.a = a;
+  j.fp4 = fp4;
+  j.prep = scratch.get(prepBytes(a, fp4));
+  p.run(prepJob, &j, a.rows);
+  if (!j.ok.load()) return false;
+  // GEMV: fewer than ~64 output rows per thread is not worth a handoff
+  const int shares = a.rows == 1 ? (a.out + 63) / 64 : a.out;
+  p.run(rowsJob, &j, shares);
+  return true;
+}
+
+// ---------- N-API glue ----------
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error(env, nullptr, "dsv4 native: N-API call failed"); \
+      return nullptr;                                                   \
+    }                                                                   \
+  } while (0)
+
+bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return false;
+  return t == want;
+}
+
+int32_t intArg(napi_env env, napi_value v) {
+  int32_t r = 0;
+  napi_get_value_int32(env, v, &r);
+  return r;
+}
+
+napi_value boolean(napi_env env, bool b) {
+  napi_value r;
+  napi_get_boolean(env, b, &r);
+  return r;
+}
+
+// gemm(fp4, xq, xs, rows, K, w, ws, out, y) -> boolean
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 9) {
+    napi_throw_type_error(env, nullptr, "dsv4 native gemm: 9 arguments expected");
+    return nullptr;
+  }
+  bool fp4 = false;
+  napi_get_value_bool(env, argv[0], &fp4);
+  GemmArgs a{};
+  void *xq, *xs, *w, *ws, *y;
+  size_t nxq, nxs, nw, nws, ny;
+  const bool okTypes = typed(env, argv[1], napi_uint8_array, &xq, &nxq) &&
+                       typed(env, argv[2], napi_float32_array, &xs, &nxs) &&
+                       typed(env, argv[5], napi_uint8_array, &w, &nw) &&
+                       typed(env, argv[6], napi_uint8_array, &ws, &nws) &&
+                       typed(env, argv[8], napi_float32_array, &y, &ny);
+  a.rows = intArg(env, argv[3]);
+  a.K = intArg(env, argv[4]);
+  a.out = intArg(env, argv[7]);
+  const size_t R = size_t(a.rows), K = size_t(a.K), O = size_t(a.out);
+  const size_t needW = fp4 ? O * K / 2 : O * K;
+  const size_t needWs = fp4 ? O * (K / 32) : ((O + 127) / 128) * (K / 128);
+  if (!okTypes || a.rows <= 0 || a.K <= 0 || a.out <= 0 || K % 128 != 0 || nxq < R * K || nxs < R * (K / 128) ||
+      nw < needW || nws < needWs || ny < R * O) {
+    napi_throw_range_error(env, nullptr, "dsv4 native gemm: bad argument types or sizes");
+    return nullptr;
+  }
+  a.xq = static_cast<const uint8_t*>(xq);
+  a.xs = static_cast<const float*>(xs);
+  a.w = static_cast<const uint8_t*>(w);
+  a.ws = static_cast<const uint8_t*>(ws);
+  a.y = static_cast<float*>(y);
+  return boolean(env, gemm(a, fp4));
+}
+
+napi_value HasNanE4m3(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  void* p;
+  size_t n;
+  if (argc < 1 || !typed(env, argv[0], napi_uint8_array, &p, &n)) {
+    napi_throw_type_error(env, nullptr, "dsv4 native hasNanE4m3: Uint8Array expected");
+    return nullptr;
+  }
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) return boolean(env, avx2::hasNanE4m3(b, n));
+#endif
+  for (size_t i = 0; i < n; i++)
+    if ((b[i] & 0x7f) == 0x7f) return boolean(env, true);
+  return boolean(env, false);
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, isa, th;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_create_string_utf8(env, hasAvx2() ? "avx2" : "scalar", NAPI_AUTO_LENGTH, &isa));
+  CHECK(napi_create_int32(env, pool().threads(), &th));
+  CHECK(napi_set_named_property(env, o, "isa", isa));
+  CHECK(napi_set_named_property(env, o, "threads", th));
+  return o;
+}
+
+// ---------- machine limits (bench) ----------
+
+struct ReadJob {
+  const uint8_t* p;
+  size_t bytes;
+  int reps;
+  std::atomic<uint64_t> sink{0};
+};
+
+void readJob(void* ctx, int share, int shares) {
+  ReadJob& j = *static_cast<ReadJob*>(ctx);
+  const size_t per = (j.bytes / shares) & ~size_t(127);
+  const uint8_t* p = j.p + per * share;
+  double s = 0;
+  for (int r = 0; r < j.reps; r++) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (hasAvx2()) {
+      s += avx2::readSum(p, per);
+      continue;
+    }
+#endif
+    const uint64_t* q = reinterpret_cast<const uint64_t*>(p);
+    uint64_t t = 0;
+    for (size_t i = 0; i < per / 8; i++) t += q[i];
+    s += double(t);
+  }
+  j.sink.fetch_add(uint64_t(s));
+}
+
+struct FmaJob {
+  long iters;
+  std::atomic<uint64_t> sink{0};
+};
+
+void fmaJob(void* ctx, int, int) {
+  FmaJob& j = *static_cast<FmaJob*>(ctx);
+  double r = 0;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) r = avx2::fmaLoop(j.iters);
+#endif
+  j.sink.fetch_add(uint64_t(r));
+}
+
+/** Runs fn on `threads` threads of a temporary pool (the shared pool may have another size). */
+template <class J>
+double timed(int threads, Pool::Fn fn, J& job) {
+  Pool p(threads);
+  p.run(fn, &job, threads);  // warm-up (page faults, clocks)
+  const auto t0 = std::chrono::steady_clock::now();
+  p.run(fn, &job, threads);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// readBandwidth(bytes, threads, reps) -> GB/s
+napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  const size_t bytes = size_t(intArg(env, argv[0]));
+  const int threads = intArg(env, argv[1]) > 0 ? intArg(env, argv[1]) : 1;
+  ReadJob j;
+  j.reps = intArg(env, argv[2]) > 0 ? intArg(env, argv[2]) : 1;
+  std::vector<uint8_t> buf(bytes + 128);
+  uint8_t* p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  for (size_t i = 0; i < bytes; i++) p[i] = uint8_t(i * 131 + 7);
+  j.p = p;
+  j.bytes = bytes;
+  const double s = timed(threads, readJob, j);
+  napi_value r;
+  napi_create_double(env, double((bytes / threads) & ~size_t(127)) * threads * j.reps / s / 1e9, &r);
+  return r;
+}
+
+// fmaPeak(threads, iters) -> fp32 GFLOP/s of independent 8-wide FMA chains
+napi_value FmaPeak(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  const int threads = intArg(env, argv[0]) > 0 ? intArg(env, argv[0]) : 1;
+  FmaJob j;
+  j.iters = intArg(env, argv[1]);
+  const double s = timed(threads, fmaJob, j);
+  napi_value r;
+  napi_create_double(env, hasAvx2() ? double(j.iters) * 10 * 8 * 2 * threads / s / 1e9 : 0.0, &r);
+  return r;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"readBandwidth", nullptr, ReadBandwidth, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+}  // namespace dsv4
+
+NAPI_MODULE_INIT() { return dsv4::Init(env, exports); }

@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "dsv4_native",
+      "sources": ["addon.cc", "pool.cc", "kernels_scalar.cc", "kernels_avx2.cc"],
+      "cflags_cc": ["-O3", "-std=gnu++17", "-ffp-contract=off", "-fno-fast-math", "-pthread"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {
+        "OTHER_CPLUSPLUSFLAGS": ["-O3", "-ffp-contract=off"]
+      }
+    }
+  ]
+}

@@ -1,0 +1,55 @@
+// Exact fp8_gemm / fp4_gemm kernels (golden README "Kernel semantics"):
+// every K block's dot product is computed exactly, rounded once to fp32, then
+// scaled and added to an fp32 accumulator in increasing K order. Any summation
+// order inside a block is allowed because the block sum is exact.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace dsv4 {
+
+/** One fp8/fp4 GEMM call: y[rows, out] = x[rows, K] . w[out, K]^T. */
+struct GemmArgs {
+  const uint8_t* xq;  // e4m3 codes [rows, K]
+  const float* xs;    // act scales [rows, K/128]
+  int rows;
+  int K;              // multiple of 128
+  const uint8_t* w;   // fp8: [out, K] codes; fp4: [out, K/2] packed nibbles
+  const uint8_t* ws;  // fp8: ue8m0 [ceil(out/128), K/128]; fp4: ue8m0 [out, K/32]
+  int out;
+  float* y;           // [rows, out]
+};
+
+/** UE8M0 byte -> fp32 (255 = NaN, 0 = 2^-127 subnormal). */
+float e8m0ToFloat(uint8_t b);
+
+// Activation preparation (per call, cost O(rows*K)) and the weight-streaming
+// part, split by output rows [n0, n1) so a thread pool can share the work.
+// Preparation returns false when an activation holds a NaN code (the caller
+// then uses the reference path, which propagates NaN).
+
+// Portable scalar implementation (exact, float64 block sums).
+namespace scalar {
+bool fp8Prepare(const GemmArgs& a, double* xd, int m0, int m1);
+void fp8Rows(const GemmArgs& a, const double* xd, int n0, int n1);
+bool fp4Prepare(const GemmArgs& a, double* xd, int m0, int m1);
+void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1);
+}  // namespace scalar
+
+#if defined(__x86_64__) || defined(_M_X64)
+// AVX2 + FMA implementation (runtime dispatch in addon.cc).
+namespace avx2 {
+/** Bytes of prepared activations for one row (fp8: float64 lanes; fp4: int8 digits + corrections). */
+size_t fp8PrepBytesPerRow(int K);
+size_t fp4PrepBytesPerRow(int K);
+bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
+void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
+bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
+void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
+bool hasNanE4m3(const uint8_t* p, size_t n);
+double readSum(const uint8_t* p, size_t n);
+double fmaLoop(long iters);
+}  // namespace avx2
+#endif
+
+}  // namespace dsv4

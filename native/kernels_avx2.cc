@@ -1,0 +1,408 @@
+// AVX2 + FMA exact kernels (compiled for avx2/fma here, called only after a
+// runtime CPU check in addon.cc).
+//
+// FP8 x FP8 (fp8_gemm): each e4m3 weight byte is turned into a float64 by bit
+// placement alone: top 16 bits = sign<<15 | (byte&0x7f)<<1, i.e. the e4m3
+// exponent/mantissa land in the low exponent bits/top mantissa bits, giving
+// exactly value * 2^-1016 (subnormal codes included). Activations are
+// pre-scaled by 2^1015, so each FMA adds value_w * value_x / 2 exactly; the
+// 128-term block sum needs at most 43 bits, so float64 holds it exactly.
+//
+// FP4 x FP8 (fp4_gemm): integers. An e4m3 activation is X * 2^-9 with
+// |X| <= 229376 (18 bits), split in three signed-byte digits; an e2m1 weight
+// is k/2 with k in [-12, 12], stored offset as u8 (k + 12) by a nibble table.
+// vpmaddubsw/vpmaddwd give sum((k+12) X) exactly in int32; the prepared
+// per-block correction 12 * sum(X) removes the offset. cvtdq2ps rounds the
+// exact block sum once (RNE), as the reference does.
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace dsv4 {
+namespace avx2 {
+
+namespace {
+
+// ---------- shared helpers ----------
+
+struct Tables {
+  double e4m3Scaled[256];  // e4m3 value * 2^1015 (fp8 activations)
+  int32_t e4m3Int[256];    // e4m3 value * 2^9 (fp4 activations)
+  float e8m0[256];
+  Tables() {
+    for (int c = 0; c < 256; c++) {
+      const int e = (c >> 3) & 15, m = c & 7;
+      const int mag = e == 0 ? m : (8 + m) << (e - 1);  // value * 2^9
+      const int v = (c & 0x80) ? -mag : mag;
+      e4m3Int[c] = v;
+      e4m3Scaled[c] = std::ldexp(double(v), 1015 - 9);
+      e8m0[c] = e8m0ToFloat(uint8_t(c));
+    }
+  }
+};
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+inline double hsum(__m256d v) {
+  __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
+  lo = _mm_add_pd(lo, hi);
+  return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
+}
+
+// ---------- FP8 ----------
+
+// Position p of each 32-element chunk of prepared activations holds element
+// kPerm8[p]: the order in which cvt32 below emits the weights.
+struct Perm8 {
+  int src[32];
+  Perm8() {
+    for (int p = 0; p < 32; p++) {
+      const int v = p >> 2, e = p & 3;
+      src[p] = (v < 4 ? 0 : 8) + 2 * (v & 3) + (e & 1) + (e >> 1) * 16;
+    }
+  }
+};
+const Perm8 kPerm8;
+
+struct Cvt8 {
+  __m256i sign = _mm256_set1_epi8(char(0x80));
+  __m256i ctl[4];
+  Cvt8() {
+    for (int g = 0; g < 4; g++) {
+      alignas(32) int8_t c[32];
+      for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < 16; i++) c[l * 16 + i] = -128;
+        c[l * 16 + 6] = int8_t(4 * g);
+        c[l * 16 + 7] = int8_t(4 * g + 1);
+        c[l * 16 + 14] = int8_t(4 * g + 2);
+        c[l * 16 + 15] = int8_t(4 * g + 3);
+      }
+      ctl[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(c));
+    }
+  }
+};
+
+/** 32 e4m3 codes -> 8 x 4 float64 (value * 2^-1016), in kPerm8 order. */
+inline void cvt32(const Cvt8& k, const uint8_t* p, __m256d q[8]) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i lo = _mm256_add_epi8(b, b);  // magnitude << 1 (sign bit drops out)
+  const __m256i hi = _mm256_and_si256(b, k.sign);
+  const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+  for (int g = 0; g < 4; g++) {
+    q[g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w0, k.ctl[g]));
+    q[4 + g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w1, k.ctl[g]));
+  }
+}
+
+/** acc = acc + fl32(2*s) * (xs * ws), the reference's fp32 block update. */
+inline float fp8Update(float acc, double s, float xs, float ws) {
+  const float sc = xs * ws;
+  const float blk = float(s * 2.0);
+  return acc + blk * sc;
+}
+
+// rows == 1: weights converted on the fly, NW rows share each activation load.
+template <int NW>
+void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
+  const int K = a.K, nkb = K / 128;
+  const Tables& T = tables();
+  float acc[NW] = {};
+  for (int kb = 0; kb < nkb; kb++) {
+    __m256d s0[NW], s1[NW];
+    for (int r = 0; r < NW; r++) s0[r] = s1[r] = _mm256_setzero_pd();
+    for (int c = 0; c < 4; c++) {
+      const double* xc = xd + kb * 128 + c * 32;
+      for (int r = 0; r < NW; r++) {
+        __m256d q[8];
+        cvt32(cv, a.w + size_t(n + r) * K + kb * 128 + c * 32, q);
+        for (int v = 0; v < 8; v += 2) {
+          s0[r] = _mm256_fmadd_pd(q[v], _mm256_loadu_pd(xc + 4 * v), s0[r]);
+          s1[r] = _mm256_fmadd_pd(q[v + 1], _mm256_loadu_pd(xc + 4 * v + 4), s1[r]);
+        }
+      }
+    }
+    for (int r = 0; r < NW; r++) {
+      const float ws = T.e8m0[a.ws[size_t((n + r) >> 7) * nkb + kb]];
+      acc[r] = fp8Update(kb ? acc[r] : 0.0f, hsum(_mm256_add_pd(s0[r], s1[r])), a.xs[kb], ws);
+    }
+  }
+  for (int r = 0; r < NW; r++) a.y[n + r] = acc[r];
+}
+
+// rows > 1: a block of NW weight rows is converted once into wb, then dotted
+// with NX activation rows at a time (NW*NX float64 accumulators).
+template <int NW, int NX>
+void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb) {
+  const int K = a.K, nkb = K / 128;
+  const Tables& T = tables();
+  __m256d acc[NW][NX];
+  for (int w = 0; w < NW; w++)
+    for (int x = 0; x < NX; x++) acc[w][x] = _mm256_setzero_pd();
+  const double* xr[NX];
+  for (int x = 0; x < NX; x++) xr[x] = xd + size_t(m + x) * K + kb * 128;
+  for (int v = 0; v < 32; v++) {
+    __m256d xv[NX];
+    for (int x = 0; x < NX; x++) xv[x] = _mm256_loadu_pd(xr[x] + 4 * v);
+    for (int w = 0; w < NW; w++) {
+      const __m256d wv = wb[w * 32 + v];
+      for (int x = 0; x < NX; x++) acc[w][x] = _mm256_fmadd_pd(wv, xv[x], acc[w][x]);
+    }
+  }
+  for (int w = 0; w < NW; w++) {
+    const float ws = T.e8m0[a.ws[size_t((n + w) >> 7) * nkb + kb]];
+    for (int x = 0; x < NX; x++) {
+      float* yp = a.y + size_t(m + x) * a.out + n + w;
+      *yp = fp8Update(kb ? *yp : 0.0f, hsum(acc[w][x]), a.xs[size_t(m + x) * nkb + kb], ws);
+    }
+  }
+}
+
+template <int NW>
+void fp8TileRows(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m0, int m1, int kb) {
+  int m = m0;
+  for (; m + 3 <= m1; m += 3) fp8Tile<NW, 3>(a, wb, xd, n, m, kb);
+  if (m1 - m == 2) fp8Tile<NW, 2>(a, wb, xd, n, m, kb);
+  else if (m1 - m == 1) fp8Tile<NW, 1>(a, wb, xd, n, m, kb);
+}
+
+// ---------- FP4 ----------
+
+// Prepared activations per 256-element chunk: 4 pieces of 64 elements, each
+// 6 x 32 bytes (digit d in {0,1,2} for the low-nibble then the high-nibble
+// elements), then 8 int32 corrections and 8 float scales in lane order
+// kLane4 (blocks 0,2,4,6,1,3,5,7: the order hadd leaves them in).
+constexpr int kPiece = 6 * 32;
+constexpr int kChunk = 4 * kPiece + 32 + 32;
+constexpr int kLane4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+inline int chunks4(int K) { return (K + 255) / 256; }
+
+struct Cvt4 {
+  __m256i lut, low = _mm256_set1_epi8(15);
+  __m256i d1 = _mm256_set1_epi16(1), d128 = _mm256_set1_epi16(128), d16k = _mm256_set1_epi16(16384);
+  __m128i scalePerm = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+  Cvt4() {
+    // e2m1 code -> 2*value + 12 (u8)
+    const int8_t t[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+    lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+  }
+};
+
+/** int32 sums of (k+12)*X over one 64-element piece: lanes 0-3 block 2p, 4-7 block 2p+1. */
+inline __m256i fp4Piece(const Cvt4& k, const uint8_t* wp, const uint8_t* xp) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+  const __m256i wl = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(b, k.low));
+  const __m256i wh = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), k.low));
+  const __m256i* x = reinterpret_cast<const __m256i*>(xp);
+  const __m256i v0 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 0)),
+                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 1)));
+  const __m256i v1 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 2)),
+                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 3)));
+  const __m256i v2 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 4)),
+                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 5)));
+  return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(v0, k.d1), _mm256_madd_epi16(v1, k.d128)),
+                          _mm256_madd_epi16(v2, k.d16k));
+}
+
+/** One output of fp4_gemm: weight row wr/sr against one prepared activation row. */
+inline float fp4Dot(const Cvt4& k, const uint8_t* wr, const uint8_t* sr, const uint8_t* xp, int K) {
+  const int nch = chunks4(K);
+  const __m256 inv1024 = _mm256_set1_ps(1.0f / 1024);
+  const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi32(255);
+  const __m256i sub = _mm256_set1_epi32(0x00400000), nan = _mm256_set1_epi32(0x7fc00000);
+  float acc = 0;
+  alignas(32) float t[8];
+  for (int c = 0; c < nch; c++) {
+    const uint8_t* xc = xp + size_t(c) * kChunk;
+    const int pieces = (K - c * 256) >= 256 ? 4 : 2;
+    __m256i s[4];
+    for (int p = 0; p < 4; p++) s[p] = p < pieces ? fp4Piece(k, wr + c * 128 + p * 32, xc + p * kPiece) : zero;
+    __m256i r = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 4 * kPiece)));
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), inv1024);
+    v = _mm256_mul_ps(v, _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
+    // weight scales of the 8 blocks, permuted to lane order, ue8m0 -> fp32
+    __m128i sb8;
+    if (pieces == 4) sb8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr + c * 8));
+    else sb8 = _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(sr + c * 8));
+    const __m256i sb = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(sb8, k.scalePerm));
+    __m256i sbits = _mm256_slli_epi32(sb, 23);
+    sbits = _mm256_blendv_epi8(sbits, sub, _mm256_cmpeq_epi32(sb, zero));
+    sbits = _mm256_blendv_epi8(sbits, nan, _mm256_cmpeq_epi32(sb, ff));
+    v = _mm256_mul_ps(v, _mm256_castsi256_ps(sbits));
+    _mm256_store_ps(t, v);
+    // blocks in increasing K order: lanes 0,4,1,5,2,6,3,7
+    acc = acc + t[0];
+    acc = acc + t[4];
+    acc = acc + t[1];
+    acc = acc + t[5];
+    if (pieces == 4) {
+      acc = acc + t[2];
+      acc = acc + t[6];
+      acc = acc + t[3];
+      acc = acc + t[7];
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+
+// ---------- FP8 entry points ----------
+
+size_t fp8PrepBytesPerRow(int K) { return size_t(K) * sizeof(double); }
+
+bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
+  const Tables& T = tables();
+  bool ok = true;
+  for (int m = m0; m < m1; m++) {
+    const uint8_t* q = a.xq + size_t(m) * a.K;
+    double* xd = reinterpret_cast<double*>(prep) + size_t(m) * a.K;
+    for (int c = 0; c < a.K; c += 32)
+      for (int p = 0; p < 32; p++) {
+        const uint8_t code = q[c + kPerm8.src[p]];
+        if ((code & 0x7f) == 0x7f) ok = false;
+        xd[c + p] = T.e4m3Scaled[code];
+      }
+  }
+  return ok;
+}
+
+void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
+  static const Cvt8 cv;
+  const double* xd = reinterpret_cast<const double*>(prep);
+  if (a.rows == 1) {
+    int n = n0;
+    for (; n + 4 <= n1; n += 4) fp8Gemv<4>(a, cv, xd, n);
+    for (; n < n1; n++) fp8Gemv<1>(a, cv, xd, n);
+    return;
+  }
+  const int K = a.K, nkb = K / 128;
+  constexpr int kRowChunk = 48;  // activation rows whose blocks stay in L2 while weights stream
+  alignas(32) __m256d wb[3 * 32];
+  for (int mc = 0; mc < a.rows; mc += kRowChunk) {
+    const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
+    for (int n = n0; n < n1; n += 3) {
+      const int nw = n1 - n < 3 ? n1 - n : 3;
+      for (int kb = 0; kb < nkb; kb++) {
+        for (int w = 0; w < nw; w++)
+          for (int c = 0; c < 4; c++) cvt32(cv, a.w + size_t(n + w) * K + kb * 128 + c * 32, wb + w * 32 + c * 8);
+        if (nw == 3) fp8TileRows<3>(a, wb, xd, n, mc, mce, kb);
+        else if (nw == 2) fp8TileRows<2>(a, wb, xd, n, mc, mce, kb);
+        else fp8TileRows<1>(a, wb, xd, n, mc, mce, kb);
+      }
+    }
+  }
+}
+
+// ---------- FP4 entry points ----------
+
+size_t fp4PrepBytesPerRow(int K) { return size_t(chunks4(K)) * kChunk; }
+
+bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
+  const Tables& T = tables();
+  const int K = a.K, nkb = K / 128, nch = chunks4(K);
+  bool ok = true;
+  for (int m = m0; m < m1; m++) {
+    const uint8_t* q = a.xq + size_t(m) * K;
+    uint8_t* row = prep + size_t(m) * nch * kChunk;
+    std::memset(row, 0, size_t(nch) * kChunk);
+    for (int c = 0; c < nch; c++) {
+      uint8_t* xc = row + size_t(c) * kChunk;
+      int32_t corr[8] = {};
+      const int n = K - c * 256 < 256 ? K - c * 256 : 256;
+      for (int i = 0; i < n; i++) {
+        const uint8_t code = q[c * 256 + i];
+        if ((code & 0x7f) == 0x7f) ok = false;
+        const int32_t X = T.e4m3Int[code];
+        corr[i >> 5] += 12 * X;
+        // element i of the chunk: piece i/64, lane (i%64)/32, nibble parity i%2, slot ((i%32)/2)
+        const int p = i >> 6, lane = (i >> 5) & 1, hi = i & 1, j = (i & 31) >> 1;
+        uint8_t* piece = xc + p * kPiece;
+        const int pos = lane * 16 + j;
+        piece[(0 * 2 + hi) * 32 + pos] = uint8_t(X & 127);
+        piece[(1 * 2 + hi) * 32 + pos] = uint8_t((X >> 7) & 127);
+        piece[(2 * 2 + hi) * 32 + pos] = uint8_t(int8_t(X >> 14));
+      }
+      int32_t* cv = reinterpret_cast<int32_t*>(xc + 4 * kPiece);
+      float* sv = reinterpret_cast<float*>(xc + 4 * kPiece + 32);
+      for (int l = 0; l < 8; l++) {
+        const int blk = kLane4[l];
+        cv[l] = corr[blk];
+        const int kb = (c * 256 + blk * 32) / 128;
+        sv[l] = kb < nkb ? a.xs[size_t(m) * nkb + kb] : 0.0f;
+      }
+    }
+  }
+  return ok;
+}
+
+void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
+  static const Cvt4 cv;
+  const int K = a.K, nsb = K / 32;
+  const size_t rowBytes = fp4PrepBytesPerRow(K);
+  constexpr int kRowChunk = 16;
+  for (int mc = 0; mc < a.rows; mc += kRowChunk) {
+    const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
+    for (int n = n0; n < n1; n++) {
+      const uint8_t* wr = a.w + size_t(n) * (K / 2);
+      const uint8_t* sr = a.ws + size_t(n) * nsb;
+      for (int m = mc; m < mce; m++) a.y[size_t(m) * a.out + n] = fp4Dot(cv, wr, sr, prep + m * rowBytes, K);
+    }
+  }
+}
+
+// ---------- utilities ----------
+
+bool hasNanE4m3(const uint8_t* p, size_t n) {
+  const __m256i mask = _mm256_set1_epi8(0x7f);
+  __m256i any = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)), mask);
+    any = _mm256_or_si256(any, _mm256_cmpeq_epi8(b, mask));
+  }
+  if (!_mm256_testz_si256(any, any)) return true;
+  for (; i < n; i++)
+    if ((p[i] & 0x7f) == 0x7f) return true;
+  return false;
+}
+
+double readSum(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    const __m256i* v = reinterpret_cast<const __m256i*>(p + i);
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(v));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + 1));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(v + 2));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(v + 3));
+  }
+  alignas(32) int64_t t[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t), _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  return double(t[0] + t[1] + t[2] + t[3]);
+}
+
+double fmaLoop(long iters) {
+  __m256 acc[10];
+  for (int i = 0; i < 10; i++) acc[i] = _mm256_set1_ps(float(i));
+  const __m256 mul = _mm256_set1_ps(0.999999f), add = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < iters; it++)
+    for (int i = 0; i < 10; i++) acc[i] = _mm256_fmadd_ps(acc[i], mul, add);
+  __m256 s = acc[0];
+  for (int i = 1; i < 10; i++) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, s);
+  return t[0];
+}
+
+}  // namespace avx2
+}  // namespace dsv4
+#endif

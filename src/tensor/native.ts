@@ -1,0 +1,117 @@
+// The native kernels (N-API addon built from native/ at `npm install`) behind
+// the Kernels interface, and the choice between them and the TypeScript
+// reference. Both produce the same bits (kernels.ts); the native path falls
+// back to the reference for inputs it does not cover (K not a multiple of
+// 128, NaN codes), so it is a drop-in replacement.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
+import { referenceKernels } from './reference-kernels.js';
+
+/** The addon's raw functions (native/addon.cc). */
+export interface NativeAddon {
+  gemm(
+    fp4: boolean,
+    xq: Uint8Array,
+    xs: Float32Array,
+    rows: number,
+    K: number,
+    w: Uint8Array,
+    ws: Uint8Array,
+    out: number,
+    y: Float32Array,
+  ): boolean;
+  hasNanE4m3(data: Uint8Array): boolean;
+  info(): { isa: string; threads: number };
+  /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
+  readBandwidth(bytes: number, threads: number, reps: number): number;
+  /** fp32 FMA rate of `threads` threads running `iters` x 10 independent 8-wide chains: GFLOP/s. */
+  fmaPeak(threads: number, iters: number): number;
+}
+
+const ADDON_PATHS = [
+  '../../../native/build/Release/dsv4_native.node', // from dist/src/tensor
+  '../../native/build/Release/dsv4_native.node', // from src/tensor
+];
+
+let loaded: { addon: NativeAddon | null; reason: string } | undefined;
+
+/** Loads the addon once; null with a reason when it is missing or broken. */
+export function loadNative(): { addon: NativeAddon | null; reason: string } {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const path = ADDON_PATHS.map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p));
+  if (!path) {
+    loaded = { addon: null, reason: 'addon not built (run `npm install` or `node scripts/build-native.mjs`)' };
+    return loaded;
+  }
+  try {
+    loaded = { addon: require(path) as NativeAddon, reason: '' };
+  } catch (e) {
+    loaded = { addon: null, reason: `addon failed to load: ${(e as Error).message.split('\n')[0]}` };
+  }
+  return loaded;
+}
+
+// Weights are scanned once for E4M3 NaN codes (0x7f/0xff), which the fast
+// kernel does not propagate; such weights go to the reference.
+const fp8NanFree = new WeakMap<Uint8Array, boolean>();
+
+function fp8Usable(addon: NativeAddon, w: Fp8Weight): boolean {
+  let ok = fp8NanFree.get(w.data);
+  if (ok === undefined) {
+    ok = !addon.hasNanE4m3(w.data);
+    fp8NanFree.set(w.data, ok);
+  }
+  return ok;
+}
+
+function checkShapes(op: string, x: QuantizedActivations, w: { out: number; inF: number }, y: Float32Array): void {
+  if (x.cols !== w.inF) throw new RangeError(`${op}: activation width ${x.cols} != weight in ${w.inF}`);
+  if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
+}
+
+/** The Kernels implementation on top of a loaded addon. */
+export function makeNativeKernels(addon: NativeAddon): Kernels {
+  const { isa, threads } = addon.info();
+  return {
+    name: `native-${isa}-${threads}t`,
+    fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void {
+      checkShapes('fp8Gemm', x, w, y);
+      if (x.rows === 0 || w.out === 0) return;
+      if (w.inF % 128 === 0 && fp8Usable(addon, w)) {
+        if (addon.gemm(false, x.q, x.scale, x.rows, w.inF, w.data, w.scale, w.out, y)) return;
+      }
+      referenceKernels.fp8Gemm(x, w, y);
+    },
+    fp4Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void {
+      checkShapes('fp4Gemm', x, w, y);
+      if (x.rows === 0 || w.out === 0) return;
+      if (w.inF % 128 === 0) {
+        if (addon.gemm(true, x.q, x.scale, x.rows, w.inF, w.data, w.scale, w.out, y)) return;
+      }
+      referenceKernels.fp4Gemm(x, w, y);
+    },
+  };
+}
+
+let chosen: Kernels | undefined;
+
+/**
+ * The kernels to use: native when the addon loads, else the TypeScript
+ * reference with one line on stderr. DSV4_KERNELS=ts|native forces a choice
+ * (native then throws if the addon is unavailable). DSV4_THREADS sets the
+ * native thread count (default: all cores).
+ */
+export function getKernels(): Kernels {
+  if (chosen) return chosen;
+  const force = (process.env.DSV4_KERNELS ?? '').toLowerCase();
+  if (force === 'ts' || force === 'reference') return (chosen = referenceKernels);
+  if (force !== '' && force !== 'native') throw new Error(`DSV4_KERNELS must be "ts" or "native", not "${force}"`);
+  const { addon, reason } = loadNative();
+  if (addon) return (chosen = makeNativeKernels(addon));
+  if (force === 'native') throw new Error(`DSV4_KERNELS=native but the native kernels are unavailable: ${reason}`);
+  process.stderr.write(`dsv4: native kernels unavailable (${reason}); using the TypeScript kernels\n`);
+  return (chosen = referenceKernels);
+}

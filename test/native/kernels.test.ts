@@ -1,0 +1,180 @@
+// The native kernels must produce the reference's bits on every input:
+// all e4m3 / e2m1 codes, extreme and special scales, rows=1 (GEMV) and
+// rows>1 (GEMM), odd output sizes, K not a multiple of 256.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNative, makeNativeKernels, getKernels } from '../../src/tensor/native.js';
+import { referenceKernels } from '../../src/tensor/reference-kernels.js';
+import type { Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+
+const { addon, reason } = loadNative();
+const skip = addon ? false : `native addon unavailable: ${reason}`;
+
+let seed = 0x9e3779b9;
+function rnd(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 2 ** 32;
+}
+const randInt = (n: number) => Math.floor(rnd() * n);
+
+/** Random e4m3 codes without NaN (act_quant never emits 0x7f/0xff). */
+function codes(n: number, mode: 'all' | 'small' | 'large'): Uint8Array {
+  const a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let c: number;
+    if (mode === 'small') c = randInt(24); // zeros, subnormals, tiny normals
+    else if (mode === 'large') c = 0x60 + randInt(0x1f); // big magnitudes
+    else c = randInt(0x7f);
+    a[i] = c | (rnd() < 0.5 ? 0x80 : 0);
+  }
+  return a;
+}
+
+function acts(rows: number, cols: number, scales: number[]): QuantizedActivations {
+  const q = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    // mix value regimes per row so block sums span the full exact range
+    const mode = (['all', 'small', 'large'] as const)[r % 3]!;
+    const c = codes(cols, mode);
+    if (r % 4 === 3) for (let i = 0; i < cols; i += 2) c[i] = codes(1, 'small')[0]!;
+    q.set(c, r * cols);
+  }
+  const scale = new Float32Array((rows * cols) / 128).map(() => scales[randInt(scales.length)]!);
+  return { rows, cols, q, scale };
+}
+
+const xScales = [1, 2 ** -7, 2 ** -20, 2 ** 10, 2 ** -126, 2 ** -135, 2 ** 100, 0.75];
+const wScaleBytes = [127, 120, 130, 0, 1, 254, 100, 140];
+
+function fp8Weight(out: number, inF: number): Fp8Weight {
+  const data = new Uint8Array(out * inF);
+  for (let n = 0; n < out; n++) data.set(codes(inF, (['all', 'small', 'large'] as const)[n % 3]!), n * inF);
+  const scale = new Uint8Array(Math.ceil(out / 128) * Math.ceil(inF / 128)).map(() => wScaleBytes[randInt(8)]!);
+  return { kind: 'fp8', out, inF, data, scale };
+}
+
+function fp4Weight(out: number, inF: number): Fp4Weight {
+  const data = new Uint8Array((out * inF) / 2).map(() => randInt(256));
+  const scale = new Uint8Array((out * inF) / 32).map(() => wScaleBytes[randInt(8)]!);
+  return { kind: 'fp4', out, inF, data, scale };
+}
+
+function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < got.length; i++) {
+    if (Number.isNaN(want[i]!) && Number.isNaN(got[i]!)) continue;
+    if (g[i] !== w[i]) assert.fail(`${what}: element ${i}: native ${got[i]} (0x${g[i]!.toString(16)}) != reference ${want[i]} (0x${w[i]!.toString(16)})`);
+  }
+}
+
+const shapes: [rows: number, out: number, inF: number][] = [
+  [1, 1, 128],
+  [1, 7, 384],
+  [1, 131, 256],
+  [1, 260, 640],
+  [2, 5, 128],
+  [3, 129, 384],
+  [4, 33, 512],
+  [7, 130, 640],
+  [50, 9, 256],
+];
+
+test('fp8Gemm: native == reference bit for bit (GEMV and GEMM shapes)', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  for (const [rows, out, inF] of shapes) {
+    const x = acts(rows, inF, xScales);
+    const w = fp8Weight(out, inF);
+    const want = new Float32Array(rows * out);
+    const got = new Float32Array(rows * out).fill(NaN);
+    referenceKernels.fp8Gemm(x, w, want);
+    nk.fp8Gemm(x, w, got);
+    assertSameBits(got, want, `fp8 rows=${rows} out=${out} inF=${inF}`);
+  }
+});
+
+test('fp4Gemm: native == reference bit for bit (GEMV and GEMM shapes)', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  for (const [rows, out, inF] of shapes) {
+    const x = acts(rows, inF, xScales);
+    const w = fp4Weight(out, inF);
+    const want = new Float32Array(rows * out);
+    const got = new Float32Array(rows * out).fill(NaN);
+    referenceKernels.fp4Gemm(x, w, want);
+    nk.fp4Gemm(x, w, got);
+    assertSameBits(got, want, `fp4 rows=${rows} out=${out} inF=${inF}`);
+  }
+});
+
+test('every e4m3 code pair and every e2m1 code appear and match', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  // weight row n holds code (n + k) % 256 at column k, activations hold code k % 256:
+  // all 256 x 256 pairs occur; NaN codes are replaced by zero here (tested below)
+  const inF = 256;
+  const out = 256;
+  const fix = (c: number) => ((c & 0x7f) === 0x7f ? 0 : c);
+  const w8: Fp8Weight = {
+    kind: 'fp8', out, inF,
+    data: new Uint8Array(out * inF).map((_, i) => fix(((i / inF) | 0) + (i % inF)) & 255),
+    scale: new Uint8Array(2 * 2).fill(127),
+  };
+  for (let i = 0; i < w8.data.length; i++) w8.data[i] = fix((((i / inF) | 0) + (i % inF)) & 255);
+  const x: QuantizedActivations = {
+    rows: 1, cols: inF, q: new Uint8Array(inF).map((_, k) => fix(k)), scale: new Float32Array([1, 2 ** -3]),
+  };
+  const want = new Float32Array(out);
+  const got = new Float32Array(out);
+  referenceKernels.fp8Gemm(x, w8, want);
+  nk.fp8Gemm(x, w8, got);
+  assertSameBits(got, want, 'fp8 all code pairs');
+  const w4: Fp4Weight = {
+    kind: 'fp4', out, inF,
+    data: new Uint8Array((out * inF) / 2).map((_, i) => (i * 37 + (i >> 7)) & 255),
+    scale: new Uint8Array((out * inF) / 32).map((_, i) => 120 + (i % 15)),
+  };
+  referenceKernels.fp4Gemm(x, w4, want);
+  nk.fp4Gemm(x, w4, got);
+  assertSameBits(got, want, 'fp4 all nibbles');
+});
+
+test('NaN codes and NaN scales propagate like the reference', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  const w = fp8Weight(5, 256);
+  w.data[3 * 256 + 17] = 0x7f; // NaN weight code -> reference fallback
+  const x = acts(2, 256, [1]);
+  const want = new Float32Array(10);
+  const got = new Float32Array(10);
+  referenceKernels.fp8Gemm(x, w, want);
+  nk.fp8Gemm(x, w, got);
+  assertSameBits(got, want, 'fp8 NaN weight');
+  assert.ok(Number.isNaN(got[3]!) && !Number.isNaN(got[2]!));
+  const w2 = fp8Weight(5, 256);
+  x.q[300] = 0xff; // NaN activation code in row 1
+  w2.scale[1] = 255; // NaN weight scale for the second K block
+  referenceKernels.fp8Gemm(x, w2, want);
+  nk.fp8Gemm(x, w2, got);
+  assertSameBits(got, want, 'fp8 NaN activation / scale');
+  const w4 = fp4Weight(3, 256);
+  w4.scale[2] = 255;
+  const x4 = acts(1, 256, [1]);
+  const want4 = new Float32Array(3);
+  const got4 = new Float32Array(3);
+  referenceKernels.fp4Gemm(x4, w4, want4);
+  nk.fp4Gemm(x4, w4, got4);
+  assertSameBits(got4, want4, 'fp4 NaN scale');
+  assert.ok(Number.isNaN(got4[0]!));
+});
+
+test('shape errors are reported like the reference', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  const w = fp8Weight(4, 256);
+  assert.throws(() => nk.fp8Gemm(acts(1, 128, [1]), w, new Float32Array(4)), RangeError);
+  assert.throws(() => nk.fp8Gemm(acts(1, 256, [1]), w, new Float32Array(3)), RangeError);
+});
+
+test('getKernels picks the native kernels when the addon is built', { skip }, () => {
+  if (process.env.DSV4_KERNELS) return;
+  assert.match(getKernels().name, /^native-/);
+});
