@@ -2,8 +2,8 @@
 // callers (CLI, server) can print one line naming the file and tensor at fault.
 
 export class CheckpointError extends Error {
-  /** Exit code the CLI uses for a bad checkpoint (distinct from usage errors = 1). */
-  readonly exitCode = 2;
+  /** Exit code the CLI uses for a bad or missing checkpoint (src/cli/chat/errors.ts ExitCode.model). */
+  readonly exitCode = 4;
   constructor(
     message: string,
     /** The file at fault (path as given), when one is. */
