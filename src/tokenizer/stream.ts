@@ -19,7 +19,8 @@ export type StreamEvent =
   | { type: 'tool_call_start'; index: number; id: string; name: string }
   | { type: 'tool_call_arguments'; index: number; text: string }
   | { type: 'tool_call_end'; index: number }
-  /** The DSML block was malformed: its tool calls (from `firstIndex` on) are void and `text` was emitted as content. */
+  /** The DSML block was malformed: its tool calls (from `firstIndex` on) are void; `text` (the block up to the
+   *  error) is emitted as content, and the rest of the output follows as plain content up to EOS. */
   | { type: 'malformed'; reason: string; firstIndex: number; text: string };
 
 export type FinishReason = 'eos' | 'length' | 'stop';
@@ -120,7 +121,10 @@ export class StreamParser {
       this.run(true);
       if (this.state === 'reasoning') {
         if (this.thinkingMode === 'thinking') this.flag('missing </think>');
-      } else if (this.state !== 'content' && this.state !== 'plain') this.malformed('tool-call block incomplete at end of generation');
+      } else if (this.state !== 'content' && this.state !== 'plain' && (this.state as State) !== 'done') {
+        this.malformed('tool-call block incomplete at end of generation');
+        this.run(true);
+      }
       this.state = 'done';
     }
     return this.drain();
@@ -160,15 +164,14 @@ export class StreamParser {
     this.events.push({ type: 'tool_call_arguments', index: this.calls.length - 1, text });
   }
 
-  /** Degrades the current DSML block to content and continues as plain content. */
+  /** Degrades the current DSML block (up to the parse position) to content; the rest is scanned as plain content. */
   private malformed(reason: string): void {
-    const text = this.buf.slice(this.blockStart);
+    const text = this.buf.slice(this.blockStart, this.pos);
     this.flag(`malformed DSML: ${reason}`);
     this.events.push({ type: 'malformed', reason, firstIndex: this.blockFirstCall, text });
     this.calls.length = this.blockFirstCall;
     this.current = null;
     this.emitContent(text);
-    this.pos = this.buf.length;
     this.state = 'plain';
   }
 
