@@ -1,7 +1,9 @@
-// A scripted DeepSeek-compatible endpoint for testing the CLI client side on its own (the SSE
-// framing of api spec §4.6). End-to-end tests against the real server live beside these.
+// A scripted DeepSeek-compatible endpoint (plus the web page's static files) for testing the CLI
+// and page client side on their own: exact thinking, tool-call and usage shapes of api spec §4.6
+// that a random model never produces on demand. End-to-end tests against the real server live beside these.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { handleWebRequest } from '../../src/server/web/index.js';
 
 export interface StubReply {
   reasoning?: string[];
@@ -22,6 +24,12 @@ export interface Stub {
 export async function startStub(reply: (req: Record<string, unknown>) => StubReply): Promise<Stub> {
   const stub: Stub = { url: '', requests: [], disconnects: 0, close: async () => {} };
   const server: Server = createServer(async (req, res) => {
+    if (handleWebRequest(req, res)) return;
+    if (req.method === 'GET' && req.url === '/models') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [{ id: 'deepseek-v4-flash', object: 'model', owned_by: 'deepseek' }, { id: 'deepseek-v4-pro', object: 'model', owned_by: 'deepseek' }] }));
+      return;
+    }
     const body = JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>;
     if (req.method !== 'POST' || req.url !== '/chat/completions') {
       res.writeHead(404, { 'content-type': 'application/json' });
