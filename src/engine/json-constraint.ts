@@ -140,7 +140,7 @@ export class JsonMachine {
   }
 
   private stepValue(f: Frame & { k: 'value' }, b: number): Verdict {
-    if (isWs(b)) return 1;
+    if (isWs(b)) return this.stack.length === 1 ? 0 : 1; // the document starts with its first byte
     const schema = pickAlternative(f.schema, b);
     if (schema === null) return 0;
     const s = schema ?? {};

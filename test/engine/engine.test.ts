@@ -1,0 +1,69 @@
+// The engine end to end on the real tiny checkpoint, through its worker thread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createEngine } from '../../src/engine/index.js';
+import type { EngineEvent } from '../../src/engine/api.js';
+import { JsonMachine } from '../../src/engine/json-constraint.js';
+import { greedy, tinyCheckpoint } from './fixture.js';
+
+const dir = tinyCheckpoint();
+const prompt = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i === 0 ? 0 : 3 + ((i * 37 + seed * 101) % 1000)));
+
+async function collect(events: AsyncIterable<EngineEvent>): Promise<EngineEvent[]> {
+  const out: EngineEvent[] = [];
+  for await (const ev of events) out.push(ev);
+  return out;
+}
+
+test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON mode stays valid', { skip: !dir }, async () => {
+  const engine = await createEngine({ modelDir: dir!, prefillChunk: 8, prefixCacheBytes: 0 });
+  try {
+    const h = engine.submit(prompt(10, 1), { ...greedy, maxTokens: 3, logprobs: true, topLogprobs: 2 });
+    const evs = await collect(h.events);
+    assert.deepEqual(evs.map((e) => e.type), ['queued', 'started', 'token', 'token', 'token', 'done']);
+    const done = evs.at(-1) as Extract<EngineEvent, { type: 'done' }>;
+    assert.deepEqual(done.usage, { promptTokens: 10, completionTokens: 3, cachedTokens: 0 });
+    assert.equal(done.finishReason, 'length');
+    for (const e of evs) {
+      if (e.type !== 'token') continue;
+      assert.ok(e.tokenId >= 0 && e.tokenId < 1024);
+      assert.equal(e.logprob!.top.length, 2);
+      assert.equal(e.logprob!.top[0]!.logprob, e.logprob!.logprob); // greedy: the chosen token is the top one
+      assert.ok(e.logprob!.logprob <= 0);
+    }
+
+    // cancel mid-prefill (64 tokens at 8 per step) and mid-decode; the third request carries on
+    const long = engine.submit(prompt(64, 2), greedy);
+    const dec = engine.submit(prompt(6, 3), { ...greedy, maxTokens: 1000 });
+    const other = engine.submit(prompt(12, 4), { ...greedy, maxTokens: 3 });
+    const bytesAt: number[] = [];
+    const longEvents: EngineEvent[] = [];
+    for await (const ev of long.events) {
+      longEvents.push(ev);
+      if (ev.type === 'started') {
+        bytesAt.push(engine.stats()['stateBytes']!);
+        long.cancel();
+      }
+    }
+    assert.equal((longEvents.at(-1) as { finishReason: string }).finishReason, 'cancelled');
+    let decTokens = 0;
+    for await (const ev of dec.events) {
+      if (ev.type === 'token' && ++decTokens === 2) dec.cancel();
+      if (ev.type === 'done') assert.equal(ev.finishReason, 'cancelled');
+    }
+    const otherEvents = await collect(other.events);
+    assert.equal((otherEvents.at(-1) as { finishReason: string }).finishReason, 'length');
+    assert.equal(engine.stats()['stateBytes'], 0);
+    assert.equal(engine.stats()['active'], 0);
+
+    // json_object: whatever the (random) model wants, the text is a valid JSON prefix
+    const j = engine.submit(prompt(5, 5), { ...greedy, temperature: 1, seed: 1, maxTokens: 12, stopAtEos: true }, { constraint: { kind: 'json_object' } });
+    let text = '';
+    for await (const ev of j.events) if (ev.type === 'token') text += ev.text;
+    const m = new JsonMachine(null);
+    for (const b of Buffer.from(text)) assert.ok(m.push(b), text);
+    assert.ok(text.startsWith('{'), text);
+  } finally {
+    await engine.close();
+  }
+});
