@@ -7,3 +7,4 @@ export * from './norm.js';
 export * from './rope.js';
 export type * from './kernels.js';
 export { referenceKernels } from './reference-kernels.js';
+export * from './npy.js';

@@ -1,0 +1,223 @@
+// Attention of spec §3.3 for every compress ratio: low-rank q with per-head RMS
+// rescale, one shared KV vector per token (FP8-simulated nope dims), window
+// keys ∪ compressed keys (HCA: all complete entries; CSA: indexer top-k),
+// sparse_attn with sink in 64-slot blocks, inverse RoPE, grouped low-rank output.
+import type { Kernels, Weight } from '../tensor/kernels.js';
+import { dotF32, meanF32, sumF32 } from '../tensor/exact.js';
+import { roundBf16 } from '../tensor/formats.js';
+import { rmsNorm, rsqrt32 } from '../tensor/norm.js';
+import { applyRope, type RopeTable } from '../tensor/rope.js';
+import { actQuantInPlace } from '../tensor/quant.js';
+import { exactLinear, linear } from './linear.js';
+import { runCompressor, type CompressorWeights } from './compressor.js';
+import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
+import type { LayerState } from './state.js';
+
+const fr = Math.fround;
+
+export interface AttentionWeights {
+  wqA: Weight;
+  qNorm: Float32Array;
+  wqB: Weight;
+  wkv: Weight;
+  kvNorm: Float32Array;
+  woA: Weight; // [G*oLora, H*hd/G], used as BF16 (convert.py dequantizes it)
+  woB: Weight;
+  sink: Float32Array;
+  compressor: CompressorWeights | null;
+  indexer: IndexerWeights | null;
+}
+
+export interface AttentionConfig {
+  nHeads: number;
+  headDim: number;
+  ropeDim: number;
+  window: number;
+  ratio: number;
+  oGroups: number;
+  oLora: number;
+  normEps: number;
+  table: RopeTable;
+}
+
+/** One sequence's rows in the batch. */
+export interface LayerSegment {
+  layer: LayerState;
+  row0: number;
+  len: number;
+  pos0: number;
+}
+
+/** Optional per-call diagnostics (indexer selections in the reference's index convention). */
+export interface AttentionTrace {
+  indexer?: (rowInSegment: number, seg: LayerSegment, selected: number[]) => void;
+}
+
+const BLOCK = 64;
+
+/**
+ * sparse_attn for one (query row, head), kernel.py order under canonical rounding:
+ * slots in blocks of 64, online softmax with fp32 stats, P rounded to BF16 for P·V.
+ */
+function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Array | null)[], offs: Int32Array, n: number,
+  scale: number, sink: number, out: Float32Array, oo: number, acc: Float64Array, s: Float64Array, pb: Float64Array, terms: Float64Array): void {
+  let m = -Infinity;
+  let l = 0;
+  acc.fill(0, 0, d);
+  for (let b0 = 0; b0 < n; b0 += BLOCK) {
+    const nb = Math.min(BLOCK, n - b0);
+    let mNew = m;
+    for (let j = 0; j < nb; j++) {
+      const kv = keys[b0 + j];
+      s[j] = kv ? fr(dotF32(q, qo, kv, offs[b0 + j]!, d) * scale) : -Infinity;
+      if (s[j]! > mNew) mNew = s[j]!;
+    }
+    const c = fr(Math.exp(fr(m - mNew)));
+    terms[0] = l * c;
+    for (let j = 0; j < nb; j++) {
+      const p = s[j] === -Infinity ? 0 : fr(Math.exp(fr(s[j]! - mNew)));
+      terms[1 + j] = p;
+      pb[j] = roundBf16(p);
+    }
+    l = sumF32(terms, nb + 1);
+    for (let e = 0; e < d; e++) {
+      terms[0] = acc[e]! * c;
+      for (let j = 0; j < nb; j++) {
+        const kv = keys[b0 + j];
+        terms[1 + j] = kv ? pb[j]! * kv[offs[b0 + j]! + e]! : 0;
+      }
+      acc[e] = sumF32(terms, nb + 1);
+    }
+    m = mNew;
+  }
+  l = fr(l + fr(Math.exp(fr(sink - m))));
+  for (let e = 0; e < d; e++) out[oo + e] = roundBf16(acc[e]! / l);
+}
+
+export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig, x: Float32Array, rows: number,
+  positions: Int32Array, segs: LayerSegment[], trace?: AttentionTrace): Float32Array {
+  const { nHeads: H, headDim: hd, ropeDim: rd, window: W, ratio } = cfg;
+  const nd = hd - rd;
+  // queries
+  const qr = rmsNorm(linear(k, x, rows, w.wqA), rows, w.wqA.out, w.qNorm, cfg.normEps);
+  const q = linear(k, qr, rows, w.wqB);
+  const sq = new Float64Array(hd);
+  const eps = fr(cfg.normEps);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < H; h++) {
+      const o = (r * H + h) * hd;
+      // q *= rsqrt(q.square().mean(-1) + eps), all BF16 tensor ops
+      for (let i = 0; i < hd; i++) sq[i] = roundBf16(q[o + i]! * q[o + i]!);
+      const v = roundBf16(roundBf16(meanF32(sq, 0, hd)) + eps);
+      const rs = roundBf16(rsqrt32(v));
+      for (let i = 0; i < hd; i++) q[o + i] = roundBf16(q[o + i]! * rs);
+      applyRope(q, o + nd, cfg.table, positions[r]!);
+    }
+  }
+  // this token's KV
+  const kv = rmsNorm(linear(k, x, rows, w.wkv), rows, hd, w.kvNorm, cfg.normEps);
+  for (let r = 0; r < rows; r++) {
+    applyRope(kv, r * hd + nd, cfg.table, positions[r]!);
+    actQuantInPlace(kv, r * hd, nd, 64);
+  }
+  // compressed entries (and the indexer's) for every row of every segment
+  let iq: Float32Array | null = null;
+  let iw: Float32Array | null = null;
+  if (w.indexer) {
+    iq = indexerQueries(k, w.indexer, qr, rows, positions, cfg.table, rd);
+    runCompressor(w.indexer.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
+      segs.map((s) => ({ state: s.layer.idxComp!, cache: s.layer.idxCache!, row0: s.row0, len: s.len, pos0: s.pos0 })));
+    iw = indexerHeadWeights(k, w.indexer, x, rows);
+  }
+  if (w.compressor) {
+    runCompressor(w.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
+      segs.map((s) => ({ state: s.layer.comp!, cache: s.layer.cache!, row0: s.row0, len: s.len, pos0: s.pos0 })));
+  }
+  // attention per row
+  const o = new Float32Array(rows * H * hd);
+  const scale = fr(hd ** -0.5);
+  const acc = new Float64Array(hd);
+  const sBuf = new Float64Array(BLOCK);
+  const pb = new Float64Array(BLOCK);
+  const terms = new Float64Array(BLOCK + 1);
+  for (const seg of segs) {
+    const L = seg.layer;
+    const P = seg.pos0;
+    // window slots: prefill (start 0) lists min(S, W) slots, decode lists W (model.py get_window_topk_idxs)
+    const lw = P === 0 ? Math.min(seg.len, W) : W;
+    for (let i = 0; i < seg.len; i++) {
+      const p = P + i;
+      const row = seg.row0 + i;
+      const keys: (Float32Array | null)[] = [];
+      const offs: number[] = [];
+      const start = Math.max(0, p - W + 1);
+      for (let c = 0; c < lw; c++) {
+        const t = start + c;
+        if (t > p) {
+          keys.push(null);
+          offs.push(0);
+        } else if (t >= P) {
+          keys.push(kv);
+          offs.push((seg.row0 + t - P) * hd);
+        } else {
+          keys.push(L.ring);
+          offs.push((t % W) * hd);
+        }
+      }
+      if (ratio) {
+        const visible = Math.floor((p + 1) / ratio);
+        let sel: number[];
+        if (w.indexer) {
+          sel = indexerSelect(w.indexer, iq!, row, iw!, L.idxCache!, visible);
+          trace?.indexer?.(i, seg, sel);
+        } else sel = Array.from({ length: visible }, (_, j) => j);
+        for (const j of sel) {
+          keys.push(L.cache!.data);
+          offs.push(j * hd);
+        }
+      }
+      const offArr = Int32Array.from(offs);
+      for (let h = 0; h < H; h++) {
+        const qo = (row * H + h) * hd;
+        sparseAttnHead(q, qo, hd, keys, offArr, keys.length, scale, w.sink[h]!, o, qo, acc, sBuf, pb, terms);
+      }
+    }
+    // the ring keeps the last W positions (slot = position mod W)
+    for (let t = Math.max(P, P + seg.len - W); t < P + seg.len; t++) {
+      L.ring.set(kv.subarray((seg.row0 + t - P) * hd, (seg.row0 + t - P + 1) * hd), (t % W) * hd);
+    }
+  }
+  // de-rotate the output's rope dims at the query position
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < H; h++) applyRope(o, (r * H + h) * hd + nd, cfg.table, positions[r]!, true);
+  }
+  // grouped low-rank output: z[g] = o_g @ wo_a[g]ᵀ (BF16 einsum), then wo_b
+  const G = cfg.oGroups;
+  const gw = (H * hd) / G;
+  const z = new Float32Array(rows * G * cfg.oLora);
+  const wa = w.woA;
+  for (let g = 0; g < G; g++) {
+    const part = exactLinear(regroup(o, rows, H * hd, g * gw, gw), rows, sliceRows(wa, g * cfg.oLora, cfg.oLora));
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cfg.oLora; j++) z[r * G * cfg.oLora + g * cfg.oLora + j] = roundBf16(part[r * cfg.oLora + j]!);
+    }
+  }
+  return linear(k, z, rows, w.woB);
+}
+
+/** Columns [c0, c0+n) of x [rows, width] as a contiguous [rows, n]. */
+function regroup(x: Float32Array, rows: number, width: number, c0: number, n: number): Float32Array {
+  const y = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) y.set(x.subarray(r * width + c0, r * width + c0 + n), r * n);
+  return y;
+}
+
+/** Rows [r0, r0+n) of a BF16/F32 weight, as a weight of its own. */
+function sliceRows(w: Weight, r0: number, n: number): Weight {
+  const K = w.inF;
+  switch (w.kind) {
+    case 'bf16': return { kind: 'bf16', out: n, inF: K, data: w.data.subarray(r0 * K, (r0 + n) * K) };
+    case 'f32': return { kind: 'f32', out: n, inF: K, data: w.data.subarray(r0 * K, (r0 + n) * K) };
+    default: throw new Error('wo_a must be BF16 here (dequantized at load, as convert.py)');
+  }
+}

@@ -1,0 +1,105 @@
+// KV Compressor (spec §3.4, §4.2, §4.4): gated softmax pooling of r tokens
+// (overlapping windows of 2r for r = 4), then RMSNorm, RoPE at the block's
+// first position, and FP8 (attention) or Hadamard + FP4 (indexer) simulation.
+// Tokens are processed one by one through the pending-row state, which gives
+// the same numbers as the reference's prefill pooling (goldens' prefill==decode).
+import type { Weight } from '../tensor/kernels.js';
+import { sumF32 } from '../tensor/exact.js';
+import { roundBf16 } from '../tensor/formats.js';
+import { rmsNormRow } from '../tensor/norm.js';
+import { applyRope, type RopeTable } from '../tensor/rope.js';
+import { hadamardBf16 } from '../tensor/hadamard.js';
+import { actQuantInPlace, fp4ActQuantInPlace } from '../tensor/quant.js';
+import { exactLinear } from './linear.js';
+import type { CompressorState, EntryCache } from './state.js';
+
+const fr = Math.fround;
+
+export interface CompressorWeights {
+  ratio: number;
+  /** Output width c (head_dim, or index_head_dim for the indexer's). */
+  width: number;
+  /** Indexer compressor: Hadamard + FP4 instead of FP8 on the nope dims. */
+  rotate: boolean;
+  wkv: Weight;
+  wgate: Weight;
+  ape: Float32Array; // [r, k*c]
+  norm: Float32Array; // [c]
+}
+
+export interface CompressorSegment {
+  state: CompressorState;
+  cache: EntryCache;
+  /** First row of this segment in the batch, its length, and its first position. */
+  row0: number;
+  len: number;
+  pos0: number;
+}
+
+export interface CompressorConfig {
+  ropeDim: number;
+  normEps: number;
+  table: RopeTable;
+}
+
+/** Runs the compressor on every row of x (BF16 [rows, dim]); appends completed entries to each segment's cache. */
+export function runCompressor(w: CompressorWeights, cfg: CompressorConfig, x: Float32Array, rows: number, segs: CompressorSegment[]): void {
+  const kvAll = exactLinear(x, rows, w.wkv);
+  const scoreAll = exactLinear(x, rows, w.wgate);
+  const r = w.ratio;
+  const c = w.width;
+  const overlap = r === 4;
+  const K = overlap ? 2 * c : c;
+  const nCand = overlap ? 2 * r : r;
+  const vals = new Float64Array(nCand);
+  const scores = new Float64Array(nCand);
+  const terms = new Float64Array(nCand);
+  const entry = new Float32Array(c);
+  for (const seg of segs) {
+    const st = seg.state;
+    for (let i = 0; i < seg.len; i++) {
+      const t = seg.pos0 + i;
+      const src = (seg.row0 + i) * K;
+      const slot = (overlap ? r : 0) + (t % r);
+      const apeRow = (t % r) * K;
+      for (let j = 0; j < K; j++) {
+        st.kv[slot * K + j] = kvAll[src + j]!;
+        st.score[slot * K + j] = fr(scoreAll[src + j]! + w.ape[apeRow + j]!);
+      }
+      if ((t + 1) % r !== 0) continue;
+      for (let ch = 0; ch < c; ch++) {
+        for (let q = 0; q < nCand; q++) {
+          // overlap: rows 0..r-1 (previous block) give channels 0..c-1, rows r..2r-1 channels c..2c-1
+          const col = overlap && q >= r ? c + ch : ch;
+          vals[q] = st.kv[q * K + col]!;
+          scores[q] = st.score[q * K + col]!;
+        }
+        // softmax over the candidates, in float64, rounded once; then fp32 products and an exact sum
+        let mx = -Infinity;
+        for (let q = 0; q < nCand; q++) mx = Math.max(mx, scores[q]!);
+        let s = 0;
+        for (let q = 0; q < nCand; q++) s += terms[q] = Math.exp(scores[q]! - mx);
+        for (let q = 0; q < nCand; q++) terms[q] = fr(vals[q]! * fr(terms[q]! / s));
+        entry[ch] = roundBf16(sumF32(terms, nCand));
+      }
+      if (overlap) {
+        st.kv.copyWithin(0, r * K, 2 * r * K);
+        st.score.copyWithin(0, r * K, 2 * r * K);
+      }
+      finishEntry(w, cfg, entry, t + 1 - r);
+      if (seg.cache.count !== Math.floor(t / r)) throw new Error(`compressor cache out of step at position ${t}`);
+      seg.cache.push(entry);
+    }
+  }
+}
+
+function finishEntry(w: CompressorWeights, cfg: CompressorConfig, e: Float32Array, pos: number): void {
+  const c = w.width;
+  const rd = cfg.ropeDim;
+  rmsNormRow(e, 0, c, w.norm, cfg.normEps, e, 0);
+  applyRope(e, c - rd, cfg.table, pos);
+  if (w.rotate) {
+    hadamardBf16(e, 0, c);
+    fp4ActQuantInPlace(e, 0, c, 32);
+  } else actQuantInPlace(e, 0, c - rd, 64);
+}

@@ -1,0 +1,15 @@
+// Public surface of the model layer: loadModel and the types the engine and CLI use.
+import { openCheckpoint } from '../checkpoint/open.js';
+import type { Kernels } from '../tensor/kernels.js';
+import { Dsv4Model, type LoadOptions } from './model.js';
+
+export * from './api.js';
+export { Dsv4Model, LazyExpertStore, type ForwardTrace, type ForwardResult, type MtpSegment, type LoadOptions } from './model.js';
+export type { ExpertStore, ExpertWeights, Routing } from './moe.js';
+export { ModelState } from './state.js';
+
+/** Opens a checkpoint directory (official HF layout) and builds the model on it. */
+export async function loadModel(dir: string, options: { maxSeqLen?: number; kernels?: Kernels } & LoadOptions = {}): Promise<Dsv4Model> {
+  const ck = openCheckpoint(dir, options.maxSeqLen ? { overrides: { maxSeqLen: options.maxSeqLen } } : {});
+  return new Dsv4Model(ck, options);
+}

@@ -1,0 +1,52 @@
+// linear() of model.py (spec §2.4) on row-major activations [rows, inF]:
+// FP8/FP4 weights go through act_quant + the Kernels GEMM; BF16/F32 weights
+// are exact dot products rounded once to fp32 (F.linear under canonical rounding).
+import type { Kernels, Weight } from '../tensor/kernels.js';
+import { actQuant } from '../tensor/quant.js';
+import { dotF32 } from '../tensor/exact.js';
+import { E4M3_VALUES, roundBf16, roundBf16Array } from '../tensor/formats.js';
+
+/** One weight row [inF] as f32 values (BF16/F32 weights). */
+function rowValues(w: Weight, n: number, out: Float32Array): Float32Array {
+  const K = w.inF;
+  if (w.kind === 'f32') return w.data.subarray(n * K, n * K + K);
+  if (w.kind === 'bf16') {
+    const u = new Uint32Array(out.buffer, out.byteOffset, K);
+    for (let k = 0; k < K; k++) u[k] = w.data[n * K + k]! << 16;
+    return out;
+  }
+  if (w.kind === 'fp8') {
+    // FP8 used as BF16 (wo_a, dequantized by convert.py: bf16(fp8 * scale))
+    const nkb = Math.ceil(K / 128);
+    for (let k = 0; k < K; k++) {
+      const s = 2 ** (w.scale[(n >> 7) * nkb + (k >> 7)]! - 127);
+      out[k] = roundBf16(E4M3_VALUES[w.data[n * K + k]!]! * s);
+    }
+    return out;
+  }
+  throw new Error('FP4 weights are only used through fp4Gemm');
+}
+
+/** fp32 y[rows, out] = x @ Wᵀ with exact dot products (F.linear in fp32 or BF16 before the cast). */
+export function exactLinear(x: Float32Array, rows: number, w: Weight, y = new Float32Array(rows * w.out)): Float32Array {
+  const K = w.inF;
+  const scratch = new Float32Array(K);
+  for (let n = 0; n < w.out; n++) {
+    const wr = rowValues(w, n, scratch);
+    for (let m = 0; m < rows; m++) y[m * w.out + n] = dotF32(x, m * K, wr, 0, K);
+  }
+  return y;
+}
+
+/** model.py linear(x, W) with x BF16 [rows, inF] -> BF16 values [rows, out]. */
+export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Float32Array {
+  const y = new Float32Array(rows * w.out);
+  if (rows === 0) return y;
+  if (w.kind === 'fp8' || w.kind === 'fp4') {
+    const qa = actQuant(x, rows, w.inF, 128);
+    if (w.kind === 'fp8') k.fp8Gemm(qa, w, y);
+    else k.fp4Gemm(qa, w, y);
+  } else exactLinear(x, rows, w, y);
+  return roundBf16Array(y);
+}
+

@@ -1,0 +1,193 @@
+// Per-sequence inference state (spec §4.1): per layer a sliding-window ring of
+// KV vectors, compressor pending rows, the compressed KV cache and, on CSA
+// layers, the indexer's compressor and key cache. Values are BF16 (held in
+// Float32Array) except the fp32 compressor state. The MTP block has its own.
+import type { SequenceState } from './api.js';
+
+/** Pending rows of one compressor: kv and score [k*r, k*c]; scores start at -inf. */
+export class CompressorState {
+  readonly kv: Float32Array;
+  readonly score: Float32Array;
+  constructor(rows: number, width: number) {
+    this.kv = new Float32Array(rows * width);
+    this.score = new Float32Array(rows * width).fill(-Infinity);
+  }
+  reset(): void {
+    this.kv.fill(0);
+    this.score.fill(-Infinity);
+  }
+}
+
+/** Growable list of compressed entries [count, width]. */
+export class EntryCache {
+  data: Float32Array;
+  count = 0;
+  constructor(readonly width: number, capacity = 16) {
+    this.data = new Float32Array(capacity * width);
+  }
+  push(src: Float32Array, so = 0): void {
+    if ((this.count + 1) * this.width > this.data.length) {
+      const d = new Float32Array(Math.max(this.data.length * 2, (this.count + 1) * this.width));
+      d.set(this.data.subarray(0, this.count * this.width));
+      this.data = d;
+    }
+    this.data.set(src.subarray(so, so + this.width), this.count * this.width);
+    this.count++;
+  }
+  reset(): void {
+    this.count = 0;
+  }
+}
+
+export interface LayerShape {
+  window: number;
+  headDim: number;
+  ratio: number;
+  indexHeadDim: number;
+}
+
+export class LayerState {
+  readonly ring: Float32Array;
+  readonly comp: CompressorState | null;
+  readonly cache: EntryCache | null;
+  readonly idxComp: CompressorState | null;
+  readonly idxCache: EntryCache | null;
+  constructor(readonly shape: LayerShape) {
+    const { window, headDim, ratio, indexHeadDim } = shape;
+    this.ring = new Float32Array(window * headDim);
+    const k = ratio === 4 ? 2 : 1;
+    this.comp = ratio ? new CompressorState(k * ratio, k * headDim) : null;
+    this.cache = ratio ? new EntryCache(headDim) : null;
+    this.idxComp = ratio === 4 ? new CompressorState(2 * ratio, 2 * indexHeadDim) : null;
+    this.idxCache = ratio === 4 ? new EntryCache(indexHeadDim) : null;
+  }
+  reset(): void {
+    this.ring.fill(0);
+    this.comp?.reset();
+    this.cache?.reset();
+    this.idxComp?.reset();
+    this.idxCache?.reset();
+  }
+  /** The arrays that make up this state, in a fixed order (clone/serialize). */
+  arrays(): Float32Array[] {
+    const a = [this.ring];
+    if (this.comp) a.push(this.comp.kv, this.comp.score);
+    if (this.cache) a.push(this.cache.data.subarray(0, this.cache.count * this.cache.width));
+    if (this.idxComp) a.push(this.idxComp.kv, this.idxComp.score);
+    if (this.idxCache) a.push(this.idxCache.data.subarray(0, this.idxCache.count * this.idxCache.width));
+    return a;
+  }
+  caches(): EntryCache[] {
+    return [this.cache, this.idxCache].filter((c): c is EntryCache => c !== null);
+  }
+  byteSize(): number {
+    let n = this.ring.byteLength;
+    if (this.comp) n += this.comp.kv.byteLength + this.comp.score.byteLength;
+    if (this.idxComp) n += this.idxComp.kv.byteLength + this.idxComp.score.byteLength;
+    for (const c of this.caches()) n += c.data.byteLength;
+    return n;
+  }
+  copyFrom(o: LayerState): void {
+    this.ring.set(o.ring);
+    if (this.comp && o.comp) {
+      this.comp.kv.set(o.comp.kv);
+      this.comp.score.set(o.comp.score);
+    }
+    if (this.idxComp && o.idxComp) {
+      this.idxComp.kv.set(o.idxComp.kv);
+      this.idxComp.score.set(o.idxComp.score);
+    }
+    const mine = this.caches();
+    const theirs = o.caches();
+    for (let i = 0; i < mine.length; i++) {
+      const c = mine[i]!;
+      const t = theirs[i]!;
+      c.data = t.data.slice(0, Math.max(t.count, 1) * t.width);
+      c.count = t.count;
+    }
+  }
+}
+
+const MAGIC = 0x34565344; // "DSV4"
+
+export class ModelState implements SequenceState {
+  position = 0;
+  /** Tokens consumed by the MTP block (its own caches, golden README convention). */
+  mtpPosition = 0;
+  readonly layers: LayerState[];
+  readonly mtp: LayerState[];
+  constructor(readonly owner: object, readonly signature: string, shapes: LayerShape[], mtpShapes: LayerShape[]) {
+    this.layers = shapes.map((s) => new LayerState(s));
+    this.mtp = mtpShapes.map((s) => new LayerState(s));
+  }
+  private all(): LayerState[] {
+    return [...this.layers, ...this.mtp];
+  }
+  byteSize(): number {
+    return this.all().reduce((n, l) => n + l.byteSize(), 0);
+  }
+  reset(): void {
+    this.position = 0;
+    this.mtpPosition = 0;
+    for (const l of this.all()) l.reset();
+  }
+  clone(): ModelState {
+    const c = new ModelState(this.owner, this.signature, this.layers.map((l) => l.shape), this.mtp.map((l) => l.shape));
+    c.position = this.position;
+    c.mtpPosition = this.mtpPosition;
+    const src = this.all();
+    c.all().forEach((l, i) => l.copyFrom(src[i]!));
+    return c;
+  }
+  serialize(): Uint8Array {
+    const layers = this.all();
+    const header = JSON.stringify({
+      signature: this.signature,
+      position: this.position,
+      mtpPosition: this.mtpPosition,
+      counts: layers.map((l) => l.caches().map((c) => c.count)),
+    });
+    const hb = new TextEncoder().encode(header);
+    const arrays = layers.flatMap((l) => l.arrays());
+    const dataBytes = arrays.reduce((n, a) => n + a.byteLength, 0);
+    const pad = (4 - ((8 + hb.length) % 4)) % 4;
+    const out = new Uint8Array(8 + hb.length + pad + dataBytes);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, MAGIC, true);
+    dv.setUint32(4, hb.length, true);
+    out.set(hb, 8);
+    let o = 8 + hb.length + pad;
+    for (const a of arrays) {
+      out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), o);
+      o += a.byteLength;
+    }
+    return out;
+  }
+  /** Rebuilds the state written by serialize() into this (fresh) state. */
+  load(bytes: Uint8Array): this {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('not a serialized dsv4 sequence state');
+    const hlen = dv.getUint32(4, true);
+    const h = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen))) as {
+      signature: string; position: number; mtpPosition: number; counts: number[][];
+    };
+    if (h.signature !== this.signature) throw new Error('serialized state belongs to a different model');
+    this.position = h.position;
+    this.mtpPosition = h.mtpPosition;
+    const layers = this.all();
+    layers.forEach((l, i) => l.caches().forEach((c, j) => {
+      const n = h.counts[i]![j]!;
+      c.data = new Float32Array(Math.max(n, 1) * c.width);
+      c.count = n;
+    }));
+    let o = 8 + hlen + ((4 - ((8 + hlen) % 4)) % 4);
+    const copy = bytes.slice(o);
+    o = 0;
+    for (const a of layers.flatMap((l) => l.arrays())) {
+      a.set(new Float32Array(copy.buffer, o, a.length));
+      o += a.byteLength;
+    }
+    if (o !== copy.byteLength) throw new Error('serialized state has the wrong size');
+    return this;
+  }
+}
