@@ -5,6 +5,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { initCheckpoint } from '../checkpoint/init.js';
+import { writeTokenizerFiles } from '../tokenizer/index.js';
 import { CliError, ExitCode, errorLine } from './chat/errors.js';
 import { createProgress } from './progress.js';
 
@@ -49,7 +51,7 @@ export async function ensureDefaultModel(opts: EnsureDefaultModelOptions = {}): 
   if (isComplete(dir)) return dir;
   const parent = dirname(dir);
   const tmp = join(parent, `.${DEFAULT_MODEL_NAME}.tmp-${process.pid}-${Date.now()}`);
-  const progress = createProgress('Generating the embedded default model (first start only)', {
+  const progress = createProgress('Generating the default model', {
     unit: 'bytes',
     enabled: opts.progress,
   });
@@ -87,13 +89,8 @@ function isComplete(dir: string): boolean {
   }
 }
 
-/** The default writer: the checkpoint helper's `init` with the `default` preset and a fixed seed. */
+/** The default writer: the checkpoint helper's `init` (`default` preset, fixed seed) plus the V4 tokenizer files. */
 async function generateWithCheckpointInit(outDir: string, onProgress: GenerateProgress): Promise<void> {
-  const specifier = './../checkpoint/init.js';
-  const mod = (await import(specifier)) as Record<string, unknown>;
-  const init = mod.initCheckpoint as
-    | ((o: { preset: string; out: string; seed: number; onProgress?: GenerateProgress }) => Promise<unknown>)
-    | undefined;
-  if (typeof init !== 'function') throw new CliError('this build cannot generate checkpoints (no checkpoint init writer)', ExitCode.failure);
-  await init({ preset: DEFAULT_MODEL_PRESET, out: outDir, seed: DEFAULT_MODEL_SEED, onProgress });
+  await initCheckpoint({ preset: DEFAULT_MODEL_PRESET, out: outDir, seed: DEFAULT_MODEL_SEED, onProgress });
+  await writeTokenizerFiles(outDir);
 }
