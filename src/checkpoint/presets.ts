@@ -6,10 +6,13 @@ import type { ModelArgs } from './types.js';
 export const PRESET_NAMES = ['tiny', 'default', 'bench-2g', 'flash', 'pro'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
-/** Compress ratios of the released models: `first` for layers 0-1, then CSA (4) on even and HCA on odd layers, MTP window-only. */
-export function v4CompressRatios(nLayers: number, nMtp: number, first: number, hca: number): number[] {
+/**
+ * Compress ratios of the released models: `first` for the `lead` leading layers (2 in Flash/Pro), then
+ * alternating CSA (4) and HCA (`hca`), MTP window-only.
+ */
+export function v4CompressRatios(nLayers: number, nMtp: number, first: number, hca: number, lead = 2): number[] {
   const r: number[] = [];
-  for (let l = 0; l < nLayers; l++) r.push(l < 2 ? first : l % 2 === 0 ? 4 : hca);
+  for (let l = 0; l < nLayers; l++) r.push(l < lead ? first : (l - lead) % 2 === 0 ? 4 : hca);
   for (let j = 0; j < nMtp; j++) r.push(0);
   return r;
 }
@@ -42,8 +45,8 @@ const V4_COMMON: ModelArgs = {
 
 export interface Preset {
   readonly args: ModelArgs;
-  /** First-two-layer and HCA ratios, to rebuild compress_ratios when the layer count is overridden. */
-  readonly ratios: { first: number; hca: number };
+  /** Leading-layer ratio (for `lead` layers) and HCA ratio, to rebuild compress_ratios when the layer count is overridden. */
+  readonly ratios: { first: number; hca: number; lead: number };
   /** Largest shard written by `init` (the official shards are ~3.5 GB). */
   readonly maxShardBytes: number;
   readonly about: string;
@@ -52,7 +55,7 @@ export interface Preset {
 function preset(args: Partial<ModelArgs> & { nLayers: number; nMtpLayers?: number }, first: number, hca: number, maxShardBytes: number, about: string): Preset {
   const a: ModelArgs = { ...V4_COMMON, ...args };
   a.compressRatios = v4CompressRatios(a.nLayers, a.nMtpLayers, first, hca);
-  return { args: a, ratios: { first, hca }, maxShardBytes, about };
+  return { args: a, ratios: { first, hca, lead: 2 }, maxShardBytes, about };
 }
 
 const GB = 1 << 30;
@@ -67,7 +70,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       nActivatedExperts: 2, routeScale: 1.5, qLoraRank: 128, headDim: 128, oGroups: 2, oLoraRank: 64, windowSize: 16,
       indexNHeads: 2, indexTopk: 4, compressRatios: [0, 4, 16, 4, 0],
     },
-    ratios: { first: 0, hca: 16 },
+    ratios: { first: 0, hca: 16, lead: 1 },
     maxShardBytes: 1 * MB,
     about: 'test model: 4 layers (window, CSA, HCA 16, CSA) + MTP, dim 128, 8 experts, vocab 512',
   },
@@ -115,7 +118,7 @@ export function presetArgs(name: PresetName, o: ShapeOverrides = {}): ModelArgs 
   if (o.hashLayers !== undefined) a.nHashLayers = o.hashLayers;
   if (o.layers !== undefined && o.layers !== a.nLayers) {
     a.nLayers = o.layers;
-    a.compressRatios = v4CompressRatios(a.nLayers, a.nMtpLayers, p.ratios.first, p.ratios.hca);
+    a.compressRatios = v4CompressRatios(a.nLayers, a.nMtpLayers, p.ratios.first, p.ratios.hca, p.ratios.lead);
   }
   a.nActivatedExperts = Math.min(a.nActivatedExperts, a.nRoutedExperts);
   a.nHashLayers = Math.min(a.nHashLayers, a.nLayers);

@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .option('--heads <n>', 'attention heads', int(1))
     .option('--hash-layers <n>', 'leading hash-routed layers', int(0))
     .option('--max-shard-size <size>', 'largest shard, e.g. 512M (default: per preset)', size)
-    .option('--config-only', 'write config.json, generation_config.json and the index only')
+    .option('--config-only', 'write config.json, generation_config.json and the index only (no weights, no tokenizer)')
     .option('--no-tokenizer', 'do not write tokenizer.json / tokenizer_config.json')
     .option('--force', 'replace a checkpoint already in --out')
     .action(async (o: InitCliOptions) => {
@@ -86,7 +86,7 @@ export function register(program: Command): void {
       }
       progress.finish();
       // The real tokenizer only fits the real vocabulary (spec §6.1).
-      const tok = o.tokenizer && r.args.vocabSize === V4_VOCAB_SIZE;
+      const tok = o.tokenizer && !o.configOnly && r.args.vocabSize === V4_VOCAB_SIZE;
       if (tok) await writeTokenizerFiles(o.out);
       const what = o.configOnly ? 'config.json + index for' : `${r.shards} shard(s),`;
       process.stdout.write(
