@@ -121,11 +121,12 @@ function renderThinking(m) {
   const streamingThoughts = m.streaming && !m.content && !(m.tool_calls || []).length;
   d.open = m.thinkingOpen ?? streamingThoughts;
   const secs = m.thinkingMs ? ` for ${(m.thinkingMs / 1000).toFixed(1)} s` : '';
-  d.append(el('summary', '', streamingThoughts ? 'Thinking…' : `Thought${secs}`));
-  d.append(el('div', 'text', m.reasoning_content));
-  d.addEventListener('toggle', () => {
-    m.thinkingOpen = d.open;
+  const summary = el('summary', '', streamingThoughts ? 'Thinking…' : `Thought${secs}`);
+  // Remember only the user's choice ('toggle' also fires when the page sets `open`).
+  summary.addEventListener('click', () => {
+    m.thinkingOpen = !d.open;
   });
+  d.append(summary, el('div', 'text', m.reasoning_content));
   return d;
 }
 
