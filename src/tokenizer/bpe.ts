@@ -189,38 +189,47 @@ export class Tokenizer {
     }
   }
 
-  /** Ranked merges over one pre-token (lowest rank first, leftmost on ties). */
+  /** Ranked merges over one pre-token: lowest rank first, leftmost on ties (the HF order), via a
+   *  doubly linked symbol list and a min-heap keyed rank * 2^32 + position, so long pieces stay O(n log n). */
   private bpe(piece: string): number[] {
     const bytes = utf8.encode(piece);
-    let word: string[] = Array.from(bytes, (b) => BYTE_TO_CHAR[b]);
-    while (word.length > 1) {
-      let bestRank = Infinity;
-      let bestAt = -1;
-      for (let k = 0; k + 1 < word.length; k++) {
-        const r = this.ranks.get(word[k] + ' ' + word[k + 1]);
-        if (r !== undefined && r < bestRank) {
-          bestRank = r;
-          bestAt = k;
-        }
-      }
-      if (bestAt < 0) break;
-      const a = word[bestAt];
-      const b = word[bestAt + 1];
-      // Merge every non-overlapping occurrence of the pair, left to right.
-      const merged: string[] = [];
-      for (let k = 0; k < word.length; k++) {
-        if (k + 1 < word.length && word[k] === a && word[k + 1] === b) {
-          merged.push(a + b);
-          k++;
-        } else merged.push(word[k]);
-      }
-      word = merged;
+    const n = bytes.length;
+    const sym: string[] = new Array(n);
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      sym[i] = BYTE_TO_CHAR[bytes[i]];
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
     }
-    return word.map((t) => {
-      const id = this.vocab.get(t);
-      if (id === undefined) throw new Error(`tokenizer: no vocabulary entry for ${JSON.stringify(t)}`);
-      return id;
-    });
+    if (n === 1) return [this.vocab.get(sym[0])!];
+    const heap = new MinHeap();
+    const pairRank = (i: number): number | undefined => (next[i] < 0 ? undefined : this.ranks.get(sym[i] + ' ' + sym[next[i]]));
+    const push = (i: number) => {
+      const r = pairRank(i);
+      if (r !== undefined) heap.push(r * 4294967296 + i);
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    while (heap.size > 0) {
+      const key = heap.pop();
+      const rank = Math.floor(key / 4294967296);
+      const i = key - rank * 4294967296;
+      if (sym[i] === '' || pairRank(i) !== rank) continue; // stale entry
+      const j = next[i];
+      sym[i] += sym[j];
+      sym[j] = '';
+      next[i] = next[j];
+      if (next[j] >= 0) prev[next[j]] = i;
+      if (prev[i] >= 0) push(prev[i]);
+      push(i);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0 && i < n; i = next[i]) {
+      const id = this.vocab.get(sym[i]);
+      if (id === undefined) throw new Error(`tokenizer: no vocabulary entry for ${JSON.stringify(sym[i])}`);
+      out.push(id);
+    }
+    return out;
   }
 
   /** The bytes a token stands for (added tokens: their UTF-8 text). */
@@ -263,6 +272,43 @@ export class Tokenizer {
   /** Added tokens, for writing tokenizer.json. */
   addedTokens(): AddedToken[] {
     return [...this.addedById.values()].sort((a, b) => a.id - b.id);
+  }
+}
+
+/** Binary min-heap of numbers. */
+class MinHeap {
+  private a: number[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(v: number): void {
+    const a = this.a;
+    let i = a.push(v) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p] <= v) break;
+      a[i] = a[p];
+      i = p;
+    }
+    a[i] = v;
+  }
+  pop(): number {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && a[l + 1] < a[l] ? l + 1 : l;
+        if (a[c] >= last) break;
+        a[i] = a[c];
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
   }
 }
 
