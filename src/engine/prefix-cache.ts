@@ -116,13 +116,17 @@ export class PrefixCache {
     return this.entries.size;
   }
 
-  /** Longest entry whose tokens are a prefix of `prompt` (at most maxLength tokens), as a private copy. */
-  lookup(prompt: Int32Array, maxLength = prompt.length): PrefixHit | null {
+  /**
+   * Longest entry whose tokens are a prefix of `prompt`, as a private copy. `minPartial`: entries shorter
+   * than the prompt must have at least this many tokens (whole-prompt entries always qualify).
+   */
+  lookup(prompt: Int32Array, opts: { minPartial?: number } = {}): PrefixHit | null {
     const found: Entry[] = [];
     const h = new PrefixHasher();
-    for (let i = 0; i < Math.min(prompt.length, maxLength); i++) {
+    const minPartial = opts.minPartial ?? 1;
+    for (let i = 0; i < prompt.length; i++) {
       h.push(prompt[i]!);
-      if (!this.lengths.has(h.n)) continue;
+      if (!this.lengths.has(h.n) || (h.n < minPartial && h.n < prompt.length)) continue;
       const e = this.entries.get(h.key());
       if (e && sameTokens(e.tokens, prompt, h.n)) found.push(e);
     }

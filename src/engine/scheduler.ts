@@ -6,6 +6,13 @@
 // stalls the others for more than one chunk), run it, and sample. Prefix-cache snapshots are taken at
 // the end of every prompt, at every `snapshotInterval` tokens inside a prompt, and at the end of every
 // generation (research/peers.md §4). Runs on whatever thread owns it (the engine worker).
+//
+// Exactness across chunkings: the model's numbers for a token do not depend on how the prompt is cut
+// into chunks, except inside the very first chunk, whose window list has min(S, W) slots instead of W
+// (spec §4.2/§4.3; W = sliding window). The reference prefills the whole prompt at once, so:
+// the first chunk always covers at least min(promptLength, W) tokens, and a snapshot is only stored
+// (and only served for a longer prompt) when it is canonical, i.e. its first chunk had min(n, W) slots.
+// Then outputs are identical with or without cache hits, for any chunk size, alone or batched.
 
 import type { ForwardSegment, ModelRunner, SequenceState } from '../model/api.js';
 import type { EngineEvent, SamplingParams, SubmitOptions, TokenLogprob } from './api.js';
@@ -50,6 +57,8 @@ interface Sequence {
   /** Sampled token to feed next step. */
   next: number;
   cachedTokens: number;
+  /** Window slots of the first chunk's rows: min(first chunk length, W). */
+  firstSlots: number;
   counts: Map<number, number>;
   rng: Rng;
   text: OutputText;
@@ -64,6 +73,8 @@ export class Scheduler {
   private trie: TokenTrie | null = null;
   private trieBytes: Array<Uint8Array | null> | null = null;
   private baseStateBytes = -1;
+  /** The model's sliding window W (spec §4.1); 128 (Flash/Pro) when the runner does not say. */
+  private readonly window: number;
   readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0 };
 
   constructor(
@@ -72,7 +83,10 @@ export class Scheduler {
     private readonly cache: PrefixCache | null,
     private readonly opts: SchedulerOptions,
     private readonly emit: EmitFn,
-  ) {}
+  ) {
+    const w = (model as { args?: { windowSize?: unknown } }).args?.windowSize;
+    this.window = typeof w === 'number' && w > 0 ? w : 128;
+  }
 
   get hasWork(): boolean {
     return this.queue.length > 0 || this.active.length > 0;
@@ -95,6 +109,7 @@ export class Scheduler {
       pending: null,
       next: -1,
       cachedTokens: 0,
+      firstSlots: 0,
       counts: new Map(),
       rng: new Rng(sampling.seed ?? randomSeed()),
       text: new OutputText(sampling.stop ?? []),
@@ -174,6 +189,10 @@ export class Scheduler {
         const boundary = (Math.floor(pos / this.opts.snapshotInterval) + 1) * this.opts.snapshotInterval;
         end = Math.min(end, boundary);
       }
+      if (pos === 0) {
+        end = Math.max(end, Math.min(seq.prompt.length, this.window));
+        seq.firstSlots = Math.min(end, this.window);
+      }
       budget -= end - pos;
       batch.push({ seq, seg: { state, tokens: seq.prompt.subarray(pos, end) }, prefill: true });
     }
@@ -195,10 +214,10 @@ export class Scheduler {
           this.counters.prefillTokens += seg.tokens.length;
           const pos = seq.state!.position;
           if (pos < seq.prompt.length) {
-            if (seq.useCache && pos % this.opts.snapshotInterval === 0) this.cache!.insert(seq.prompt.subarray(0, pos), seq.state!, logits[i]!);
+            if (pos % this.opts.snapshotInterval === 0) this.snapshot(seq, seq.prompt.subarray(0, pos), logits[i]!);
             continue;
           }
-          if (seq.useCache) this.cache!.insert(seq.prompt, seq.state!, logits[i]!);
+          if (seq.cachedTokens < seq.prompt.length) this.snapshot(seq, seq.prompt, logits[i]!);
         } else {
           this.counters.decodeTokens++;
           seq.next = -1;
@@ -239,10 +258,12 @@ export class Scheduler {
   }
 
   private start(seq: Sequence): void {
-    const hit = seq.useCache ? this.cache!.lookup(seq.prompt) : null;
+    // A partial hit must be canonical for any longer prompt (n >= W); shorter entries serve only exact repeats.
+    const hit = seq.useCache ? this.cache!.lookup(seq.prompt, { minPartial: this.window }) : null;
     if (hit) {
       seq.state = hit.state;
       seq.cachedTokens = hit.length;
+      seq.firstSlots = Math.min(hit.length, this.window);
       if (hit.length === seq.prompt.length) seq.pending = hit.logits;
     } else {
       seq.state = this.model.newState();
@@ -296,15 +317,19 @@ export class Scheduler {
     this.emit(seq.id, ev);
     if (finish) {
       // Snapshot at the end of the generation: the state has consumed prompt + all but the last token.
-      if (seq.useCache && seq.state!.position > seq.prompt.length) {
-        this.cache!.insert(Int32Array.from(seq.tokens.slice(0, seq.state!.position)), seq.state!, logits);
-      }
+      if (seq.state!.position > seq.prompt.length) this.snapshot(seq, Int32Array.from(seq.tokens.slice(0, seq.state!.position)), logits);
       this.counters.completed++;
       this.finish(seq, finish);
       return;
     }
     seq.tokens.push(tok);
     seq.next = tok;
+  }
+
+  /** Stores a snapshot if it is canonical (see the file header): first-chunk slots = min(n, W). */
+  private snapshot(seq: Sequence, tokens: Int32Array, logits: Float32Array): void {
+    if (!seq.useCache || seq.firstSlots !== Math.min(tokens.length, this.window)) return;
+    this.cache!.insert(tokens, seq.state!, logits);
   }
 
   private tokenLogprob(id: number, logprob: number): TokenLogprob {

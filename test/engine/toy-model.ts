@@ -23,6 +23,8 @@ class ToyState implements SequenceState {
 export class ToyModel implements ModelRunner {
   readonly vocabSize: number;
   readonly maxSeqLen: number;
+  /** Like Dsv4Model.args: the scheduler reads the sliding window from it. */
+  readonly args = { windowSize: 8 };
   forwardCalls = 0;
   constructor(vocabSize = 64, maxSeqLen = 4096) {
     this.vocabSize = vocabSize;
