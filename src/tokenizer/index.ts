@@ -8,5 +8,6 @@ export { parseMessageFromCompletionText, type ParsedMessage, type ToolCall } fro
 export { PyError, PyFloat, loads as pyJsonLoads, dumps as pyJsonDumps } from './pyjson.js';
 export { StreamParser, type StreamEvent, type StreamParserOptions, type StreamToolCall, type FinishReason } from './stream.js';
 export { renderFim, renderPrefixCompletion, type PrefixPrompt } from './completion.js';
+export { benchmarkTokenizer, benchCorpus, type TokenizerBenchResult } from './bench.js';
 export { runCase, type CaseResult } from './cases.js';
 export * as tokens from './templates.js';
