@@ -1,5 +1,6 @@
 // Public surface of the model layer: loadModel and the types the engine and CLI use.
 import { openCheckpoint } from '../checkpoint/open.js';
+import { ExpertCache } from '../checkpoint/expert-cache.js';
 import type { Kernels } from '../tensor/kernels.js';
 import { Dsv4Model, type LoadOptions } from './model.js';
 
@@ -9,7 +10,9 @@ export type { ExpertStore, ExpertWeights, Routing } from './moe.js';
 export { ModelState } from './state.js';
 
 /** Opens a checkpoint directory (official HF layout) and builds the model on it. */
-export async function loadModel(dir: string, options: { maxSeqLen?: number; kernels?: Kernels } & LoadOptions = {}): Promise<Dsv4Model> {
+export async function loadModel(dir: string, options: { maxSeqLen?: number; kernels?: Kernels; memoryBudget?: number } & LoadOptions = {}): Promise<Dsv4Model> {
   const ck = openCheckpoint(dir, options.maxSeqLen ? { overrides: { maxSeqLen: options.maxSeqLen } } : {});
-  return new Dsv4Model(ck, options);
+  // --memory-budget: routed experts stream through a RAM-bounded LRU (issue 4).
+  const experts = options.experts ?? (options.memoryBudget !== undefined ? new ExpertCache(ck, { budgetBytes: options.memoryBudget }) : undefined);
+  return new Dsv4Model(ck, { ...options, experts });
 }
