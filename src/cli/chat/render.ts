@@ -54,24 +54,26 @@ export class TurnRenderer {
 
   /** Closes the turn: tool calls, finish reason when unusual, usage. */
   end(result: ChatResult): void {
-    this.enterAnswer();
+    // A turn that is all thinking (cut or stopped early) stays unfolded: it is all there is to see.
+    const answered = (result.message.content ?? '') !== '' || Boolean(result.message.tool_calls?.length);
+    this.enterAnswer(answered);
     const lines: string[] = [];
     for (const call of result.message.tool_calls ?? []) lines.push(this.paint(CYAN, `⚙ ${call.function.name}(${call.function.arguments})`));
     if (result.finishReason === 'cancelled') lines.push(this.paint(DIM, '[stopped]'));
     else if (result.finishReason === 'length') lines.push(this.paint(DIM, '[cut at max tokens]'));
     const usage = usageLine(result.usage, this.now() - this.started);
     if (usage) lines.push(this.paint(DIM, usage));
-    const answered = (result.message.content ?? '') !== '';
-    this.out.write((answered ? '\n' : '') + lines.map((l) => l + '\n').join(''));
+    const needsNewline = (result.message.content ?? '') !== '';
+    this.out.write((needsNewline ? '\n' : '') + lines.map((l) => l + '\n').join(''));
   }
 
   /** Ends the thinking block (folding it on a TTY when asked) before answer text. */
-  private enterAnswer(): void {
+  private enterAnswer(fold = true): void {
     if (this.phase === 'answer') return;
     if (this.phase === 'thinking') {
       this.thinkingMs = this.now() - this.started;
       if (!this.tty) this.out.write('\n[/thinking]\n');
-      else if (this.opts.fold && this.foldThinking()) {
+      else if (fold && this.opts.fold && this.foldThinking()) {
         // folded: the summary line replaced the block
       } else this.out.write(`${RESET}\n`);
     }
