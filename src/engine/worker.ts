@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ModelRunner } from '../model/api.js';
+import { loadModel } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { EngineEvent } from './api.js';
 import { ENGINE_DEFAULTS, type EngineOptions } from './options.js';
@@ -27,14 +27,8 @@ export function modelIdentity(dir: string, maxSeqLen: number): string {
   return `dsv4:${h.digest('hex')}:ctx${maxSeqLen}`;
 }
 
-async function loadModelRunner(dir: string, maxSeqLen: number | undefined): Promise<ModelRunner> {
-  const spec = '../model/index.js';
-  const mod = (await import(spec)) as { loadModel(dir: string, o?: { maxSeqLen?: number }): Promise<ModelRunner> };
-  return mod.loadModel(dir, maxSeqLen ? { maxSeqLen } : undefined);
-}
-
 async function main(): Promise<void> {
-  const model = await loadModelRunner(opts.modelDir, opts.maxSeqLen);
+  const model = await loadModel(opts.modelDir, opts.maxSeqLen ? { maxSeqLen: opts.maxSeqLen } : {});
   const tokenizer = await loadTokenizer(opts.modelDir);
   const added = new Set(tokenizer.addedTokens().map((t) => t.id));
   const vocab: EngineVocab = {

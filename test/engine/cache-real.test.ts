@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine, EngineEvent } from '../../src/engine/api.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
+import { loadModel } from '../../src/model/index.js';
 import { greedy, tinyCheckpoint } from './fixture.js';
 
 const dir = tinyCheckpoint();
@@ -26,7 +27,6 @@ async function run(engine: Engine, prompt: number[], maxTokens: number) {
 }
 
 test('logits after a restore equal recomputing from scratch, bit for bit (memory and disk)', { skip: !dir }, async () => {
-  const { loadModel } = (await import('../../src/model/index.js' as string)) as typeof import('../../src/model/index.js');
   const model = await loadModel(dir!);
   const cacheDir = mkdtempSync(join(tmpdir(), 'dsv4-eng-'));
   try {
