@@ -1,10 +1,11 @@
 // Runs a chat-encoding case file in the goldens' format (spec §6.2; golden
 // README "Chat encoding cases"): `{"function": ..., "args": {...}}`, or one of
 // the four official test inputs (a message list, or {tools, messages}).
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { encodeMessages, type EncodeOptions, type ThinkingMode } from './encoding.js';
 import { parseMessageFromCompletionText } from './parse.js';
-import { PyError, dentries, dget, isDict, loads, type PyDict } from './pyjson.js';
+import { PyError, dentries, dget, dumpsIndented, isDict, loads, type PyDict } from './pyjson.js';
 
 export type CaseResult = { kind: 'encode'; prompt: string } | { kind: 'parse'; message: unknown };
 
@@ -73,8 +74,16 @@ export function runCase(jsonText: string, file: string, mode?: ThinkingMode): Ca
   return { kind: 'encode', prompt: encodeMessages(messages as unknown[], { thinkingMode: mode ?? officialMode(file) }) };
 }
 
-/** How the CLI reports a reference exception: {"error": kind} on stdout (the goldens' form), the message on stderr. */
-export function caseErrorReport(err: unknown): { stdout: string; stderr: string } | null {
-  if (!(err instanceof PyError)) return null;
-  return { stdout: JSON.stringify({ error: err.kind }) + '\n', stderr: `dsv4: ${err.kind}: ${err.message}\n` };
+/** What `dsv4 encode|parse <case>` prints: the prompt (raw) or the parsed message (indent-2 JSON); where the
+ *  reference raises, {"error": "<PythonExceptionClass>"} on stdout, the message on stderr and exit code 1. */
+export function caseCommandOutput(file: string, want: CaseResult['kind'], mode?: ThinkingMode): { stdout: string; stderr: string; code: number } {
+  const text = readFileSync(file, 'utf8');
+  try {
+    const r = runCase(text, file, mode);
+    if (r.kind !== want) throw new Error(`${file} is ${r.kind === 'encode' ? 'an encode' : 'a parse'} case; use \`dsv4 ${r.kind}\``);
+    return { stdout: r.kind === 'encode' ? r.prompt : dumpsIndented(r.message) + '\n', stderr: '', code: 0 };
+  } catch (err) {
+    if (!(err instanceof PyError)) throw err;
+    return { stdout: JSON.stringify({ error: err.kind }) + '\n', stderr: `dsv4: ${err.kind}: ${err.message}\n`, code: 1 };
+  }
 }
