@@ -108,29 +108,29 @@ inline float fp8Update(float acc, double s, float xs, float ws) {
   return acc + blk * sc;
 }
 
-// rows == 1: weights converted on the fly, NW rows share each activation load.
-template <int NW>
+// rows == 1: weights converted on the fly; NW rows share each activation
+// load, NA independent accumulators per row hide the FMA latency.
+template <int NW, int NA>
 void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
   float acc[NW] = {};
   for (int kb = 0; kb < nkb; kb++) {
-    __m256d s0[NW], s1[NW];
-    for (int r = 0; r < NW; r++) s0[r] = s1[r] = _mm256_setzero_pd();
+    __m256d s[NW][NA];
+    for (int r = 0; r < NW; r++)
+      for (int i = 0; i < NA; i++) s[r][i] = _mm256_setzero_pd();
     for (int c = 0; c < 4; c++) {
       const double* xc = xd + kb * 128 + c * 32;
       for (int r = 0; r < NW; r++) {
         __m256d q[8];
         cvt32(cv, a.w + size_t(n + r) * K + kb * 128 + c * 32, q);
-        for (int v = 0; v < 8; v += 2) {
-          s0[r] = _mm256_fmadd_pd(q[v], _mm256_loadu_pd(xc + 4 * v), s0[r]);
-          s1[r] = _mm256_fmadd_pd(q[v + 1], _mm256_loadu_pd(xc + 4 * v + 4), s1[r]);
-        }
+        for (int v = 0; v < 8; v++) s[r][v % NA] = _mm256_fmadd_pd(q[v], _mm256_loadu_pd(xc + 4 * v), s[r][v % NA]);
       }
     }
     for (int r = 0; r < NW; r++) {
+      for (int i = 1; i < NA; i++) s[r][0] = _mm256_add_pd(s[r][0], s[r][i]);
       const float ws = T.e8m0[a.ws[size_t((n + r) >> 7) * nkb + kb]];
-      acc[r] = fp8Update(kb ? acc[r] : 0.0f, hsum(_mm256_add_pd(s0[r], s1[r])), a.xs[kb], ws);
+      acc[r] = fp8Update(kb ? acc[r] : 0.0f, hsum(s[r][0]), a.xs[kb], ws);
     }
   }
   for (int r = 0; r < NW; r++) a.y[n + r] = acc[r];
@@ -280,8 +280,8 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   const double* xd = reinterpret_cast<const double*>(prep);
   if (a.rows == 1) {
     int n = n0;
-    for (; n + 4 <= n1; n += 4) fp8Gemv<4>(a, cv, xd, n);
-    for (; n < n1; n++) fp8Gemv<1>(a, cv, xd, n);
+    for (; n + 2 <= n1; n += 2) fp8Gemv<2, 4>(a, cv, xd, n);
+    for (; n < n1; n++) fp8Gemv<1, 8>(a, cv, xd, n);
     return;
   }
   const int K = a.K, nkb = K / 128;

@@ -1,0 +1,56 @@
+// Kernel-level results: FP8/FP4 GEMV (decode) in GB/s of weight bytes over the
+// measured read bandwidth, GEMM (prefill) in GFLOP/s over the measured fp32
+// peak, and the speedup of the native kernels over the TypeScript reference.
+import type { Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
+import { referenceKernels } from '../src/tensor/reference-kernels.js';
+import type { MachineLimits } from './machine.js';
+import { randomActs, randomFp4, randomFp8, timeIt, type BenchRow } from './util.js';
+
+type W = Fp8Weight | Fp4Weight;
+
+function call(k: Kernels, x: QuantizedActivations, w: W, y: Float32Array): void {
+  if (w.kind === 'fp8') k.fp8Gemm(x, w, y);
+  else k.fp4Gemm(x, w, y);
+}
+
+function weightBytes(w: W): number {
+  return w.data.length + w.scale.length;
+}
+
+/** Seconds per multiply-add of the reference on a slice of the same shape (it is far too slow for the full one). */
+function referenceSecondsPerMac(kind: 'fp8' | 'fp4', rows: number, inF: number): number {
+  const out = 64;
+  const w = kind === 'fp8' ? randomFp8(out, inF) : randomFp4(out, inF);
+  const x = randomActs(rows, inF);
+  const y = new Float32Array(rows * out);
+  return timeIt(() => call(referenceKernels, x, w, y), 3, 10) / (rows * out * inF);
+}
+
+export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow[]): void {
+  const bw = lim.readGBs[lim.threads]!;
+  const peak = lim.peakGflops[lim.threads]!;
+  // GEMV: 64 MiB of weights (twice the L3 of typical desktop/server parts)
+  const cases: { kind: 'fp8' | 'fp4'; rows: number; out: number; inF: number }[] = [
+    { kind: 'fp8', rows: 1, out: 16384, inF: 4096 },
+    { kind: 'fp4', rows: 1, out: 16384, inF: 8192 },
+    { kind: 'fp8', rows: 64, out: 2048, inF: 4096 },
+    { kind: 'fp4', rows: 64, out: 2048, inF: 4096 },
+  ];
+  for (const c of cases) {
+    const w = c.kind === 'fp8' ? randomFp8(c.out, c.inF) : randomFp4(c.out, c.inF);
+    const x = randomActs(c.rows, c.inF);
+    const y = new Float32Array(c.rows * c.out);
+    const s = timeIt(() => call(native, x, w, y), c.rows === 1 ? 30 : 5);
+    const refMac = referenceSecondsPerMac(c.kind, c.rows === 1 ? 1 : 4, c.inF);
+    const speedup = (refMac * c.rows * c.out * c.inF) / s;
+    const shape = `${c.rows}x${c.inF} . ${c.out}x${c.inF}`;
+    if (c.rows === 1) {
+      const gbs = weightBytes(w) / s / 1e9;
+      rows.push({ section: 'kernels', name: `${c.kind} GEMV ${shape}`, value: gbs, unit: 'GB/s', ratio: gbs / bw, note: `of ${bw.toFixed(1)} GB/s read` });
+    } else {
+      const gf = (2 * c.rows * c.out * c.inF) / s / 1e9;
+      rows.push({ section: 'kernels', name: `${c.kind} GEMM ${shape}`, value: gf, unit: 'GFLOP/s', ratio: gf / peak, note: `of ${peak.toFixed(0)} GFLOP/s fp32 peak` });
+    }
+    rows.push({ section: 'kernels', name: `${c.kind} ${c.rows === 1 ? 'GEMV' : 'GEMM'} speedup over TypeScript`, value: speedup, unit: 'x' });
+  }
+}

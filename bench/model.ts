@@ -1,0 +1,140 @@
+// Model-level results: prefill and decode tokens/s of the embedded default and
+// of a synthetic checkpoint larger than the caches (`dsv4 init` preset
+// bench-2g), decode weight traffic over the measured bandwidth, and decode
+// tokens/s against context length on a small config. Checkpoints are written
+// once into .dsv4/bench/ (gitignored) and reused.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initCheckpoint } from '../src/checkpoint/init.js';
+import { tensorInventory } from '../src/checkpoint/inventory.js';
+import { readCheckpointConfig } from '../src/checkpoint/open.js';
+import type { ModelArgs } from '../src/checkpoint/types.js';
+import { loadModel } from '../src/model/index.js';
+import type { Kernels } from '../src/tensor/kernels.js';
+import type { MachineLimits } from './machine.js';
+import { now, type BenchRow } from './util.js';
+
+const BENCH_DIR = fileURLToPath(new URL('../../.dsv4/bench/', import.meta.url));
+
+/** A checkpoint of `preset` under .dsv4/bench/, written on first use. */
+async function benchCheckpoint(preset: string, log: (s: string) => void): Promise<string> {
+  const dir = join(BENCH_DIR, preset);
+  const done = join(dir, '.bench-complete');
+  if (existsSync(done)) return dir;
+  mkdirSync(dir, { recursive: true });
+  log(`writing the ${preset} checkpoint to ${dir} (once)...`);
+  const t0 = now();
+  await initCheckpoint({ preset, out: dir, seed: 1, force: true });
+  writeFileSync(done, '');
+  log(`  written in ${(now() - t0).toFixed(0)} s`);
+  return dir;
+}
+
+/** Weight bytes a decode step reads and its multiply-add FLOPs (routed experts: top-k of them; MTP unused). */
+export function decodeTraffic(a: ModelArgs): { bytes: number; flops: number } {
+  let bytes = 0;
+  let flops = 0;
+  const share = a.nActivatedExperts / a.nRoutedExperts;
+  for (const t of tensorInventory(a)) {
+    const b = t.shape.reduce((x, y) => x * y, 1) * (t.dtype === 'F32' || t.dtype === 'I32' ? 4 : t.dtype === 'BF16' ? 2 : 1);
+    if (t.role === 'mtp') continue;
+    if (t.role === 'embed') {
+      bytes += b / a.vocabSize;
+      continue;
+    }
+    const f = t.shape.length === 2 ? 2 * t.params : 0;
+    const k = t.role === 'routed-expert' ? share : 1;
+    bytes += b * k;
+    flops += f * k;
+  }
+  return { bytes, flops };
+}
+
+function tokens(n: number, vocab: number, salt: number): Int32Array {
+  return new Int32Array(n).map((_, i) => (i * 7919 + salt * 104729 + 13) % vocab);
+}
+
+interface ModelRun {
+  prefillTokS: number;
+  decodeTokS: number;
+}
+
+async function runModel(dir: string, kernels: Kernels, prefill: number, decode: number, budget: number): Promise<ModelRun> {
+  const m = await loadModel(dir, { kernels });
+  const st = m.newState();
+  m.forward([{ state: st, tokens: tokens(4, m.vocabSize, 1) }]); // warm-up: loads weights, JIT
+  const t0 = now();
+  m.forward([{ state: st, tokens: tokens(prefill, m.vocabSize, 2) }]);
+  const tp = now() - t0;
+  let n = 0;
+  const t1 = now();
+  while (n < decode && (n < 2 || now() - t1 < budget)) {
+    m.forward([{ state: st, tokens: tokens(1, m.vocabSize, 3 + n) }]);
+    n++;
+  }
+  return { prefillTokS: prefill / tp, decodeTokS: n / (now() - t1) };
+}
+
+export async function benchModels(
+  kernels: Kernels,
+  lim: MachineLimits,
+  rows: BenchRow[],
+  log: (s: string) => void,
+  opts: { skip2g: boolean },
+): Promise<void> {
+  const bw = lim.readGBs[lim.threads]!;
+  const peak = lim.peakGflops[lim.threads]!;
+  const models: { preset: 'default' | 'bench-2g'; prefill: number; decode: number }[] = [
+    { preset: 'default', prefill: 64, decode: 8 },
+    { preset: 'bench-2g', prefill: 16, decode: 4 },
+  ];
+  for (const c of models) {
+    const section = `model ${c.preset}`;
+    if (c.preset === 'bench-2g' && opts.skip2g) {
+      rows.push({ section, name: 'skipped', value: null, unit: '', note: 'DSV4_BENCH_SKIP_2G set' });
+      continue;
+    }
+    const dir = await benchCheckpoint(c.preset, log);
+    const traffic = decodeTraffic(readCheckpointConfig(dir).args);
+    const r = await runModel(dir, kernels, c.prefill, c.decode, 60);
+    const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
+    const gf = (traffic.flops * r.prefillTokS) / 1e9;
+    rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: gf / peak, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
+    rows.push({ section, name: 'decode', value: r.decodeTokS, unit: 'tok/s', ratio: gbs / bw, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth` });
+  }
+}
+
+/** Decode tok/s at growing context on the tiny preset; stops when the prefill budget runs out. */
+export async function benchContext(kernels: Kernels, rows: BenchRow[], log: (s: string) => void, budget: number): Promise<void> {
+  const section = 'context (tiny)';
+  const dir = await benchCheckpoint('tiny', log);
+  const targets = [1024, 8192, 32768, 131072];
+  const m = await loadModel(dir, { kernels, maxSeqLen: targets[targets.length - 1]! + 64 });
+  const st = m.newState();
+  const start = now();
+  let prefillRate = 0;
+  let base = 0;
+  for (const ctx of targets) {
+    const need = ctx - st.position;
+    const eta = prefillRate > 0 ? need / prefillRate : 0;
+    if (now() - start + eta > budget) {
+      rows.push({ section, name: `decode at ${ctx} context`, value: null, unit: 'tok/s', note: `skipped: prefill to ${ctx} needs ~${eta.toFixed(0)} s at ${prefillRate.toFixed(0)} tok/s (budget ${budget} s)` });
+      continue;
+    }
+    const t0 = now();
+    for (let p = st.position; p < ctx; ) {
+      const n = Math.min(512, ctx - p);
+      m.forward([{ state: st, tokens: tokens(n, m.vocabSize, p) }]);
+      p += n;
+    }
+    prefillRate = need / (now() - t0);
+    const t1 = now();
+    const steps = 4;
+    for (let i = 0; i < steps; i++) m.forward([{ state: st, tokens: tokens(1, m.vocabSize, 9 + i) }]);
+    const tok = steps / (now() - t1);
+    if (!base) base = tok;
+    rows.push({ section, name: `decode at ${ctx} context`, value: tok, unit: 'tok/s', ratio: tok / base, note: `time vs 1K: ${(base / tok).toFixed(2)}x; prefill ${prefillRate.toFixed(0)} tok/s` });
+    log(`  context ${ctx}: ${tok.toFixed(2)} tok/s`);
+  }
+}
