@@ -110,3 +110,45 @@ export function formatAmount(n: number, unit: ProgressUnit): string {
 export function formatSeconds(ms: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
 }
+
+export interface Spinner {
+  /** Clears the spinner line. Safe to call more than once. */
+  stop(): void;
+}
+
+const SPINNER_FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/**
+ * An indeterminate progress line (`⠋ Loading model  2.3s`) for work that reports no fraction:
+ * model start-up, waiting for the first token while a long prompt is prefilled.
+ */
+export function startSpinner(label: string, opts: Omit<ProgressOptions, 'total' | 'unit'> = {}): Spinner {
+  const stream = opts.stream ?? process.stderr;
+  const enabled = opts.enabled ?? progressEnabled();
+  const now = opts.now ?? Date.now;
+  if (!enabled) return { stop: () => {} };
+  const start = now();
+  let frame = 0;
+  const draw = () => stream.write(`\r\x1b[K${SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length]} ${label}  ${formatSeconds(now() - start)}`);
+  const timer = setInterval(draw, REDRAW_MS);
+  timer.unref();
+  let stopped = false;
+  return {
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      stream.write('\r\x1b[K');
+    },
+  };
+}
+
+/** Runs `work` under a spinner that is cleared when it settles. */
+export async function withSpinner<T>(label: string, work: Promise<T>, opts?: Omit<ProgressOptions, 'total' | 'unit'>): Promise<T> {
+  const spinner = startSpinner(label, opts);
+  try {
+    return await work;
+  } finally {
+    spinner.stop();
+  }
+}

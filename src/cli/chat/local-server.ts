@@ -1,5 +1,6 @@
 // Starts the DeepSeek API server in this process on a free loopback port, for `dsv4 chat/run --model`.
 // The server module is loaded lazily so `dsv4 chat --url` never pays for loading the model stack.
+import { withSpinner } from '../progress.js';
 import { CliError, ExitCode, errorLine } from './errors.js';
 
 export interface LocalServer {
@@ -11,7 +12,7 @@ export async function startLocalServer(modelDir: string): Promise<LocalServer> {
   const { startServer } = await import('../../server/index.js');
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ modelDir, host: '127.0.0.1', port: 0, quiet: true });
+    server = await withSpinner('Loading the model', startServer({ modelDir, host: '127.0.0.1', port: 0, quiet: true }));
   } catch (err) {
     throw new CliError(`cannot start the model in ${modelDir}: ${errorLine(err)}`, ExitCode.model);
   }

@@ -1,6 +1,7 @@
 // Terminal rendering of one streamed assistant turn: thinking dim and foldable, the answer plain,
 // tool calls as one line each, then a usage line. Without a TTY (scripts, tests) it prints plain
 // text with `[thinking]` ... `[/thinking]` markers and never moves the cursor.
+import { startSpinner, type Spinner } from '../progress.js';
 import type { ChatResult, ToolCall, Usage } from './client.js';
 
 export interface TerminalOut {
@@ -22,6 +23,8 @@ export class TurnRenderer {
   private readonly started: number;
   private thinkingMs = 0;
   private readonly tty: boolean;
+  /** Shown until the first token: covers queueing and prefill of a long conversation. */
+  private readonly waiting: Spinner;
 
   constructor(
     private readonly out: TerminalOut,
@@ -29,9 +32,11 @@ export class TurnRenderer {
   ) {
     this.tty = Boolean(out.isTTY);
     this.started = this.now();
+    this.waiting = startSpinner('reading the prompt', { stream: out as NodeJS.WritableStream, enabled: this.tty });
   }
 
   reasoning(delta: string): void {
+    this.waiting.stop();
     if (this.phase === 'answer') return; // reasoning always precedes the answer (api spec §4.6)
     if (this.phase === 'start') {
       this.phase = 'thinking';
@@ -69,6 +74,7 @@ export class TurnRenderer {
 
   /** Ends the thinking block (folding it on a TTY when asked) before answer text. */
   private enterAnswer(fold = true): void {
+    this.waiting.stop();
     if (this.phase === 'answer') return;
     if (this.phase === 'thinking') {
       this.thinkingMs = this.now() - this.started;
