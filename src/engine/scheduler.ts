@@ -337,6 +337,12 @@ export class Scheduler {
     return { token: Buffer.from(bytes).toString('utf8'), logprob, bytes: Array.from(bytes) };
   }
 
+  /** Ends every live and queued sequence with an error (last resort after an unexpected failure). */
+  failAll(err: unknown): void {
+    for (const seq of [...this.queue, ...this.active]) this.fail(seq, err);
+    this.queue.length = 0;
+  }
+
   private fail(seq: Sequence, err: unknown): void {
     this.counters.errors++;
     this.finish(seq, 'error', err instanceof Error ? err.message : String(err));

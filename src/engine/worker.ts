@@ -86,8 +86,9 @@ async function main(): Promise<void> {
     try {
       scheduler.step();
     } catch (err) {
-      // Scheduler bugs must not kill the worker silently: report and keep serving.
+      // A scheduler bug must not wedge the worker: report it, end the affected requests, keep serving.
       port.postMessage({ type: 'log', message: `engine step failed: ${err instanceof Error ? err.stack : String(err)}` } satisfies FromWorker);
+      scheduler.failAll(err);
     }
     flush();
     if (scheduler.hasWork) setImmediate(loop);
