@@ -95,3 +95,20 @@ test('CLI: dsv4 encode prints the prompt byte-exact, dsv4 parse prints JSON, err
   const r4 = spawnSync(process.execPath, [bin, 'encode', off.inputPath], { encoding: 'utf8' });
   assert.equal(r4.stdout, off.expected);
 });
+
+test('reference quirks: non-string user text is a TypeError, object arguments become one "arguments" parameter', () => {
+  assert.throws(() => encodeMessages([{ role: 'user', content: null }], { thinkingMode: 'chat' }), (e: unknown) => e instanceof PyError && e.kind === 'TypeError');
+  const p = encodeMessages(
+    [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: null, arguments: { a: 1.5 } } }] }],
+    { thinkingMode: 'chat' },
+  );
+  assert.ok(p.endsWith('<｜DSML｜invoke name="None">\n<｜DSML｜parameter name="arguments" string="false">{"a": 1.5}</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>'));
+  assert.throws(
+    () => encodeMessages([{ role: 'assistant', tool_calls: [{ type: 'function' }] }], { thinkingMode: 'chat' }),
+    (e: unknown) => e instanceof PyError && e.kind === 'KeyError',
+  );
+  assert.equal(
+    encodeMessages([{ role: 'system', content: ['a', 1, true] }], { thinkingMode: 'chat' }),
+    "<｜begin▁of▁sentence｜>['a', 1, True]",
+  );
+});
