@@ -9,38 +9,57 @@ import { FP4_BLOCK, FP8_BLOCK, type TensorSpec } from './inventory.js';
 import { elementCount, tensorByteLength } from './safetensors.js';
 import type { ModelArgs } from './types.js';
 
-/** xorshift128+ (two 32-bit halves kept as uint32 for speed), seeded by splitmix32 over a name hash. */
+/** xoshiro128** seeded by splitmix32 over an FNV-1a hash of (seed, name). State kept as int32 (no heap numbers). */
 class Rng {
   private a: number;
   private b: number;
   private c: number;
   private d: number;
   constructor(seed: number, name: string) {
-    let h = (0x811c9dc5 ^ seed) >>> 0;
-    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+    let h = (0x811c9dc5 ^ seed) | 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
     const next = (): number => {
-      h = (h + 0x9e3779b9) >>> 0;
+      h = (h + 0x9e3779b9) | 0;
       let z = h;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return z ^ (z >>> 16);
     };
     this.a = next() | 1;
     this.b = next();
     this.c = next();
     this.d = next();
   }
-  /** Uniform uint32 (xoshiro128**-style state update). */
+  /** Uniform uint32. */
   u32(): number {
-    const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
-    const t = this.b << 9;
+    const b = this.b;
+    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9);
+    const t = b << 9;
     this.c ^= this.a;
-    this.d ^= this.b;
+    this.d ^= b;
     this.b ^= this.c;
     this.a ^= this.d;
     this.c ^= t;
     this.d = rotl(this.d, 11);
-    return r;
+    return r >>> 0;
+  }
+  /** Fills `out` with the next out.length outputs (same sequence as u32(), in a tight loop). */
+  fill(out: Uint32Array): void {
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = Math.imul(rotl(Math.imul(b, 5), 7), 9);
+      const t = b << 9;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 11);
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
   }
   /** Uniform in [0, 1). */
   uniform(): number {
@@ -52,7 +71,7 @@ class Rng {
 }
 
 function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+  return (x << k) | (x >>> (32 - k));
 }
 
 /** Inverse standard-normal CDF (Acklam's rational approximation, |error| < 1.2e-9). */
@@ -154,20 +173,23 @@ export const CHUNK_BYTES = 8 << 20;
 
 type Chunks = Generator<Uint8Array, void, undefined>;
 
-/** Fills bytes from a 16-bit-sample lookup table. */
-function* table16(rng: Rng, total: number, table: Uint8Array): Chunks {
-  for (let done = 0; done < total; ) {
-    const n = Math.min(CHUNK_BYTES, total - done);
-    const out = new Uint8Array(n);
-    let i = 0;
-    for (; i + 1 < n; i += 2) {
-      const r = rng.u32();
-      out[i] = table[r & 0xffff]!;
-      out[i + 1] = table[r >>> 16]!;
+/** Elements looked up in a 65536-entry table by 16-bit uniform samples (bytes or BF16 bits). */
+function* lookup16(rng: Rng, total: number, table: Uint8Array | Uint16Array): Chunks {
+  const per = CHUNK_BYTES / table.BYTES_PER_ELEMENT;
+  const rnd = new Uint32Array(per / 2 + 1);
+  const samples = new Uint16Array(rnd.buffer); // little-endian: low half of each u32 first
+  for (let start = 0; start < total; start += per) {
+    const n = Math.min(per, total - start);
+    rng.fill(rnd.subarray(0, (n + 1) >> 1));
+    if (table instanceof Uint8Array) {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = table[samples[i]!]!;
+      yield out;
+    } else {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = table[samples[i]!]!;
+      yield new Uint8Array(out.buffer);
     }
-    if (i < n) out[i] = table[rng.u32() & 0xffff]!;
-    done += n;
-    yield out;
   }
 }
 
@@ -190,22 +212,10 @@ function* elements(total: number, kind: 'F32' | 'BF16', f: (i: number) => number
 }
 
 /** BF16 N(0, std^2) via a per-tensor table of 65536 quantiles (one table lookup per element). */
-function* gaussBf16(rng: Rng, total: number, std: number): Chunks {
+function gaussBf16(rng: Rng, total: number, std: number): Chunks {
   const table = new Uint16Array(65536);
   for (let i = 0; i < 65536; i++) table[i] = bf16Bits(GAUSS16[i]! * std);
-  const per = CHUNK_BYTES / 2;
-  for (let start = 0; start < total; start += per) {
-    const n = Math.min(per, total - start);
-    const a = new Uint16Array(n);
-    let i = 0;
-    for (; i + 1 < n; i += 2) {
-      const r = rng.u32();
-      a[i] = table[r & 0xffff]!;
-      a[i + 1] = table[r >>> 16]!;
-    }
-    if (i < n) a[i] = table[rng.u32() & 0xffff]!;
-    yield new Uint8Array(a.buffer);
-  }
+  return lookup16(rng, total, table);
 }
 
 function gauss(rng: Rng, std: number): () => number {
@@ -240,9 +250,9 @@ export function* synthTensor(spec: TensorSpec, a: ModelArgs, seed: number): Chun
   const leaf = name.slice(name.lastIndexOf('.') + 1);
   switch (spec.dtype) {
     case 'F8_E4M3':
-      return yield* table16(rng, n, family(false).tables[codePlan(spec.shape[1]!, false).k]!);
+      return yield* lookup16(rng, n, family(false).tables[codePlan(spec.shape[1]!, false).k]!);
     case 'I8': // packed FP4 experts [out, in/2]
-      return yield* table16(rng, n, family(true).tables[codePlan(spec.shape[1]! * 2, true).k]!);
+      return yield* lookup16(rng, n, family(true).tables[codePlan(spec.shape[1]! * 2, true).k]!);
     case 'F8_E8M0': {
       const fp4 = spec.role === 'routed-expert' && a.expertDtype === 'fp4';
       const cols = spec.shape[1]!;
