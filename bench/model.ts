@@ -78,13 +78,13 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
 
 export async function benchModels(
   kernels: Kernels,
-  lim: MachineLimits,
+  lim: MachineLimits | null,
   rows: BenchRow[],
   log: (s: string) => void,
   opts: { skip2g: boolean },
 ): Promise<void> {
-  const bw = lim.readGBs[lim.threads]!;
-  const peak = lim.peakGflops[lim.threads]!;
+  const bw = lim ? lim.readGBs[lim.threads]! : NaN;
+  const peak = lim ? lim.peakGflops[lim.threads]! : NaN;
   const models: { preset: 'default' | 'bench-2g'; prefill: number; decode: number }[] = [
     { preset: 'default', prefill: 64, decode: 8 },
     { preset: 'bench-2g', prefill: 16, decode: 4 },
@@ -100,8 +100,8 @@ export async function benchModels(
     const r = await runModel(dir, kernels, c.prefill, c.decode, 60);
     const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
     const gf = (traffic.flops * r.prefillTokS) / 1e9;
-    rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: gf / peak, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
-    rows.push({ section, name: 'decode', value: r.decodeTokS, unit: 'tok/s', ratio: gbs / bw, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth` });
+    rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: lim ? gf / peak : undefined, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
+    rows.push({ section, name: 'decode', value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth` });
   }
 }
 
