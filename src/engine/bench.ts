@@ -61,8 +61,10 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
   const levels = o.concurrency ?? [1, 4, 16];
   const n = o.decodeTokens ?? 16;
   const cacheDir = mkdtempSync(join(tmpdir(), 'dsv4-bench-'));
+  const P = o.ttftPromptTokens ?? 4096;
   const engine = await createEngine({
     modelDir: o.modelDir,
+    maxSeqLen: P + 64,
     maxBatch: Math.max(...levels),
     prefillChunk: o.prefillChunk ?? 512,
     cacheDir,
@@ -80,7 +82,6 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decode.push({ concurrency: c, tokens, seconds, tokensPerSecond: tokens / seconds });
       log(`decode  ${String(c).padStart(2)} seq: ${(tokens / seconds).toFixed(2)} tok/s (${tokens} tokens in ${seconds.toFixed(2)} s)`);
     }
-    const P = o.ttftPromptTokens ?? 4096;
     const fresh = Math.min(o.ttftNewTokens ?? 64, P - 1);
     const long = promptOf(P, 7, vocab);
     const miss = await timed(engine, long, 1, false);

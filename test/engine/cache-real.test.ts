@@ -9,10 +9,12 @@ import { createEngine } from '../../src/engine/index.js';
 import type { Engine, EngineEvent } from '../../src/engine/api.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
 import { loadModel } from '../../src/model/index.js';
-import { greedy, tinyCheckpoint } from './fixture.js';
+import { greedy, tinyModel, tokensOf as tokensIn } from './fixture.js';
 
-const dir = tinyCheckpoint();
-const tokensOf = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + seed * 101) % 1000));
+const tiny = await tinyModel();
+const dir = tiny.dir;
+const W = tiny.window;
+const tokensOf = (n: number, seed: number) => tokensIn(n, seed, tiny.vocab);
 
 async function run(engine: Engine, prompt: number[], maxTokens: number) {
   const h = engine.submit(Int32Array.from(prompt), { ...greedy, maxTokens });
@@ -26,26 +28,27 @@ async function run(engine: Engine, prompt: number[], maxTokens: number) {
   return { tokens, usage: done!.usage };
 }
 
-test('logits after a restore equal recomputing from scratch, bit for bit (memory and disk)', { skip: !dir }, async () => {
-  const model = await loadModel(dir!);
+test('logits after a restore equal recomputing from scratch, bit for bit (memory and disk)', async () => {
+  const model = await loadModel(dir);
   const cacheDir = mkdtempSync(join(tmpdir(), 'dsv4-eng-'));
   try {
-    // tiny-a's window is 64: a prefix of 66 tokens is a canonical snapshot for any longer prompt
-    const all = Int32Array.from([0, ...tokensOf(71, 1)]);
+    // a prefix longer than the window is a canonical snapshot for any longer prompt
+    const n = W + 2;
+    const all = Int32Array.from([0, ...tokensOf(n + 5, 1)]);
     const mk = () => new PrefixCache({ memoryBytes: 1 << 26, dir: cacheDir, modelId: 'tiny-a', restore: (b) => model.restoreState(b) });
     const cache = mk();
     const st = model.newState();
-    const l66 = model.forward([{ state: st, tokens: all.subarray(0, 66) }])[0]!;
-    cache.insert(all.slice(0, 66), st, l66);
+    const ln = model.forward([{ state: st, tokens: all.subarray(0, n) }])[0]!;
+    cache.insert(all.slice(0, n), st, ln);
     // from scratch the reference way: the whole prompt in one prefill, then one decode step
     const scratch = model.newState();
     const expect = model.forward([{ state: scratch, tokens: all }])[0]!;
     const expectNext = model.forward([{ state: scratch, tokens: Int32Array.of(7) }])[0]!;
     for (const c of [cache, mk()]) {
       const hit = c.lookup(all)!;
-      assert.equal(hit.length, 66);
-      assert.deepEqual(hit.logits, l66);
-      const got = model.forward([{ state: hit.state, tokens: all.subarray(66) }])[0]!;
+      assert.equal(hit.length, n);
+      assert.deepEqual(hit.logits, ln);
+      const got = model.forward([{ state: hit.state, tokens: all.subarray(n) }])[0]!;
       assert.deepEqual(got, expect);
       assert.deepEqual(model.forward([{ state: hit.state, tokens: Int32Array.of(7) }])[0], expectNext);
     }
@@ -54,8 +57,8 @@ test('logits after a restore equal recomputing from scratch, bit for bit (memory
   }
 });
 
-test('a sequence is identical alone or batched with 7 others (greedy)', { skip: !dir }, async () => {
-  const engine = await createEngine({ modelDir: dir!, prefillChunk: 16, prefixCacheBytes: 0 });
+test('a sequence is identical alone or batched with 7 others (greedy)', async () => {
+  const engine = await createEngine({ modelDir: dir, prefillChunk: 16, prefixCacheBytes: 0 });
   try {
     const p = [0, ...tokensOf(9, 1)];
     const alone = await run(engine, p, 4);
@@ -68,13 +71,13 @@ test('a sequence is identical alone or batched with 7 others (greedy)', { skip: 
   }
 });
 
-test('a 20-turn conversation hits the cache on all but its new tokens, also after a restart', { skip: !dir }, async () => {
+test('a 20-turn conversation hits the cache on all but its new tokens, also after a restart', async () => {
   const cacheDir = mkdtempSync(join(tmpdir(), 'dsv4-eng-'));
   try {
     const turns: Array<{ prompt: number[]; tokens: number[]; cached: number }> = [];
-    let engine = await createEngine({ modelDir: dir!, cacheDir, prefillChunk: 16, prefixCacheBytes: 1 << 26 });
+    let engine = await createEngine({ modelDir: dir, cacheDir, prefillChunk: 16, prefixCacheBytes: 1 << 26 });
     try {
-      let convo = [0, ...tokensOf(63, 9)]; // a system prompt longer than the window (64)
+      let convo = [0, ...tokensOf(W - 1, 9)]; // a system prompt as long as the window
       for (let t = 0; t < 20; t++) {
         const prompt = [...convo, ...tokensOf(2, 100 + t)]; // the new user turn
         const r = await run(engine, prompt, 2);
@@ -88,7 +91,7 @@ test('a 20-turn conversation hits the cache on all but its new tokens, also afte
       await engine.close();
     }
     // restart: replaying the conversation hits on every whole prompt and generates the same tokens
-    engine = await createEngine({ modelDir: dir!, cacheDir, prefillChunk: 16, prefixCacheBytes: 1 << 26 });
+    engine = await createEngine({ modelDir: dir, cacheDir, prefillChunk: 16, prefixCacheBytes: 1 << 26 });
     try {
       for (const [t, turn] of turns.entries()) {
         const r = await run(engine, turn.prompt, 2);

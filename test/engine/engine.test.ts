@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { createEngine } from '../../src/engine/index.js';
 import type { EngineEvent } from '../../src/engine/api.js';
 import { JsonMachine } from '../../src/engine/json-constraint.js';
-import { greedy, tinyCheckpoint } from './fixture.js';
+import { greedy, tinyModel, tokensOf } from './fixture.js';
 
-const dir = tinyCheckpoint();
-const prompt = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i === 0 ? 0 : 3 + ((i * 37 + seed * 101) % 1000)));
+const tiny = await tinyModel();
+const prompt = (n: number, seed: number) => Int32Array.from([0, ...tokensOf(n - 1, seed, tiny.vocab)]);
 
 async function collect(events: AsyncIterable<EngineEvent>): Promise<EngineEvent[]> {
   const out: EngineEvent[] = [];
@@ -15,8 +15,8 @@ async function collect(events: AsyncIterable<EngineEvent>): Promise<EngineEvent[
   return out;
 }
 
-test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON mode stays valid', { skip: !dir }, async () => {
-  const engine = await createEngine({ modelDir: dir!, prefillChunk: 8, prefixCacheBytes: 0 });
+test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON mode stays valid', async () => {
+  const engine = await createEngine({ modelDir: tiny.dir, prefillChunk: 8, prefixCacheBytes: 0 });
   try {
     const h = engine.submit(prompt(10, 1), { ...greedy, maxTokens: 3, logprobs: true, topLogprobs: 2 });
     const evs = await collect(h.events);
@@ -26,7 +26,7 @@ test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON
     assert.equal(done.finishReason, 'length');
     for (const e of evs) {
       if (e.type !== 'token') continue;
-      assert.ok(e.tokenId >= 0 && e.tokenId < 1024);
+      assert.ok(e.tokenId >= 0 && e.tokenId < tiny.vocab);
       assert.equal(e.logprob!.top.length, 2);
       assert.equal(e.logprob!.top[0]!.logprob, e.logprob!.logprob); // greedy: the chosen token is the top one
       assert.ok(e.logprob!.logprob <= 0);
