@@ -19,10 +19,6 @@ export function sigmoid32(x: number): number {
   return fr(1 / (1 + Math.exp(-x)));
 }
 
-/** The sigmoid of the hc_split_sinkhorn kernel, as its elementary ops: 1 / (1 + exp(-x)), each rounded. */
-function kernelSigmoid(x: number): number {
-  return fr(1 / fr(1 + fr(Math.exp(-x))));
-}
 
 /** mixes[r, nOut] = fl32(F.linear(x_flat, fn) * rsqrt(mean(x²) + eps)). */
 function mixes(x: Float32Array, row: number, flat: number, fn: Float32Array, nOut: number, eps: number, out: Float64Array): void {
@@ -47,14 +43,15 @@ export function splitSinkhorn(m: Float64Array, p: HcParams, hc: number, iters: n
   const e = fr(eps);
   const [s0, s1, s2] = [p.scale[0]!, p.scale[1]!, p.scale[2]!];
   for (let j = 0; j < hc; j++) {
-    pre[j] = fr(kernelSigmoid(fma32(m[j]!, s0, p.base[j]!)) + e);
-    post[j] = fr(2 * kernelSigmoid(fma32(m[hc + j]!, s1, p.base[hc + j]!)));
+    pre[j] = fr(sigmoid32(fma32(m[j]!, s0, p.base[j]!)) + e);
+    post[j] = fr(2 * sigmoid32(fma32(m[hc + j]!, s1, p.base[hc + j]!)));
   }
   for (let i = 0; i < hc * hc; i++) comb[i] = fma32(m[2 * hc + i]!, s2, p.base[2 * hc + i]!);
   const ex = new Float64Array(hc);
   const col = new Float64Array(hc);
   for (let j = 0; j < hc; j++) {
-    // row softmax as the kernel's elementary ops (exp, exact row sum, divide), then + eps
+    // row softmax as the kernel's elementary ops (exp, exact row sum, divide), then + eps;
+    // unlike the sigmoid, this one is not a single rounding (checked against the goldens)
     let mx = -Infinity;
     for (let k = 0; k < hc; k++) mx = Math.max(mx, comb[j * hc + k]!);
     for (let k = 0; k < hc; k++) ex[k] = fr(Math.exp(fr(comb[j * hc + k]! - mx)));
@@ -98,14 +95,12 @@ export function hcPre(x: Float32Array, rows: number, hc: number, dim: number, p:
   for (let r = 0; r < rows; r++) {
     mixes(x, r, flat, p.fn, nMix, normEps, m);
     splitSinkhorn(m, p, hc, iters, hcEps, pre, post.subarray(r * hc, r * hc + hc), comb.subarray(r * hc * hc, (r + 1) * hc * hc));
-    const dbg = (globalThis as any).__dbgPre;
-    if (dbg && dbg(r)) console.log('hcPre', { m: [...m], scale: [...p.scale], base: [...p.base.subarray(0, 8)], post: [...post.subarray(r*hc, r*hc+hc)], rs: rmsFactor(x, r * flat, flat, normEps) });
     weightedStreams(x, r, hc, dim, pre, y, r * dim);
   }
   return { y, post, comb };
 }
 
-/** X'[k] = bf16(fl32(post[k]*out) + Σ_j fl32(comb[j,k]*X[j])). */
+/** X'[k] = bf16(fl32(post[k]*out) + Σ_j fl32(comb[j,k]*X[j])), the stream sum exact, rounded once. */
 export function hcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, h: HcPreResult): Float32Array {
   const y = new Float32Array(rows * hc * dim);
   const t = new Float64Array(hc);
@@ -116,8 +111,6 @@ export function hcPost(out: Float32Array, residual: Float32Array, rows: number, 
       for (let d = 0; d < dim; d++) {
         for (let j = 0; j < hc; j++) t[j] = fr(h.comb[r * hc * hc + j * hc + k]! * residual[ro + j * dim + d]!);
         y[ro + k * dim + d] = roundBf16(fr(fr(pk * out[r * dim + d]!) + sumF32(t, hc)));
-        const dbg = (globalThis as any).__dbg;
-        if (dbg && dbg(r, k, d)) console.log('hcPost', { pk, out: out[r * dim + d], t: [...t], comb: [0,1,2,3].map((j) => h.comb[r * hc * hc + j * hc + k]), res: [0,1,2,3].map((j) => residual[ro + j * dim + d]), f: fr(fr(pk * out[r * dim + d]!) + sumF32(t, hc)), exact: pk * out[r * dim + d]! + t.reduce((a, b) => a + b, 0) });
       }
     }
   }
@@ -137,3 +130,4 @@ export function hcHead(x: Float32Array, rows: number, hc: number, dim: number, p
   }
   return y;
 }
+

@@ -60,12 +60,40 @@ export function roundRationalToF32(mant: bigint, exp: number, div = 1): number {
 
 /** RN32(Σ terms[i] / div) exactly (BigInt). */
 export function exactSumToF32(terms: ArrayLike<number>, n = terms.length, div = 1): number {
+  // Second stage: TwoSum pass. If no addition rounded, the float64 sum is exact and a single
+  // (float64 division, then) fp32 rounding is correct (53 >= 2*24+2). Else try the
+  // compensated value with its error bound; BigInt only when that is still ambiguous.
+  let s = 0;
+  let e = 0;
+  let ea = 0;
+  let finite = true;
+  for (let i = 0; i < n; i++) {
+    const b = terms[i]!;
+    const t = s + b;
+    const bb = t - s;
+    const err = (s - (t - bb)) + (b - bb);
+    s = t;
+    e += err;
+    ea += Math.abs(err);
+    if (!Number.isFinite(t)) finite = false;
+  }
+  if (!finite) return Math.fround(sumPlain(terms, n) / div);
+  if (ea === 0) return Math.fround(div === 1 ? s : s / div);
+  const r = s + e;
+  const q = r / div;
+  const bound = (Math.abs(r) * 2 * U + ea * (n + 2) * U * 1.01) / div + Math.abs(q) * 2 * U;
+  const rr = settle(q, bound);
+  if (rr === rr) return rr;
+  return exactBigSumToF32(terms, n, div);
+}
+
+/** RN32(Σ terms[i] / div) exactly (BigInt). */
+export function exactBigSumToF32(terms: ArrayLike<number>, n = terms.length, div = 1): number {
   let minExp = Infinity;
   const ps: [bigint, number][] = [];
   for (let i = 0; i < n; i++) {
     const t = terms[i]!;
     if (t === 0) continue;
-    if (!Number.isFinite(t)) return Math.fround(sumPlain(terms, n) / div);
     const p = parts(t);
     ps.push(p);
     if (p[1] < minExp) minExp = p[1];

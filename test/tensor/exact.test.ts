@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sumF32, dotF32, meanSquareF32, exactSumToF32, fma32, sum2F32 } from '../../src/tensor/exact.js';
+import { sumF32, dotF32, meanSquareF32, exactSumToF32, exactBigSumToF32, fma32, sum2F32 } from '../../src/tensor/exact.js';
 import { hadamardBf16 } from '../../src/tensor/hadamard.js';
 import { ropeFrequencies } from '../../src/tensor/rope.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
@@ -31,8 +31,9 @@ test('filtered fast path equals the exact BigInt path on random data', () => {
     const a = new Float64Array(n).map(() => roundBf16(rnd() * 2 ** Math.floor(rnd() * 20)));
     const b = new Float64Array(n).map(() => Math.fround(rnd()));
     const prods = a.map((v, i) => v * b[i]!);
-    assert.equal(dotF32(a, 0, b, 0, n), exactSumToF32(prods));
-    assert.equal(meanSquareF32(a, 0, n), exactSumToF32(a.map((v) => Math.fround(v * v)), n, n));
+    assert.equal(dotF32(a, 0, b, 0, n), exactBigSumToF32(prods));
+    assert.equal(exactSumToF32(prods), exactBigSumToF32(prods));
+    assert.equal(meanSquareF32(a, 0, n), exactBigSumToF32(a.map((v) => Math.fround(v * v)), n, n));
   }
 });
 
