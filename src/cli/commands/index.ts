@@ -7,7 +7,8 @@ import { register as parse } from './parse.js';
 import { register as init } from './init.js';
 import { register as info } from './info.js';
 import { register as serve } from './serve.js';
+import { register as verify } from './verify.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [chat, run, encode, parse, init, info, serve];
+export const commands: RegisterCommand[] = [chat, run, encode, parse, init, info, serve, verify];
