@@ -2,13 +2,14 @@
 // ./commands and registers itself on the program; this file only wires them.
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
+import { configureProgram } from './help.js';
 
 const program = new Command();
 program
   .name('dsv4')
   .description('DeepSeek-V4 runtime: exact forward pass, chat encoding, DeepSeek-compatible API server')
-  .version('0.1.0')
-  .showHelpAfterError();
+  .version('0.1.0');
+configureProgram(program);
 
 for (const register of commands) register(program);
 

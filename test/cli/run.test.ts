@@ -56,11 +56,29 @@ test('errors are one line on stderr with meaningful exit codes', async () => {
     [['run', '--url', stub.url, '--max-tokens', '0', 'hi'], '', 2, /^dsv4: --max-tokens 0: expected a whole number >= 1\n$/],
     [['run', '--url', stub.url], '', 2, /^dsv4: no prompt: stdin was empty\n$/],
     [['run', '--model', '/definitely/not/here', 'hi'], '', 4, /^dsv4: --model \/definitely\/not\/here: no such directory\n$/],
+    [['run', '--frob', 'hi'], '', 2, /^dsv4: unknown option '--frob' \(see 'dsv4 run --help'\)\n$/],
+    [['run', '--effort', 'low', 'hi'], '', 2, /^dsv4: option '--effort <level>' argument 'low' is invalid\. Allowed choices are high, max\. \(see 'dsv4 run --help'\)\n$/],
+    [['chta'], '', 2, /^dsv4: unknown command 'chta' \(Did you mean chat\?\) \(see 'dsv4 --help'\)\n$/],
   ];
   for (const [args, input, code, stderr] of cases) {
     const r = await runCli(args, input);
     assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, stderr);
     assert.equal(r.stdout, '');
+  }
+});
+
+test('help is complete: every command has a summary, and dsv4 --help says how to start and which model runs', async () => {
+  const top = await runCli(['--help']);
+  assert.equal(top.code, 0);
+  for (const cmd of ['chat', 'run', 'serve']) assert.match(top.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  assert.match(top.stdout, /Getting started:/);
+  assert.match(top.stdout, /random weights/);
+  const commands = [...top.stdout.matchAll(/^  (\w+) .*$/gm)].map((m) => m[1]!).filter((c) => c !== 'help' && c !== 'dsv4');
+  for (const cmd of commands) {
+    const h = await runCli([cmd, '--help']);
+    assert.equal(h.code, 0, cmd);
+    assert.match(h.stdout, new RegExp(`^Usage: dsv4 ${cmd} `), cmd);
+    assert.ok(h.stdout.split('\n').length > 5, `${cmd} --help has a description and options`);
   }
 });
