@@ -10,7 +10,7 @@ import type { ParsedMessage } from './parse.js';
 import { INVOKE_NAME_RE } from './parse.js';
 import { dumpString } from './pyjson.js';
 import {
-  EOS, INVOKE_CLOSE, INVOKE_OPEN, PARAM_OPEN, THINK_END, THINK_START, TOOL_CALLS_CLOSE, TOOL_CALLS_START,
+  BOS, DSML, EOS, INVOKE_CLOSE, INVOKE_OPEN, PARAM_CLOSE, PARAM_OPEN, THINK_END, THINK_START, TOOL_CALLS_CLOSE, TOOL_CALLS_START,
 } from './templates.js';
 
 export type StreamEvent =
@@ -46,7 +46,7 @@ type State =
   | 'block_open' | 'invoke_head' | 'param_header' | 'param_value' | 'param_after' | 'after_invoke' | 'after_block'
   | 'done';
 
-const PARAM_VALUE_END = `</${'｜DSML｜'}parameter`;
+const PARAM_VALUE_ENDS = ['<' + PARAM_CLOSE, '<\n' + PARAM_CLOSE, PARAM_CLOSE];
 const PARAM_HEADER_RE = /^ name="([\s\S]*?)" string="(true|false)">/;
 const PARAM_HEADER_PREFIX = ' name="';
 
@@ -146,15 +146,25 @@ export class StreamParser {
     this.flags.push(reason);
   }
 
+  /** Flags special-token text the reference rejects in reasoning/content (it is kept, not removed). */
+  private checkSpecials(acc: string, text: string, forbidden: string[]): void {
+    const window = acc.slice(Math.max(0, acc.length - text.length - 24));
+    for (const sp of forbidden) {
+      if (window.includes(sp) && !this.flags.includes(`special token ${sp} in output text`)) this.flag(`special token ${sp} in output text`);
+    }
+  }
+
   private emitReasoning(text: string): void {
     if (!text) return;
     this.reasoning += text;
+    this.checkSpecials(this.reasoning, text, [BOS, THINK_START, DSML]);
     this.events.push({ type: 'reasoning', text });
   }
 
   private emitContent(text: string): void {
     if (!text) return;
     this.content += text;
+    if (this.state !== 'plain') this.checkSpecials(this.content, text, [BOS, DSML]);
     this.events.push({ type: 'content', text });
   }
 
@@ -171,8 +181,8 @@ export class StreamParser {
     this.events.push({ type: 'malformed', reason, firstIndex: this.blockFirstCall, text });
     this.calls.length = this.blockFirstCall;
     this.current = null;
+    this.state = 'plain'; // before emitting: the degraded block's markers are not flagged twice
     this.emitContent(text);
-    this.state = 'plain';
   }
 
   /** Runs the state machine over the buffer; `final` = no more text will come. */
@@ -237,7 +247,9 @@ export class StreamParser {
       case 'block_open':
       case 'after_invoke': {
         const m = this.expect(['>\n' + INVOKE_OPEN, '>\n' + TOOL_CALLS_CLOSE], final);
-        if (m === false) this.malformed(`expected '>\\n' and an invoke or the block end`);
+        // The reference accepts text that stops right here (its loop ends at the end of the text).
+        if (m === false && final && this.pos === this.buf.length) this.end();
+        else if (m === false) this.malformed(`expected '>\\n' and an invoke or the block end`);
         else if (m === '>\n' + INVOKE_OPEN) this.state = 'invoke_head';
         else if (m) this.state = 'after_block';
         return;
@@ -264,11 +276,13 @@ export class StreamParser {
         return;
       }
       case 'param_header': {
+        // The reference matches the header inside the text up to the first `/｜DSML｜parameter` only.
         const pending = this.buf.slice(this.pos);
-        const m = PARAM_HEADER_RE.exec(pending);
+        const closeAt = pending.indexOf(PARAM_CLOSE);
+        const m = PARAM_HEADER_RE.exec(closeAt >= 0 ? pending.slice(0, closeAt) : pending);
         if (!m) {
           const plausible = pending.length < PARAM_HEADER_PREFIX.length ? PARAM_HEADER_PREFIX.startsWith(pending) : pending.startsWith(PARAM_HEADER_PREFIX);
-          if (final || !plausible || pending.includes(PARAM_VALUE_END)) this.malformed(`parameter format error: '${pending.slice(0, 200)}'`);
+          if (final || !plausible || closeAt >= 0) this.malformed(`parameter format error: '${pending.slice(0, 200)}'`);
           return;
         }
         if (this.paramNames.has(m[1])) return this.malformed(`duplicate parameter name: '${m[1]}'`);
@@ -283,7 +297,10 @@ export class StreamParser {
         const emit = (t: string) => {
           if (t) this.emitArgs(this.paramIsString ? dumpString(t).slice(1, -1) : t);
         };
-        if (this.textUntil([PARAM_VALUE_END], emit, false) === PARAM_VALUE_END) {
+        // The value ends at the first `/｜DSML｜parameter`, which must follow a `<` (or `<\n`: Python's `$`).
+        const end = this.textUntil(PARAM_VALUE_ENDS, emit, false);
+        if (end === PARAM_CLOSE) this.malformed('parameter value not closed by </｜DSML｜parameter');
+        else if (end) {
           if (this.paramIsString) this.emitArgs('"');
           this.state = 'param_after';
         } else if (final) this.malformed('unterminated parameter');
