@@ -265,8 +265,9 @@ function dropThinkingMessages(messages: Msg[]): Msg[] {
 /** `encode_messages`: the prompt string (BOS and special tokens as text). */
 export function encodeMessages(messages: unknown[], opts: EncodeOptions): string {
   const mode: string = opts.thinkingMode;
-  const dropThinking = opts.dropThinking ?? true;
-  const addBos = opts.addDefaultBosToken ?? true;
+  // Defaults apply only to absent options: an explicit null is Python None (falsy), as in a case file.
+  const dropThinking = opts.dropThinking === undefined ? true : opts.dropThinking;
+  const addBos = opts.addDefaultBosToken === undefined ? true : opts.addDefaultBosToken;
   const effort = opts.reasoningEffort ?? null;
   let context: Msg[] = truthy(opts.context) ? deepCopy(opts.context as Msg[]) : [];
 

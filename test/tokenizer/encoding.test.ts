@@ -112,3 +112,16 @@ test('reference quirks: non-string user text is a TypeError, object arguments be
     "<｜begin▁of▁sentence｜>['a', 1, True]",
   );
 });
+
+test('explicit null options are Python None (falsy), absent ones take the defaults', () => {
+  const doc = (extra: string) =>
+    `{"function": "encode_messages", "args": {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "reasoning_content": "r"}, {"role": "user", "content": "c"}], "thinking_mode": "thinking"${extra}}}`;
+  const run = (extra: string) => {
+    const r = runCase(doc(extra), 'x.json');
+    return r.kind === 'encode' ? r.prompt : '';
+  };
+  assert.ok(run('').startsWith('<｜begin▁of▁sentence｜>'));
+  assert.ok(!run(', "add_default_bos_token": null').startsWith('<｜begin▁of▁sentence｜>'));
+  assert.ok(!run('').includes('r</think>'));
+  assert.ok(run(', "drop_thinking": null').includes('r</think>'));
+});
