@@ -134,6 +134,19 @@ bool gemm(const GemmArgs& a, bool fp4) {
   return true;
 }
 
+// ---------- BF16 job ----------
+
+void bf16Job(void* ctx, int share, int shares) {
+  const Bf16Args& a = *static_cast<const Bf16Args*>(ctx);
+  int n0, n1;
+  split(a.out, 1, share, shares, n0, n1);
+  if (n0 >= n1) return;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) return avx2::bf16Rows(a, n0, n1);
+#endif
+  scalar::bf16Rows(a, n0, n1);
+}
+
 // ---------- N-API glue ----------
 
 #define CHECK(call)                                                     \
@@ -202,6 +215,44 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   a.ws = static_cast<const uint8_t*>(ws);
   a.y = static_cast<float*>(y);
   return boolean(env, gemm(a, fp4));
+}
+
+// bf16Gemm(x, rows, K, w, out, y, amb) -> number of elements flagged in amb
+napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 7) {
+    napi_throw_type_error(env, nullptr, "dsv4 native bf16Gemm: 7 arguments expected");
+    return nullptr;
+  }
+  void *x, *w, *y, *amb;
+  size_t nx, nw, ny, namb;
+  const bool okTypes = typed(env, argv[0], napi_float32_array, &x, &nx) && typed(env, argv[3], napi_uint16_array, &w, &nw) &&
+                       typed(env, argv[5], napi_float32_array, &y, &ny) && typed(env, argv[6], napi_uint8_array, &amb, &namb);
+  Bf16Args a{};
+  a.rows = intArg(env, argv[1]);
+  a.K = intArg(env, argv[2]);
+  a.out = intArg(env, argv[4]);
+  const size_t R = size_t(a.rows), K = size_t(a.K), O = size_t(a.out);
+  if (!okTypes || a.rows <= 0 || a.K <= 0 || a.out <= 0 || nx < R * K || nw < O * K || ny < R * O || namb < R * O) {
+    napi_throw_range_error(env, nullptr, "dsv4 native bf16Gemm: bad argument types or sizes");
+    return nullptr;
+  }
+  a.x = static_cast<const float*>(x);
+  a.w = static_cast<const uint16_t*>(w);
+  a.y = static_cast<float*>(y);
+  a.amb = static_cast<uint8_t*>(amb);
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> g(p.callLock());
+    p.run(bf16Job, &a, (a.out + 31) / 32);
+  }
+  uint32_t flagged = 0;
+  for (size_t i = 0; i < R * O; i++) flagged += a.amb[i];
+  napi_value r;
+  napi_create_uint32(env, flagged, &r);
+  return r;
 }
 
 napi_value HasNanE4m3(napi_env env, napi_callback_info info) {
@@ -323,6 +374,7 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bf16Gemm", nullptr, Bf16Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"readBandwidth", nullptr, ReadBandwidth, nullptr, nullptr, nullptr, napi_default, nullptr},

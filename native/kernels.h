@@ -20,6 +20,23 @@ struct GemmArgs {
   float* y;           // [rows, out]
 };
 
+/** y[rows, out] = RN32(exact x . w^T) for fp32 x and BF16 w (F.linear under canonical
+ *  rounding). Products are exact in float64; the float64 sum is accepted when its
+ *  error bound leaves one fp32 rounding possible, else amb[m*out+n] = 1 and the
+ *  caller computes that element exactly. */
+struct Bf16Args {
+  const float* x;      // [rows, K]
+  int rows;
+  int K;
+  const uint16_t* w;   // BF16 bits [out, K]
+  int out;
+  float* y;            // [rows, out]
+  uint8_t* amb;        // [rows, out]
+};
+
+/** RN32 of a float64 sum s of n exact products with sum of magnitudes t, or false when ambiguous. */
+bool settleF32(double s, double t, int n, float* out);
+
 /** UE8M0 byte -> fp32 (255 = NaN, 0 = 2^-127 subnormal). */
 float e8m0ToFloat(uint8_t b);
 
@@ -34,6 +51,7 @@ bool fp8Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp8Rows(const GemmArgs& a, const double* xd, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1);
+void bf16Rows(const Bf16Args& a, int n0, int n1);
 }  // namespace scalar
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -46,6 +64,7 @@ bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
+void bf16Rows(const Bf16Args& a, int n0, int n1);
 bool hasNanE4m3(const uint8_t* p, size_t n);
 double readSum(const uint8_t* p, size_t n);
 double fmaLoop(long iters);

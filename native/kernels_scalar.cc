@@ -19,6 +19,20 @@ float e8m0ToFloat(uint8_t b) {
   return std::ldexp(1.0f, int(b) - 127);
 }
 
+bool settleF32(double s, double t, int n, float* out) {
+  if (t == 0) {
+    *out = float(s);
+    return true;
+  }
+  const float r = float(s);
+  if (r == 0 || !std::isfinite(s)) return false;
+  const double u = std::ldexp(1.0, -53);
+  const double e = t * (n + 2) * u * 1.01 + std::fabs(s) * 4 * u;
+  if (float(s - e) != r || float(s + e) != r) return false;
+  *out = r;
+  return true;
+}
+
 static const double kE2M1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
 
 namespace scalar {
@@ -75,6 +89,27 @@ void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1) {
         acc = acc + (float(dot) * sa) * e8m0ToFloat(sr[kb]);
       }
       a.y[size_t(m) * a.out + n] = acc;
+    }
+  }
+}
+
+void bf16Rows(const Bf16Args& a, int n0, int n1) {
+  const int K = a.K;
+  for (int n = n0; n < n1; n++) {
+    const uint16_t* wr = a.w + size_t(n) * K;
+    for (int m = 0; m < a.rows; m++) {
+      const float* xr = a.x + size_t(m) * K;
+      double s = 0, t = 0;
+      for (int k = 0; k < K; k++) {
+        uint32_t bits = uint32_t(wr[k]) << 16;
+        float wv;
+        std::memcpy(&wv, &bits, 4);
+        const double p = double(wv) * double(xr[k]);
+        s += p;
+        t += std::fabs(p);
+      }
+      const size_t i = size_t(m) * a.out + n;
+      a.amb[i] = settleF32(s, t, K, &a.y[i]) ? 0 : 1;
     }
   }
 }

@@ -61,4 +61,9 @@ export interface Kernels {
   fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;
   /** y[rows, w.out] = fp4_gemm(x, w); returns fp32 (caller rounds to BF16). */
   fp4Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void;
+  /**
+   * Optional: y[rows, w.out] = RN32(exact x . wᵀ) for fp32/BF16 x [rows, w.inF] (F.linear
+   * under canonical rounding, as exactLinear in model/linear.ts). Callers fall back when absent.
+   */
+  bf16Gemm?(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void;
 }

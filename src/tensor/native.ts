@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
+import { dotF32 } from './exact.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
 import { referenceKernels } from './reference-kernels.js';
 
 /** The addon's raw functions (native/addon.cc). */
@@ -22,6 +23,8 @@ export interface NativeAddon {
     out: number,
     y: Float32Array,
   ): boolean;
+  /** RN32(exact x . wᵀ) for BF16 w; elements it cannot settle are flagged in amb (returns their count). */
+  bf16Gemm(x: Float32Array, rows: number, K: number, w: Uint16Array, out: number, y: Float32Array, amb: Uint8Array): number;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
@@ -72,6 +75,29 @@ function checkShapes(op: string, x: QuantizedActivations, w: { out: number; inF:
   if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
 }
 
+/** The native BF16 product; the rare elements whose float64 sum is too close to an fp32 rounding boundary are summed exactly here. */
+function bf16Gemm(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void {
+  const K = w.inF;
+  if (x.length < rows * K) throw new RangeError(`bf16Gemm: activations hold ${x.length} < ${rows * K} values`);
+  if (y.length < rows * w.out) throw new RangeError(`bf16Gemm: output holds ${y.length} < ${rows * w.out} values`);
+  if (rows === 0 || w.out === 0) return;
+  const amb = new Uint8Array(rows * w.out);
+  if (addon.bf16Gemm(x, rows, K, w.data, w.out, y, amb) === 0) return;
+  const row = new Float32Array(K);
+  const bits = new Uint32Array(row.buffer);
+  for (let n = 0; n < w.out; n++) {
+    let loaded = false;
+    for (let m = 0; m < rows; m++) {
+      if (!amb[m * w.out + n]) continue;
+      if (!loaded) {
+        for (let k = 0; k < K; k++) bits[k] = w.data[n * K + k]! << 16;
+        loaded = true;
+      }
+      y[m * w.out + n] = dotF32(x, m * K, row, 0, K);
+    }
+  }
+}
+
 /** The Kernels implementation on top of a loaded addon. */
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const { isa, threads } = addon.info();
@@ -92,6 +118,9 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
         if (addon.gemm(true, x.q, x.scale, x.rows, w.inF, w.data, w.scale, w.out, y)) return;
       }
       referenceKernels.fp4Gemm(x, w, y);
+    },
+    bf16Gemm(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void {
+      bf16Gemm(addon, x, rows, w, y);
     },
   };
 }

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadNative, makeNativeKernels, getKernels } from '../../src/tensor/native.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
+import { dotF32 } from '../../src/tensor/exact.js';
 import type { Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
 
 const { addon, reason } = loadNative();
@@ -191,5 +192,35 @@ test('the portable kernels and other thread counts give the same bits (child pro
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, `with ${JSON.stringify(env)}:\n${r.stdout.split('\n').filter((l) => /not ok|error/.test(l)).join('\n')}`);
+  }
+});
+
+test('bf16Gemm: native == exact dot products rounded once (incl. near-tie fallbacks)', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  const bf = (v: number) => {
+    const f = new Float32Array([v]);
+    const u = new Uint32Array(f.buffer);
+    return ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) & 0xffff;
+  };
+  for (const [rows, out, K] of [[1, 37, 200], [3, 9, 13], [2, 64, 1024]] as const) {
+    const w = new Uint16Array(out * K).map(() => bf((rnd() * 2 - 1) * 2 ** (randInt(40) - 20)));
+    const x = new Float32Array(rows * K).map(() => Math.fround((rnd() * 2 - 1) * 2 ** (randInt(30) - 15)));
+    // row 0 of the weights: an exact tie in float64 that only the exact sum settles
+    w.fill(bf(1), 0, K);
+    x.fill(0, 0, K);
+    x[0] = 1;
+    x[1] = 2 ** -24;
+    x[2] = 2 ** -80;
+    const wt = { kind: 'bf16' as const, out, inF: K, data: w };
+    const got = new Float32Array(rows * out).fill(NaN);
+    nk.bf16Gemm!(x, rows, wt, got);
+    const want = new Float32Array(rows * out);
+    const row = new Float32Array(K);
+    for (let n = 0; n < out; n++) {
+      for (let k = 0; k < K; k++) row[k] = new Float32Array(new Uint32Array([w[n * K + k]! << 16]).buffer)[0]!;
+      for (let m = 0; m < rows; m++) want[m * out + n] = dotF32(x, m * K, row, 0, K);
+    }
+    assertSameBits(got, want, `bf16 rows=${rows} out=${out} K=${K}`);
+    assert.equal(got[0], Math.fround(1 + 2 ** -23));
   }
 });
