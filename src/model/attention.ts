@@ -3,7 +3,7 @@
 // keys ∪ compressed keys (HCA: all complete entries; CSA: indexer top-k),
 // sparse_attn with sink in 64-slot blocks, inverse RoPE, grouped low-rank output.
 import type { Kernels, Weight } from '../tensor/kernels.js';
-import { dotF32, meanF32, sumF32 } from '../tensor/exact.js';
+import { dotF32, exactSumToF32, meanF32, settleSum, sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { rmsNorm, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
@@ -60,7 +60,8 @@ const BLOCK = 64;
  * slots in blocks of 64, online softmax with fp32 stats, P rounded to BF16 for P·V.
  */
 function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Array | null)[], offs: Int32Array, n: number,
-  scale: number, sink: number, out: Float32Array, oo: number, acc: Float64Array, s: Float64Array, pb: Float64Array, terms: Float64Array): void {
+  scale: number, sink: number, out: Float32Array, oo: number, acc: Float64Array, s: Float64Array, pb: Float64Array, terms: Float64Array,
+  sum: Float64Array, abs: Float64Array): void {
   let m = -Infinity;
   let l = 0;
   acc.fill(0, 0, d);
@@ -80,13 +81,34 @@ function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Ar
       pb[j] = roundBf16(p);
     }
     l = sumF32(terms, nb + 1);
+    // acc = fl32(acc*c + Σ bf16(p)·v), per dim: float64 sums with an error bound, exact fallback
     for (let e = 0; e < d; e++) {
-      terms[0] = acc[e]! * c;
-      for (let j = 0; j < nb; j++) {
-        const kv = keys[b0 + j];
-        terms[1 + j] = kv ? pb[j]! * kv[offs[b0 + j]! + e]! : 0;
+      const a = acc[e]! * c;
+      sum[e] = a;
+      abs[e] = Math.abs(a);
+    }
+    for (let j = 0; j < nb; j++) {
+      const kv = keys[b0 + j];
+      const pj = pb[j]!;
+      if (!kv || pj === 0) continue;
+      const ko = offs[b0 + j]!;
+      for (let e = 0; e < d; e++) {
+        const t = pj * kv[ko + e]!;
+        sum[e] += t;
+        abs[e] += Math.abs(t);
       }
-      acc[e] = sumF32(terms, nb + 1);
+    }
+    for (let e = 0; e < d; e++) {
+      let r = settleSum(sum[e]!, abs[e]!, nb + 1);
+      if (r !== r) {
+        terms[0] = acc[e]! * c;
+        for (let j = 0; j < nb; j++) {
+          const kv = keys[b0 + j];
+          terms[1 + j] = kv ? pb[j]! * kv[offs[b0 + j]! + e]! : 0;
+        }
+        r = exactSumToF32(terms, nb + 1);
+      }
+      acc[e] = r;
     }
     m = mNew;
   }
@@ -140,6 +162,8 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const sBuf = new Float64Array(BLOCK);
   const pb = new Float64Array(BLOCK);
   const terms = new Float64Array(BLOCK + 1);
+  const sum = new Float64Array(hd);
+  const abs = new Float64Array(hd);
   for (const seg of segs) {
     const L = seg.layer;
     const P = seg.pos0;
@@ -179,7 +203,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
       const offArr = Int32Array.from(offs);
       for (let h = 0; h < H; h++) {
         const qo = (row * H + h) * hd;
-        sparseAttnHead(q, qo, hd, keys, offArr, keys.length, scale, w.sink[h]!, o, qo, acc, sBuf, pb, terms);
+        sparseAttnHead(q, qo, hd, keys, offArr, keys.length, scale, w.sink[h]!, o, qo, acc, sBuf, pb, terms, sum, abs);
       }
     }
     // the ring keeps the last W positions (slot = position mod W)

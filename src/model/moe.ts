@@ -18,6 +18,8 @@ export interface ExpertWeights {
 /** Where routed experts come from; a RAM-budgeted store can replace the default. */
 export interface ExpertStore {
   get(layer: number, expert: number): ExpertWeights;
+  /** Optional hint: these experts of `layer` will be asked for next, in this order (lets a cache read ahead). */
+  prefetch?(layer: number, experts: readonly number[]): void;
 }
 
 export interface MoeWeights {
@@ -117,6 +119,7 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
   ids: Int32Array, onRoute?: (r: Routing) => void): Float32Array {
   const rt = route(w, cfg, x, rows, ids);
   onRoute?.(rt);
+  store.prefetch?.(w.layer, [...new Set(rt.experts)].sort((a, b) => a - b));
   const y = new Float32Array(rows * dim);
   const K = cfg.topk;
   for (let e = 0; e < cfg.nExperts; e++) {

@@ -119,6 +119,16 @@ function settle(s: number, err: number): number {
   return NaN;
 }
 
+/**
+ * RN32 of a float64 sum `s` of n exact terms whose absolute values sum to `absSum`,
+ * when the naive float64 error bound decides it; NaN when the caller must fall back
+ * to an exact path (exactSumToF32).
+ */
+export function settleSum(s: number, absSum: number, n: number): number {
+  if (absSum === 0) return s;
+  return settle(s, absSum * (n + 2) * U * 1.01);
+}
+
 let scratch = new Float64Array(1024);
 function scratchOf(n: number): Float64Array {
   if (scratch.length < n) scratch = new Float64Array(n);

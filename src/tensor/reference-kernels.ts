@@ -14,23 +14,31 @@ const E8M0 = (() => {
   return t;
 })();
 
+/** E4M3 values of the activation rows [rows, K]. */
+function decodeActivations(x: QuantizedActivations): Float32Array {
+  const v = new Float32Array(x.rows * x.cols);
+  for (let i = 0; i < v.length; i++) v[i] = E4M3_VALUES[x.q[i]!]!;
+  return v;
+}
+
 function fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void {
   const K = w.inF;
   if (x.cols !== K) throw new RangeError(`fp8Gemm: activation width ${x.cols} != weight in ${K}`);
   const nkb = Math.ceil(K / 128);
   const xnb = x.cols / 128;
-  const xv = new Float64Array(K);
-  for (let m = 0; m < x.rows; m++) {
-    for (let k = 0; k < K; k++) xv[k] = E4M3_VALUES[x.q[m * K + k]!]!;
-    for (let n = 0; n < w.out; n++) {
+  const xv = decodeActivations(x);
+  const wv = new Float32Array(K);
+  for (let n = 0; n < w.out; n++) {
+    for (let k = 0; k < K; k++) wv[k] = E4M3_VALUES[w.data[n * K + k]!]!;
+    const sr = (n >> 7) * nkb;
+    for (let m = 0; m < x.rows; m++) {
+      const xr = m * K;
       let acc = 0;
-      const wr = n * K;
-      const sr = (n >> 7) * nkb;
       for (let kb = 0; kb < nkb; kb++) {
         const k0 = kb * 128;
         const k1 = Math.min(K, k0 + 128);
-        let dot = 0;
-        for (let k = k0; k < k1; k++) dot += xv[k]! * E4M3_VALUES[w.data[wr + k]!]!;
+        let dot = 0; // exact: FP8 x FP8 products, at most 128 of them
+        for (let k = k0; k < k1; k++) dot += xv[xr + k]! * wv[k]!;
         const sc = fr(x.scale[m * xnb + kb]! * E8M0[w.scale[sr + kb]!]!);
         acc = fr(acc + fr(fr(dot) * sc));
       }
@@ -45,19 +53,20 @@ function fp4Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void {
   const half = K >> 1;
   const nsb = K / 32;
   const xnb = x.cols / 128;
-  const xv = new Float64Array(K);
-  for (let m = 0; m < x.rows; m++) {
-    for (let k = 0; k < K; k++) xv[k] = E4M3_VALUES[x.q[m * K + k]!]!;
-    for (let n = 0; n < w.out; n++) {
+  const xv = decodeActivations(x);
+  const wv = new Float32Array(K);
+  for (let n = 0; n < w.out; n++) {
+    for (let j = 0; j < half; j++) {
+      const byte = w.data[n * half + j]!;
+      wv[2 * j] = E2M1_VALUES[byte & 15]!; // low nibble = even element
+      wv[2 * j + 1] = E2M1_VALUES[byte >> 4]!;
+    }
+    for (let m = 0; m < x.rows; m++) {
+      const xr = m * K;
       let acc = 0;
-      const wr = n * half;
       for (let kb = 0; kb < nsb; kb++) {
-        let dot = 0;
-        const k0 = kb * 32;
-        for (let j = 0; j < 16; j++) {
-          const byte = w.data[wr + (k0 >> 1) + j]!;
-          dot += xv[k0 + 2 * j]! * E2M1_VALUES[byte & 15]! + xv[k0 + 2 * j + 1]! * E2M1_VALUES[byte >> 4]!;
-        }
+        let dot = 0; // exact: FP8 x FP4 products, 32 of them
+        for (let k = kb * 32; k < kb * 32 + 32; k++) dot += xv[xr + k]! * wv[k]!;
         const sa = x.scale[m * xnb + (kb >> 2)]!;
         const sb = E8M0[w.scale[n * nsb + kb]!]!;
         acc = fr(acc + fr(fr(fr(dot) * sa) * sb));
