@@ -1,6 +1,6 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in runner.
 // Node 20's `node --test` takes explicit paths, so we collect them here.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -13,7 +13,8 @@ function collect(dir, out) {
   return out;
 }
 const filter = process.argv.slice(2);
-let files = collect('dist/test', []);
+// Only compiled tests whose TypeScript source still exists (dist/ may hold stale outputs).
+let files = collect('dist/test', []).filter((f) => existsSync(f.replace(/^dist[\\/]/, '').replace(/\.js$/, '.ts')));
 if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
