@@ -43,6 +43,31 @@ test('LRU: hits, misses, evictions, bytes, and the bytes served equal the stored
   ck.close();
 });
 
+test('prefetch: a worker reads announced experts ahead; bytes identical; the budget still holds', () => {
+  const ck = openCheckpoint(s.tiny);
+  const one = summarizeInventory(ck.args).expertBytes;
+  const cache = new ExpertCache(ck, { budgetBytes: 2 * one, prefetch: true });
+  cache.prefetch(2, [1, 5, 6]); // only two fit: 6 is left to load on demand
+  for (const x of [1, 5, 6]) {
+    const e = cache.get(2, x);
+    if (e.w3.kind === 'fp4') {
+      assert.deepEqual(e.w3.data, ck.tensor(`layers.2.ffn.experts.${x}.w3.weight`).bytes);
+      assert.deepEqual(e.w3.scale, ck.tensor(`layers.2.ffn.experts.${x}.w3.scale`).bytes);
+    }
+  }
+  cache.prefetch(2, [6, 7]); // 6 cached (kept), 7 read ahead, evicting 5
+  const e7 = cache.get(2, 7);
+  if (e7.w2.kind === 'fp4') assert.deepEqual(e7.w2.data, ck.tensor('layers.2.ffn.experts.7.w2.weight').bytes);
+  cache.get(2, 6); // hit
+  const st = cache.stats();
+  assert.equal(st.misses, 4);
+  assert.equal(st.prefetched, 3);
+  assert.equal(st.hits, 1);
+  assert.ok(st.peakBytes <= 2 * one);
+  cache.close();
+  ck.close();
+});
+
 test('generation under a budget of a small fraction of the experts gives bit-identical logits', () => {
   const ck = openCheckpoint(s.tiny);
   const sum = summarizeInventory(ck.args);
@@ -56,13 +81,17 @@ test('generation under a budget of a small fraction of the experts gives bit-ide
     return out;
   };
   const full = run();
-  const cache = new ExpertCache(ck, { budgetBytes: budget });
-  const limited = run(cache);
-  assert.equal(limited.length, full.length);
-  for (let i = 0; i < full.length; i++) assert.deepEqual(limited[i], full[i], `logits of step ${i}`);
-  const st = cache.stats();
-  assert.ok(st.peakBytes <= budget, `peak ${st.peakBytes} > budget ${budget}`);
-  assert.ok(st.evictions > 0);
   assert.ok(full[0]!.every(Number.isFinite));
+  for (const prefetch of [false, true]) {
+    const cache = new ExpertCache(ck, { budgetBytes: budget, prefetch });
+    const limited = run(cache);
+    assert.equal(limited.length, full.length);
+    for (let i = 0; i < full.length; i++) assert.deepEqual(limited[i], full[i], `logits of step ${i} (prefetch ${prefetch})`);
+    const st = cache.stats();
+    assert.ok(st.peakBytes <= budget, `peak ${st.peakBytes} > budget ${budget}`);
+    assert.ok(st.evictions > 0);
+    if (prefetch) assert.ok(st.prefetched > 0, 'the model announces its experts');
+    cache.close();
+  }
   ck.close();
 });
