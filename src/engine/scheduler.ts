@@ -75,7 +75,7 @@ export class Scheduler {
   private baseStateBytes = -1;
   /** The model's sliding window W (spec §4.1); 128 (Flash/Pro) when the runner does not say. */
   private readonly window: number;
-  readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0 };
+  readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0, snapshotFailures: 0 };
 
   constructor(
     private readonly model: ModelRunner,
@@ -329,7 +329,11 @@ export class Scheduler {
   /** Stores a snapshot if it is canonical (see the file header): first-chunk slots = min(n, W). */
   private snapshot(seq: Sequence, tokens: Int32Array, logits: Float32Array): void {
     if (!seq.useCache || seq.firstSlots !== Math.min(tokens.length, this.window)) return;
-    this.cache!.insert(tokens, seq.state!, logits);
+    try {
+      this.cache!.insert(tokens, seq.state!, logits);
+    } catch {
+      this.counters.snapshotFailures++; // the cache is an optimization: the request goes on
+    }
   }
 
   private tokenLogprob(id: number, logprob: number): TokenLogprob {
