@@ -85,6 +85,7 @@ test('Ctrl-C stops the current answer, not the program', async () => {
   const r = await done;
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Hello, world!/, 'the chat went on after the interrupt');
+  await stub.disconnected(1);
   assert.equal(stub.disconnects, 1, 'the stopped stream was closed');
   const second = stub.requests[1]!.messages as { role: string; content: string }[];
   assert.equal(second[1]!.role, 'assistant', 'the stopped answer is kept as far as it got');

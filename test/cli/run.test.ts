@@ -1,12 +1,14 @@
 // `dsv4 run`: only the answer on stdout, --json for the whole response, stdin prompts, exit codes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { closedPort, runCli } from './cli-process.js';
+import { closedPort, collect, runCli, startCli, waitForOutput } from './cli-process.js';
 import { startStub, type Stub } from './stub-server.js';
 
 let stub: Stub;
 before(async () => {
-  stub = await startStub(() => ({ reasoning: ['hidden', ' thoughts'], content: ['The answer', ' is 4.'] }));
+  stub = await startStub((req) =>
+    JSON.stringify(req.messages).includes('forever') ? { content: ['Counting'], endless: true } : { reasoning: ['hidden', ' thoughts'], content: ['The answer', ' is 4.'] },
+  );
 });
 after(() => stub.close());
 
@@ -81,4 +83,18 @@ test('help is complete: every command has a summary, and dsv4 --help says how to
     assert.match(h.stdout, new RegExp(`^Usage: dsv4 ${cmd} `), cmd);
     assert.ok(h.stdout.split('\n').length > 5, `${cmd} --help has a description and options`);
   }
+});
+
+test('Ctrl-C ends a run with exit code 130 and closes the stream', async () => {
+  stub.disconnects = 0;
+  const child = startCli(['run', '--url', stub.url, 'count forever']);
+  const done = collect(child);
+  await waitForOutput(child, 'Counting more');
+  child.kill('SIGINT');
+  const r = await done;
+  assert.equal(r.code, 130);
+  assert.equal(r.stderr, 'dsv4: interrupted\n');
+  assert.match(r.stdout, /^Counting( more)+\n$/);
+  await stub.disconnected(1);
+  assert.equal(stub.disconnects, 1);
 });

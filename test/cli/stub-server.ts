@@ -18,11 +18,20 @@ export interface Stub {
   requests: Record<string, unknown>[];
   /** Number of streams the client closed before the end. */
   disconnects: number;
+  /** Resolves once `n` streams have been closed by the client. */
+  disconnected(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startStub(reply: (req: Record<string, unknown>) => StubReply): Promise<Stub> {
-  const stub: Stub = { url: '', requests: [], disconnects: 0, close: async () => {} };
+  const waiters: (() => void)[] = [];
+  const stub: Stub = {
+    url: '',
+    requests: [],
+    disconnects: 0,
+    disconnected: (n) => new Promise((ok) => (stub.disconnects >= n ? ok() : waiters.push(() => stub.disconnects >= n && ok()))),
+    close: async () => {},
+  };
   const server: Server = createServer(async (req, res) => {
     if (handleWebRequest(req, res)) return;
     if (req.method === 'GET' && req.url === '/models') {
@@ -62,6 +71,7 @@ export async function startStub(reply: (req: Record<string, unknown>) => StubRep
       res.on('close', () => {
         if (!closed) stub.disconnects++;
         closed = true;
+        waiters.forEach((w) => w());
       });
       while (!closed) {
         send({ content: ' more', reasoning_content: null });

@@ -108,6 +108,7 @@ function renderMessage(chat, m, index) {
     div.append(el('div', 'content', `↳ ${m.content}`));
     return div;
   }
+  if (m.streaming && !m.content && !m.reasoning_content && !m.tool_calls) div.append(el('div', 'muted waiting', 'Reading the prompt…'));
   if (m.role === 'assistant' && m.reasoning_content) div.append(renderThinking(m));
   if (m.content || m.role === 'user') div.append(renderContent(m.content || ''));
   for (const call of m.tool_calls || []) div.append(renderToolCall(chat, m, call));
