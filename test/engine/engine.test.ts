@@ -70,3 +70,10 @@ test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON
     await engine.close();
   }
 });
+
+test('engine: a bad model directory rejects createEngine with one clear message', async () => {
+  await assert.rejects(createEngine({ modelDir: '/nonexistent/dsv4-model' }), (err: Error) => {
+    assert.ok(err.message.length > 0 && !err.message.includes('\n    at '), err.message);
+    return true;
+  });
+});
