@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { modelArgsFromHfConfig } from '../../src/checkpoint/index.js';
+import { modelArgsFromHfConfig, openCheckpoint } from '../../src/checkpoint/index.js';
 import { summarizeInventory, tensorInventory } from '../../src/checkpoint/inventory.js';
 import { hfConfigFromArgs, presetArgs, PRESET_NAMES } from '../../src/checkpoint/presets.js';
 import { sequenceStateSize } from '../../src/checkpoint/info.js';
@@ -45,6 +45,17 @@ test('inventory entries follow spec §5.1 shapes (Flash samples)', () => {
   assert.ok(!inv.has('layers.3.attn.indexer.wq_b.weight'), 'no indexer on HCA layers');
   assert.ok(!inv.has('layers.0.attn.compressor.ape'), 'no compressor on window layers');
   assert.ok(!inv.has('layers.3.ffn.gate.tid2eid'));
+});
+
+test('the golden tiny-a / tiny-b checkpoints (written by the official layout) validate: same names, dtypes, shapes', () => {
+  for (const g of ['tiny-a', 'tiny-b']) {
+    const dir = join(process.cwd(), 'test/fixtures/golden', g, 'checkpoint');
+    const c = openCheckpoint(dir); // throws on any difference from the inventory
+    assert.equal(c.names().length, tensorInventory(c.args).length);
+    // And their inference/config.json form maps to the same ModelArgs.
+    assert.deepEqual(modelArgsFromHfConfig(readJson(join(dir, '..', 'inference_config.json'))), c.args);
+    c.close();
+  }
 });
 
 test('parameters and sequence state (Flash, Pro) match the published / spec §4.1 figures', () => {

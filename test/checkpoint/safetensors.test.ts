@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CheckpointError, encodeHeader, modelArgsFromHfConfig, openCheckpoint, SafetensorsFile } from '../../src/checkpoint/index.js';
 import type { DType } from '../../src/checkpoint/index.js';
 
-const FIX = join(process.cwd(), 'test/fixtures/checkpoint');
+const GOLDEN_A = join(process.cwd(), 'test/fixtures/golden/tiny-a');
 
 function writeFile(path: string, tensors: { name: string; dtype: DType; shape: number[]; bytes: Uint8Array }[]): void {
   const { header } = encodeHeader(tensors);
@@ -54,8 +54,8 @@ test('safetensors round trip: every dtype, exact byte ranges, aligned views', ()
 });
 
 test('config mapping: HF config.json and inference/config.json give the same ModelArgs (tiny-a)', () => {
-  const hf = JSON.parse(readFileSync(join(FIX, 'tiny-a.config.json'), 'utf8'));
-  const inf = JSON.parse(readFileSync(join(FIX, 'tiny-a.inference_config.json'), 'utf8'));
+  const hf = JSON.parse(readFileSync(join(GOLDEN_A, 'checkpoint/config.json'), 'utf8'));
+  const inf = JSON.parse(readFileSync(join(GOLDEN_A, 'inference_config.json'), 'utf8'));
   const a = modelArgsFromHfConfig(hf);
   assert.deepEqual(modelArgsFromHfConfig(inf), a);
   assert.equal(a.dim, 128);
@@ -73,7 +73,7 @@ test('config mapping: HF config.json and inference/config.json give the same Mod
 });
 
 test('config mapping: defaults where silent, errors on inconsistency', () => {
-  const hf = JSON.parse(readFileSync(join(FIX, 'tiny-a.config.json'), 'utf8'));
+  const hf = JSON.parse(readFileSync(join(GOLDEN_A, 'checkpoint/config.json'), 'utf8'));
   const { rope_scaling: _r, quantization_config: _q, ...bare } = hf;
   const a = modelArgsFromHfConfig(bare);
   assert.equal(a.originalSeqLen, 0); // no YaRN
@@ -87,7 +87,7 @@ test('config mapping: defaults where silent, errors on inconsistency', () => {
 test('openCheckpoint: sharded (index) and single-file layouts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dsv4-open-'));
   try {
-    writeFileSync(join(dir, 'config.json'), readFileSync(join(FIX, 'tiny-a.config.json')));
+    writeFileSync(join(dir, 'config.json'), readFileSync(join(GOLDEN_A, 'checkpoint/config.json')));
     writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ temperature: 1.0, top_p: 1.0 }));
     const x = { name: 'x', dtype: 'BF16' as DType, shape: [4], bytes: bytes(8, 1) };
     const y = { name: 'y', dtype: 'F32' as DType, shape: [2], bytes: bytes(8, 2) };
@@ -104,7 +104,7 @@ test('openCheckpoint: sharded (index) and single-file layouts', () => {
     c.close();
 
     const single = mkdtempSync(join(tmpdir(), 'dsv4-open1-'));
-    writeFileSync(join(single, 'config.json'), readFileSync(join(FIX, 'tiny-a.config.json')));
+    writeFileSync(join(single, 'config.json'), readFileSync(join(GOLDEN_A, 'checkpoint/config.json')));
     writeFile(join(single, 'model.safetensors'), [x, y]);
     const c1 = openCheckpoint(single, { validate: false });
     assert.deepEqual(c1.tensor('x').bytes, x.bytes);
