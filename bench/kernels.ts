@@ -1,7 +1,8 @@
 // Kernel-level results: FP8/FP4 GEMV (decode) in GB/s of weight bytes over the
 // measured read bandwidth, GEMM (prefill) in GFLOP/s over the measured fp32
 // peak, and the speedup of the native kernels over the TypeScript reference.
-import type { Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
+import { dotF32 } from '../src/tensor/exact.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
 import { referenceKernels } from '../src/tensor/reference-kernels.js';
 import type { MachineLimits } from './machine.js';
 import { randomActs, randomFp4, randomFp8, timeIt, type BenchRow } from './util.js';
@@ -53,4 +54,27 @@ export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow
     }
     rows.push({ section: 'kernels', name: `${c.kind} ${c.rows === 1 ? 'GEMV' : 'GEMM'} speedup over TypeScript`, value: speedup, unit: 'x' });
   }
+  benchBf16(native, bw, rows);
+}
+
+/** BF16 GEMV (the output head, F.linear): native against exact TypeScript dot products. */
+function benchBf16(native: Kernels, bw: number, rows: BenchRow[]): void {
+  if (!native.bf16Gemm) return;
+  const out = 8192;
+  const inF = 4096;
+  const w: Bf16Weight = { kind: 'bf16', out, inF, data: new Uint16Array(out * inF).map((_, i) => 0x3c00 + ((i * 2654435761) >>> 24)) };
+  const x = new Float32Array(inF).map((_, i) => Math.fround(Math.sin(i) / 8));
+  const y = new Float32Array(out);
+  const s = timeIt(() => native.bf16Gemm!(x, 1, w, y), 30);
+  const gbs = (w.data.byteLength) / s / 1e9;
+  rows.push({ section: 'kernels', name: `bf16 GEMV 1x${inF} . ${out}x${inF}`, value: gbs, unit: 'GB/s', ratio: gbs / bw, note: `of ${bw.toFixed(1)} GB/s read` });
+  const row = new Float32Array(inF);
+  const bits = new Uint32Array(row.buffer);
+  const ts = timeIt(() => {
+    for (let n = 0; n < 64; n++) {
+      for (let k = 0; k < inF; k++) bits[k] = w.data[n * inF + k]! << 16;
+      y[n] = dotF32(x, 0, row, 0, inF);
+    }
+  }, 3, 10);
+  rows.push({ section: 'kernels', name: 'bf16 GEMV speedup over TypeScript', value: (ts / 64) * out / s, unit: 'x' });
 }

@@ -118,6 +118,13 @@ struct Scratch {
 };
 Scratch scratch;
 
+/** Thread shares for `work` weight-byte-equivalents (~256 KiB each at least), at most `units`. */
+int sharesFor(double work, int units) {
+  const double per = 256.0 * 1024;
+  const int n = int(work / per);
+  return n < 1 ? 1 : n > units ? units : n;
+}
+
 /** Returns false when the reference path must be used (NaN activation codes). */
 bool gemm(const GemmArgs& a, bool fp4) {
   Pool& p = pool();
@@ -126,11 +133,11 @@ bool gemm(const GemmArgs& a, bool fp4) {
   j.a = a;
   j.fp4 = fp4;
   j.prep = scratch.get(prepBytes(a, fp4));
-  p.run(prepJob, &j, a.rows);
+  // a handoff costs microseconds: split only work worth ~20 us per thread
+  const double macs = double(a.rows) * a.out * a.K;
+  p.run(prepJob, &j, a.rows * a.K >= (1 << 16) ? a.rows : 1);
   if (!j.ok.load()) return false;
-  // GEMV: fewer than ~64 output rows per thread is not worth a handoff
-  const int shares = a.rows == 1 ? (a.out + 63) / 64 : a.out;
-  p.run(rowsJob, &j, shares);
+  p.run(rowsJob, &j, sharesFor(macs / (a.rows == 1 ? 1 : 16), a.out));
   return true;
 }
 
@@ -246,7 +253,7 @@ napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(bf16Job, &a, (a.out + 31) / 32);
+    p.run(bf16Job, &a, sharesFor(2.0 * a.rows * a.out * a.K, a.out));
   }
   uint32_t flagged = 0;
   for (size_t i = 0; i < R * O; i++) flagged += a.amb[i];

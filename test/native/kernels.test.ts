@@ -83,6 +83,9 @@ const shapes: [rows: number, out: number, inF: number][] = [
   [4, 33, 512],
   [7, 130, 640],
   [50, 9, 256],
+  // large enough to be split over the thread pool (>= 256 KiB of work per share)
+  [1, 1501, 1024],
+  [40, 301, 1024],
 ];
 
 test('fp8Gemm: native == reference bit for bit (GEMV and GEMM shapes)', { skip }, () => {
