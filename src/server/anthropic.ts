@@ -43,6 +43,7 @@ export async function respondMessages(ctx: RunContext, plan: ChatPlan, opts: { e
     else if (ev.type === 'content') text += ev.text;
     else if (ev.type === 'tool_start') tools[ev.index] = { id: ev.id, name: ev.name, args: '' };
     else if (ev.type === 'tool_args') tools[ev.index]!.args += ev.text;
+    else if (ev.type === 'tools_void') tools.length = Math.min(tools.length, ev.fromIndex);
     else if (ev.type === 'done') {
       const content: object[] = [];
       // §8.3: the thinking block's signature is the message id.

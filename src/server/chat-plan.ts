@@ -102,21 +102,19 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
     sys.tools = req.tools.map((t) => ({ type: 'function' as const, function: toolSchema(t) }));
   }
 
-  let text = codec.render(messages, thinking, effort);
+  let text: string;
   let startInReasoning = thinking;
   let forcedAnswerPrefix: string | undefined;
   if (req.prefix) {
     // §6.1: the model continues the given assistant text; with reasoning_content and no content, it continues
     // the reasoning itself.
-    if (thinking) {
-      const rc = req.prefix.reasoning ?? '';
-      if (req.prefix.content === '' && req.prefix.reasoning !== null) text += rc;
-      else {
-        text += rc + codec.thinkEnd + req.prefix.content;
-        startInReasoning = false;
-      }
-    } else text += req.prefix.content;
-  } else if (!thinking && req.toolChoice !== null && req.toolChoice !== 'auto' && req.toolChoice !== 'none' && renderTools) {
+    const last: V4Message = { role: 'assistant', content: req.prefix.content, prefix: true };
+    if (req.prefix.reasoning !== null) last.reasoning_content = req.prefix.reasoning;
+    const r = codec.renderPrefix([...messages, last], thinking, effort);
+    text = r.prompt;
+    startInReasoning = r.continues === 'reasoning';
+  } else text = codec.render(messages, thinking, effort);
+  if (!req.prefix && !thinking && req.toolChoice !== null && req.toolChoice !== 'auto' && req.toolChoice !== 'none' && renderTools) {
     // Forced tool use (non-thinking only): the answer is made to start with the tool-call block.
     forcedAnswerPrefix = codec.toolCallsOpen + codec.invokeOpen;
     if (typeof req.toolChoice === 'object') forcedAnswerPrefix += `${req.toolChoice.name}">\n`;

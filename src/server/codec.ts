@@ -12,13 +12,17 @@ export interface V4Message {
   /** Only on a system message: OpenAI-format tool list rendered into the prompt. */
   tools?: { type: 'function'; function: Record<string, unknown> }[];
   response_format?: Record<string, unknown>;
+  /** Beta chat-prefix completion: only on the last (assistant) message. */
+  prefix?: boolean;
 }
 
 export type OutputDelta =
   | { type: 'reasoning'; text: string }
   | { type: 'content'; text: string }
-  | { type: 'tool_start'; index: number; name: string }
-  | { type: 'tool_args'; index: number; text: string };
+  | { type: 'tool_start'; index: number; name: string; id?: string }
+  | { type: 'tool_args'; index: number; text: string }
+  /** The DSML block turned out malformed: tool calls from `fromIndex` on are void (their text follows as content). */
+  | { type: 'tools_void'; fromIndex: number };
 
 export interface OutputParser {
   push(text: string): OutputDelta[];
@@ -29,6 +33,12 @@ export interface OutputParser {
 export interface ChatCodec {
   /** The prompt text for a conversation that ends with the assistant's turn about to start. */
   render(messages: V4Message[], thinking: boolean, effort: 'high' | 'max' | null): string;
+  /** Chat-prefix completion (§6.1): `messages` ends with the assistant prefix message; says where generation resumes. */
+  renderPrefix(
+    messages: V4Message[],
+    thinking: boolean,
+    effort: 'high' | 'max' | null,
+  ): { prompt: string; continues: 'reasoning' | 'content' };
   renderFim(prefix: string, suffix: string): string;
   tokenize(text: string): Int32Array;
   /** startInReasoning: the prompt ends inside <think>. */

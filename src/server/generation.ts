@@ -24,6 +24,7 @@ export type GenEvent =
   | { type: 'content'; text: string; logprobs: Logprob[] }
   | { type: 'tool_start'; index: number; id: string; name: string }
   | { type: 'tool_args'; index: number; text: string }
+  | { type: 'tools_void'; fromIndex: number }
   | { type: 'done'; finish: FinishReason; stopSequence: string | null; usage: GenUsage };
 
 export interface GenerationSpec {
@@ -57,12 +58,11 @@ export async function* runGeneration(
   signal: AbortSignal,
 ): AsyncGenerator<GenEvent> {
   const parser: OutputParser | null = spec.raw ? null : codec.parser(spec.startInReasoning);
-  const toolIds: string[] = [];
   const attr = new Attributor();
   let inReasoning = spec.startInReasoning && !spec.raw;
   let reasoningTokens = 0;
   let completionTokens = 0;
-  let sawTools = false;
+  let toolCount = 0;
   let promptTokens = spec.prompt.length;
   let cachedTokens = 0;
   let started = false;
@@ -81,9 +81,11 @@ export async function* runGeneration(
         if (d.text || logprobs.length) yield { type: d.type, text: d.text, logprobs };
       } else if (d.type === 'tool_start') {
         inReasoning = false;
-        sawTools = true;
-        while (toolIds.length <= d.index) toolIds.push(randomToolCallId(toolIds.length));
-        yield { type: 'tool_start', index: d.index, id: toolIds[d.index]!, name: d.name };
+        toolCount = Math.max(toolCount, d.index + 1);
+        yield { type: 'tool_start', index: d.index, id: d.id ?? randomToolCallId(d.index), name: d.name };
+      } else if (d.type === 'tools_void') {
+        toolCount = Math.min(toolCount, d.fromIndex);
+        yield d;
       } else {
         yield { type: 'tool_args', index: d.index, text: d.text };
       }
@@ -175,7 +177,7 @@ export async function* runGeneration(
   if (parser) yield* translate(parser.end(), undefined);
   for (const lp of attr.pendingContent.splice(0)) yield { type: 'content', text: '', logprobs: [lp] };
   for (const lp of attr.pendingReasoning.splice(0)) yield { type: 'reasoning', text: '', logprobs: [lp] };
-  if (finish === 'stop' && sawTools) finish = 'tool_calls';
+  if (finish === 'stop' && toolCount > 0) finish = 'tool_calls';
   const hit = roundDown(cachedTokens, spec.cacheHitGranularity);
   yield {
     type: 'done',

@@ -12,7 +12,6 @@ export { createHandler, type RunningServer, type ServerOptions, type StaticAsset
 export { defaultConfig, DEFAULT_PRICES, type ServerConfig, type PriceEntry } from './config.js';
 export type { ChatCodec, OutputParser, OutputDelta, V4Message } from './codec.js';
 export { tokenizerCodec } from './tokenizer-codec.js';
-export { DsmlStreamParser } from './output-parser.js';
 
 export interface ServeModelOptions {
   modelDir: string;

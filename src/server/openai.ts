@@ -104,6 +104,8 @@ export async function respondChat(
       tools[ev.index] = { index: ev.index, id: ev.id, type: 'function', function: { name: ev.name, arguments: '' } };
     } else if (ev.type === 'tool_args') {
       tools[ev.index]!.function.arguments += ev.text;
+    } else if (ev.type === 'tools_void') {
+      tools.length = Math.min(tools.length, ev.fromIndex);
     } else if (ev.type === 'done') {
       const message: Record<string, unknown> = { role: 'assistant', content };
       if (plan.thinking) message.reasoning_content = reasoning;

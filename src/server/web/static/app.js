@@ -434,6 +434,8 @@ function start() {
     }
   });
   $('stop').onclick = () => state.controller?.abort();
+  $('menu').onclick = () => document.body.classList.toggle('show-sidebar');
+  $('messages').addEventListener('click', () => document.body.classList.remove('show-sidebar'));
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape') state.controller?.abort();
   });
