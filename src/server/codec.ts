@@ -41,6 +41,9 @@ export interface ChatCodec {
   ): { prompt: string; continues: 'reasoning' | 'content' };
   renderFim(prefix: string, suffix: string): string;
   tokenize(text: string): Int32Array;
+  /** Text of generated ids (used to tell which stop sequence ended a generation). */
+  decode(ids: number[]): string;
+  readonly eosId: number;
   /** startInReasoning: the prompt ends inside <think>. */
   parser(startInReasoning: boolean): OutputParser;
   /** Closing marker of the reasoning block ("</think>"). */

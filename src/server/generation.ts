@@ -70,6 +70,10 @@ export async function* runGeneration(
   const translate = function* (deltas: ReturnType<OutputParser['push']>, lp: Logprob | undefined): Generator<GenEvent> {
     let attached = false;
     for (const d of deltas) {
+      if (d.type !== 'reasoning' && attr.pendingReasoning.length) {
+        // Reasoning is over: its last logprobs (e.g. the </think> token) go out before the answer starts.
+        yield { type: 'reasoning', text: '', logprobs: attr.pendingReasoning.splice(0) };
+      }
       if (d.type === 'reasoning' || d.type === 'content') {
         const pend = d.type === 'reasoning' ? attr.pendingReasoning : attr.pendingContent;
         const logprobs = pend.splice(0);
@@ -117,6 +121,8 @@ export async function* runGeneration(
     const onAbort = () => handle.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     let done: Extract<EngineEvent, { type: 'done' }> | null = null;
+    const phaseIds: number[] = [];
+    let phaseText = '';
     try {
       for await (const ev of handle.events) {
         if (signal.aborted) break;
@@ -132,12 +138,16 @@ export async function* runGeneration(
         } else if (ev.type === 'token') {
           completionTokens++;
           generatedIds.push(ev.tokenId);
+          phaseIds.push(ev.tokenId);
+          phaseText += ev.text;
+          // The EOS token ends the output; it is not part of the answer's logprobs.
+          const lp = ev.tokenId === codec.eosId ? undefined : ev.logprob;
           inReasoningAtToken = inReasoning;
           if (inReasoning) reasoningTokens++;
           if (!parser) {
-            yield { type: 'content', text: ev.text, logprobs: ev.logprob ? [ev.logprob] : [] };
+            if (ev.text || lp) yield { type: 'content', text: ev.text, logprobs: lp ? [lp] : [] };
           } else {
-            yield* translate(parser.push(ev.text), ev.logprob);
+            yield* translate(parser.push(ev.text), lp);
           }
         } else {
           done = ev;
@@ -172,7 +182,7 @@ export async function* runGeneration(
       prompt = concat(spec.prompt, generatedIds, marker);
       continue;
     }
-    stopSequence = (done as { stopSequence?: string }).stopSequence ?? null;
+    stopSequence = matchedStop(codec, spec.sampling.stop, phaseIds, phaseText);
   }
   if (parser) yield* translate(parser.end(), undefined);
   for (const lp of attr.pendingContent.splice(0)) yield { type: 'content', text: '', logprobs: [lp] };
@@ -185,6 +195,13 @@ export async function* runGeneration(
     stopSequence,
     usage: { promptTokens, completionTokens, reasoningTokens, cacheHitTokens: hit, cacheMissTokens: promptTokens - hit },
   };
+}
+
+/** Which stop sequence ended the output: the text the engine held back starts with it (never EOS). */
+function matchedStop(codec: ChatCodec, stop: string[], ids: number[], visible: string): string | null {
+  if (!stop.length || !ids.length || ids[ids.length - 1] === codec.eosId) return null;
+  const rest = codec.decode(ids).slice(visible.length);
+  return stop.find((s) => rest.startsWith(s)) ?? stop.find((s) => rest.includes(s)) ?? null;
 }
 
 function roundDown(n: number, unit: number): number {

@@ -40,6 +40,8 @@ export function tokenizerCodec(tokenizer: Tokenizer): ChatCodec {
     },
     renderFim: (prefix, suffix) => renderFim(prefix, suffix),
     tokenize: (text) => Int32Array.from(tokenizer.encode(text)),
+    decode: (ids) => tokenizer.decode(ids),
+    eosId: tokenizer.eosId,
     parser(startInReasoning: boolean): OutputParser {
       const p = new StreamParser(startInReasoning ? 'thinking' : 'chat', {
         startIn: startInReasoning ? 'reasoning' : 'content',

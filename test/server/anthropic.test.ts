@@ -75,6 +75,19 @@ describe('anthropic messages (@anthropic-ai/sdk)', () => {
     assert.equal(m.content[0]!.type, 'text');
   });
 
+  it('reports which stop sequence ended the answer', async () => {
+    const body = { model: 'deepseek-v4-flash', max_tokens: 4, temperature: 0, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'Tell a story' }] };
+    const full = ((await create(body)).content[0] as Anthropic.TextBlock).text;
+    let k = 1;
+    while (k < full.length - 1 && full.indexOf(full.slice(k, k + 2)) !== k) k++;
+    assert.ok(k < full.length - 1 && full.slice(k, k + 2).trim(), `test needs a stop string inside ${JSON.stringify(full)}`);
+    const stop = full.slice(k, k + 2);
+    const m = await create({ ...body, stop_sequences: [stop, 'never-seen'] });
+    assert.equal((m.content[0] as Anthropic.TextBlock).text, full.slice(0, k));
+    assert.equal(m.stop_reason, 'stop_sequence');
+    assert.equal(m.stop_sequence, stop);
+  });
+
   it('tool_use / tool_result round trip requires the thinking block to be passed back', async () => {
     const first = { role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] };
     const m1 = await create({ model: 'deepseek-v4-flash', max_tokens: 2, tools, messages: [first] });
