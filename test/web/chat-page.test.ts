@@ -125,3 +125,13 @@ test('conversations survive a reload and can be switched', { skip: skip ?? false
   assert.equal(await page.locator('#chat-title').innerText(), 'Hi there');
   assert.equal(await page.locator('.msg.assistant').count(), 6);
 });
+
+test('on a narrow screen the sidebar opens from the menu button', { skip: skip ?? false }, async () => {
+  await page.setViewportSize({ width: 480, height: 800 });
+  assert.equal(await page.locator('#sidebar').isVisible(), false);
+  await page.click('#menu');
+  assert.equal(await page.locator('#sidebar').isVisible(), true);
+  await page.screenshot({ path: join(TEST_OUTPUT, 'web-chat-narrow.png') });
+  await page.click('#messages', { position: { x: 440, y: 300 } }); // beside the overlay
+  assert.equal(await page.locator('#sidebar').isVisible(), false);
+});
