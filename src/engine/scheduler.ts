@@ -41,6 +41,9 @@ export interface SchedulerOptions {
   maxSeqLen: number;
 }
 
+/** How many recent prompts are compared for common prefixes. */
+const RECENT_PROMPTS = 32;
+
 export type EmitFn = (id: string, event: EngineEvent) => void;
 
 interface Sequence {
@@ -59,6 +62,8 @@ interface Sequence {
   cachedTokens: number;
   /** Window slots of the first chunk's rows: min(first chunk length, W). */
   firstSlots: number;
+  /** Extra snapshot point: the longest common prefix with a recent prompt (0 = none). */
+  sharedPrefix: number;
   counts: Map<number, number>;
   rng: Rng;
   text: OutputText;
@@ -73,6 +78,8 @@ export class Scheduler {
   private trie: TokenTrie | null = null;
   private trieBytes: Array<Uint8Array | null> | null = null;
   private baseStateBytes = -1;
+  /** Recent prompts, to detect common prefixes (newest last). */
+  private readonly recent: Int32Array[] = [];
   /** The model's sliding window W (spec §4.1); 128 (Flash/Pro) when the runner does not say. */
   private readonly window: number;
   readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0, snapshotFailures: 0 };
@@ -110,6 +117,7 @@ export class Scheduler {
       next: -1,
       cachedTokens: 0,
       firstSlots: 0,
+      sharedPrefix: 0,
       counts: new Map(),
       rng: new Rng(sampling.seed ?? randomSeed()),
       text: new OutputText(sampling.stop ?? []),
@@ -188,6 +196,7 @@ export class Scheduler {
       if (seq.useCache) {
         const boundary = (Math.floor(pos / this.opts.snapshotInterval) + 1) * this.opts.snapshotInterval;
         end = Math.min(end, boundary);
+        if (pos < seq.sharedPrefix) end = Math.min(end, seq.sharedPrefix);
       }
       if (pos === 0) {
         end = Math.max(end, Math.min(seq.prompt.length, this.window));
@@ -214,7 +223,7 @@ export class Scheduler {
           this.counters.prefillTokens += seg.tokens.length;
           const pos = seq.state!.position;
           if (pos < seq.prompt.length) {
-            if (pos % this.opts.snapshotInterval === 0) this.snapshot(seq, seq.prompt.subarray(0, pos), logits[i]!);
+            if (pos % this.opts.snapshotInterval === 0 || pos === seq.sharedPrefix) this.snapshot(seq, seq.prompt.subarray(0, pos), logits[i]!);
             continue;
           }
           if (seq.cachedTokens < seq.prompt.length) this.snapshot(seq, seq.prompt, logits[i]!);
@@ -268,9 +277,30 @@ export class Scheduler {
     } else {
       seq.state = this.model.newState();
     }
+    if (seq.useCache) this.noteSharedPrefix(seq);
     if (seq.constraintSpec) seq.constraint = this.makeConstraint(seq.constraintSpec);
     this.active.push(seq);
     this.emit(seq.id, { type: 'started', cachedTokens: seq.cachedTokens, promptTokens: seq.prompt.length });
+  }
+
+  /**
+   * Detected common prefixes (as DeepSeek's cache and colibri do): when this prompt shares a longer prefix
+   * with a recent prompt than the cache covers, a snapshot is taken there. Agent clients re-render earlier
+   * turns (e.g. without their reasoning), so successive prompts share "everything up to the last user
+   * turn" but neither prompt's end; this makes the next turn hit that point.
+   */
+  private noteSharedPrefix(seq: Sequence): void {
+    const p = seq.prompt;
+    let best = 0;
+    for (const r of this.recent) {
+      const n = Math.min(r.length, p.length);
+      let i = 0;
+      while (i < n && r[i] === p[i]) i++;
+      if (i > best) best = i;
+    }
+    if (best > seq.cachedTokens && best < p.length && best >= this.window) seq.sharedPrefix = best;
+    this.recent.push(p);
+    if (this.recent.length > RECENT_PROMPTS) this.recent.shift();
   }
 
   private makeConstraint(spec: NonNullable<SubmitOptions['constraint']>): JsonConstraint {

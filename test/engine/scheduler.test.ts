@@ -107,3 +107,23 @@ test('seeds reproduce sampled output; EOS ends generation; stop strings end it w
   const at = toks.indexOf(tokenizer.eosId);
   assert.ok(at === -1 || (at === toks.length - 1 && e.done('e')!.finishReason === 'stop'));
 });
+
+test('a detected common prefix of successive prompts becomes a snapshot the next turn hits', () => {
+  const cache = new PrefixCache({ memoryBytes: 1 << 28, modelId: 'tiny', restore: (b) => model.restoreState(b) });
+  const t = setup({ snapshotInterval: 4096 }, cache);
+  const shared = Array.from(prompt(tiny.window + 3, 4));
+  // turn 2 re-renders turn 1's ending differently (as chat templates drop reasoning): only `shared` is common
+  t.s.submit('t1', Int32Array.from([...shared, 11, 12]), { ...greedy, maxTokens: 1 });
+  t.run();
+  t.s.submit('t2', Int32Array.from([...shared, 13, 14, 15]), { ...greedy, maxTokens: 1 });
+  t.run();
+  assert.equal(t.done('t2')!.usage.cachedTokens, 0);
+  t.s.submit('t3', Int32Array.from([...shared, 16, 17]), { ...greedy, maxTokens: 2 });
+  t.run();
+  assert.equal(t.done('t3')!.usage.cachedTokens, shared.length);
+  // and the hit changes nothing in the output
+  const fresh = setup();
+  fresh.s.submit('t3', Int32Array.from([...shared, 16, 17]), { ...greedy, maxTokens: 2 });
+  fresh.run();
+  assert.deepEqual(t.tokens('t3'), fresh.tokens('t3'));
+});
