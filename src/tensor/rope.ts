@@ -16,12 +16,36 @@ export interface RopeParams {
   betaSlow: number;
 }
 
-/** cos/sin table [seqLen, dim/2] (fp32). */
-export interface RopeTable {
-  readonly dim: number;
-  readonly cos: Float32Array;
-  readonly sin: Float32Array;
-  readonly length: number;
+/**
+ * cos/sin table [positions, dim/2] (fp32), filled on demand up to `length`
+ * (a 1M-position table would otherwise cost 256 MB up front).
+ */
+export class RopeTable {
+  cos = new Float32Array(0);
+  sin = new Float32Array(0);
+  private filled = 0;
+  constructor(readonly dim: number, readonly freqs: Float32Array, readonly length: number) {}
+  /** Makes rows 0..pos available. */
+  ensure(pos: number): void {
+    if (pos < this.filled) return;
+    if (pos >= this.length) throw new RangeError(`position ${pos} beyond the RoPE table (${this.length})`);
+    const half = this.dim / 2;
+    const upTo = Math.min(this.length, Math.max(pos + 1, this.filled * 2, 1024));
+    const cos = new Float32Array(upTo * half);
+    const sin = new Float32Array(upTo * half);
+    cos.set(this.cos);
+    sin.set(this.sin);
+    for (let t = this.filled; t < upTo; t++) {
+      for (let i = 0; i < half; i++) {
+        const a = fr(t * this.freqs[i]!); // torch.outer(t, freqs) in fp32
+        cos[t * half + i] = fr(Math.cos(a));
+        sin[t * half + i] = fr(Math.sin(a));
+      }
+    }
+    this.cos = cos;
+    this.sin = sin;
+    this.filled = upTo;
+  }
 }
 
 export function ropeFrequencies(p: RopeParams): Float32Array {
@@ -47,18 +71,7 @@ export function ropeFrequencies(p: RopeParams): Float32Array {
 }
 
 export function ropeTable(p: RopeParams, seqLen: number): RopeTable {
-  const half = p.dim / 2;
-  const freqs = ropeFrequencies(p);
-  const cos = new Float32Array(seqLen * half);
-  const sin = new Float32Array(seqLen * half);
-  for (let t = 0; t < seqLen; t++) {
-    for (let i = 0; i < half; i++) {
-      const a = fr(t * freqs[i]!);
-      cos[t * half + i] = fr(Math.cos(a));
-      sin[t * half + i] = fr(Math.sin(a));
-    }
-  }
-  return { dim: p.dim, cos, sin, length: seqLen };
+  return new RopeTable(p.dim, ropeFrequencies(p), seqLen);
 }
 
 /**
@@ -67,7 +80,7 @@ export function ropeTable(p: RopeParams, seqLen: number): RopeTable {
  */
 export function applyRope(x: Float32Array, o: number, table: RopeTable, pos: number, inverse = false): void {
   const half = table.dim / 2;
-  if (pos >= table.length) throw new RangeError(`position ${pos} beyond the RoPE table (${table.length})`);
+  table.ensure(pos);
   const base = pos * half;
   for (let i = 0; i < half; i++) {
     const a = x[o + 2 * i]!;
