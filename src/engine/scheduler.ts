@@ -179,7 +179,11 @@ export class Scheduler {
       if (seq.pending) {
         const logits = seq.pending;
         seq.pending = null;
-        this.afterLogits(seq, logits);
+        try {
+          this.afterLogits(seq, logits);
+        } catch (err) {
+          this.fail(seq, err);
+        }
       }
     }
     const batch: Array<{ seq: Sequence; seg: ForwardSegment; prefill: boolean }> = [];
