@@ -34,6 +34,9 @@ struct Bf16Args {
   uint8_t* amb;        // [rows, out]
 };
 
+/** Adds w[k]*x[k] (exact in float64) to s and its magnitude to t for k in [k0, k1). */
+void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t);
+
 /** RN32 of a float64 sum s of n exact products with sum of magnitudes t, or false when ambiguous. */
 bool settleF32(double s, double t, int n, float* out);
 

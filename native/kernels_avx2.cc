@@ -381,14 +381,7 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
         t1 = _mm256_fmadd_pd(_mm256_and_pd(w1, absMask), _mm256_and_pd(x1, absMask), t1);
       }
       double sd = hsum(_mm256_add_pd(s0, s1)), td = hsum(_mm256_add_pd(t0, t1));
-      for (int k = K8; k < K; k++) {
-        uint32_t bits = uint32_t(wr[k]) << 16;
-        float wv;
-        std::memcpy(&wv, &bits, 4);
-        const double p = double(wv) * double(xr[k]);
-        sd += p;
-        td += std::fabs(p);
-      }
+      bf16DotTail(wr, xr, K8, K, sd, td);
       const size_t i = size_t(m) * a.out + n;
       a.amb[i] = settleF32(sd, td, K, &a.y[i]) ? 0 : 1;
     }

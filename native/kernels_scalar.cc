@@ -33,6 +33,17 @@ bool settleF32(double s, double t, int n, float* out) {
   return true;
 }
 
+void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t) {
+  for (int k = k0; k < k1; k++) {
+    const uint32_t bits = uint32_t(w[k]) << 16;
+    float wv;
+    std::memcpy(&wv, &bits, 4);
+    const double p = double(wv) * double(x[k]);
+    s += p;
+    t += std::fabs(p);
+  }
+}
+
 static const double kE2M1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
 
 namespace scalar {
@@ -100,14 +111,7 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
     for (int m = 0; m < a.rows; m++) {
       const float* xr = a.x + size_t(m) * K;
       double s = 0, t = 0;
-      for (int k = 0; k < K; k++) {
-        uint32_t bits = uint32_t(wr[k]) << 16;
-        float wv;
-        std::memcpy(&wv, &bits, 4);
-        const double p = double(wv) * double(xr[k]);
-        s += p;
-        t += std::fabs(p);
-      }
+      bf16DotTail(wr, xr, 0, K, s, t);
       const size_t i = size_t(m) * a.out + n;
       a.amb[i] = settleF32(s, t, K, &a.y[i]) ? 0 : 1;
     }

@@ -88,31 +88,26 @@ const shapes: [rows: number, out: number, inF: number][] = [
   [40, 301, 1024],
 ];
 
-test('fp8Gemm: native == reference bit for bit (GEMV and GEMM shapes)', { skip }, () => {
-  const nk = makeNativeKernels(addon!);
-  for (const [rows, out, inF] of shapes) {
-    const x = acts(rows, inF, xScales);
-    const w = fp8Weight(out, inF);
-    const want = new Float32Array(rows * out);
-    const got = new Float32Array(rows * out).fill(NaN);
-    referenceKernels.fp8Gemm(x, w, want);
-    nk.fp8Gemm(x, w, got);
-    assertSameBits(got, want, `fp8 rows=${rows} out=${out} inF=${inF}`);
-  }
-});
-
-test('fp4Gemm: native == reference bit for bit (GEMV and GEMM shapes)', { skip }, () => {
-  const nk = makeNativeKernels(addon!);
-  for (const [rows, out, inF] of shapes) {
-    const x = acts(rows, inF, xScales);
-    const w = fp4Weight(out, inF);
-    const want = new Float32Array(rows * out);
-    const got = new Float32Array(rows * out).fill(NaN);
-    referenceKernels.fp4Gemm(x, w, want);
-    nk.fp4Gemm(x, w, got);
-    assertSameBits(got, want, `fp4 rows=${rows} out=${out} inF=${inF}`);
-  }
-});
+for (const kind of ['fp8', 'fp4'] as const) {
+  test(`${kind}Gemm: native == reference bit for bit (GEMV and GEMM shapes)`, { skip }, () => {
+    const nk = makeNativeKernels(addon!);
+    for (const [rows, out, inF] of shapes) {
+      const x = acts(rows, inF, xScales);
+      const want = new Float32Array(rows * out);
+      const got = new Float32Array(rows * out).fill(NaN);
+      if (kind === 'fp8') {
+        const w = fp8Weight(out, inF);
+        referenceKernels.fp8Gemm(x, w, want);
+        nk.fp8Gemm(x, w, got);
+      } else {
+        const w = fp4Weight(out, inF);
+        referenceKernels.fp4Gemm(x, w, want);
+        nk.fp4Gemm(x, w, got);
+      }
+      assertSameBits(got, want, `${kind} rows=${rows} out=${out} inF=${inF}`);
+    }
+  });
+}
 
 test('every e4m3 code pair and every e2m1 code appear and match', { skip }, () => {
   const nk = makeNativeKernels(addon!);
