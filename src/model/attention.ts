@@ -21,7 +21,7 @@ export interface AttentionWeights {
   wqB: Weight;
   wkv: Weight;
   kvNorm: Float32Array;
-  woA: Weight; // [G*oLora, H*hd/G], used as BF16 (convert.py dequantizes it)
+  woA: Weight; // [G*oLora, H*hd/G] FP8, used as BF16 values (convert.py dequantizes it)
   woB: Weight;
   sink: Float32Array;
   compressor: CompressorWeights | null;
@@ -221,7 +221,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const z = new Float32Array(rows * G * cfg.oLora);
   const wa = w.woA;
   for (let g = 0; g < G; g++) {
-    const part = exactLinear(regroup(o, rows, H * hd, g * gw, gw), rows, sliceRows(wa, g * cfg.oLora, cfg.oLora));
+    const part = exactLinear(regroup(o, rows, H * hd, g * gw, gw), rows, wa, g * cfg.oLora, cfg.oLora);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < cfg.oLora; j++) z[r * G * cfg.oLora + g * cfg.oLora + j] = roundBf16(part[r * cfg.oLora + j]!);
     }
@@ -234,14 +234,4 @@ function regroup(x: Float32Array, rows: number, width: number, c0: number, n: nu
   const y = new Float32Array(rows * n);
   for (let r = 0; r < rows; r++) y.set(x.subarray(r * width + c0, r * width + c0 + n), r * n);
   return y;
-}
-
-/** Rows [r0, r0+n) of a BF16/F32 weight, as a weight of its own. */
-function sliceRows(w: Weight, r0: number, n: number): Weight {
-  const K = w.inF;
-  switch (w.kind) {
-    case 'bf16': return { kind: 'bf16', out: n, inF: K, data: w.data.subarray(r0 * K, (r0 + n) * K) };
-    case 'f32': return { kind: 'f32', out: n, inF: K, data: w.data.subarray(r0 * K, (r0 + n) * K) };
-    default: throw new Error('wo_a must be BF16 here (dequantized at load, as convert.py)');
-  }
 }

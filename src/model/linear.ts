@@ -16,24 +16,27 @@ function rowValues(w: Weight, n: number, out: Float32Array): Float32Array {
     return out;
   }
   if (w.kind === 'fp8') {
-    // FP8 used as BF16 (wo_a, dequantized by convert.py: bf16(fp8 * scale))
+    // FP8 used as BF16 (wo_a, which convert.py dequantizes: bf16(fp8 * scale))
     const nkb = Math.ceil(K / 128);
-    for (let k = 0; k < K; k++) {
-      const s = 2 ** (w.scale[(n >> 7) * nkb + (k >> 7)]! - 127);
-      out[k] = roundBf16(E4M3_VALUES[w.data[n * K + k]!]! * s);
+    for (let kb = 0; kb < nkb; kb++) {
+      const s = 2 ** (w.scale[(n >> 7) * nkb + kb]! - 127);
+      for (let k = kb * 128; k < Math.min(K, kb * 128 + 128); k++) out[k] = roundBf16(E4M3_VALUES[w.data[n * K + k]!]! * s);
     }
     return out;
   }
   throw new Error('FP4 weights are only used through fp4Gemm');
 }
 
-/** fp32 y[rows, out] = x @ Wᵀ with exact dot products (F.linear in fp32 or BF16 before the cast). */
-export function exactLinear(x: Float32Array, rows: number, w: Weight, y = new Float32Array(rows * w.out)): Float32Array {
+/**
+ * fp32 y[rows, n] = x @ W[r0 .. r0+n)ᵀ with exact dot products (F.linear in fp32, or in
+ * BF16 before the cast). Default: all rows of W.
+ */
+export function exactLinear(x: Float32Array, rows: number, w: Weight, r0 = 0, n = w.out - r0, y = new Float32Array(rows * n)): Float32Array {
   const K = w.inF;
   const scratch = new Float32Array(K);
-  for (let n = 0; n < w.out; n++) {
-    const wr = rowValues(w, n, scratch);
-    for (let m = 0; m < rows; m++) y[m * w.out + n] = dotF32(x, m * K, wr, 0, K);
+  for (let j = 0; j < n; j++) {
+    const wr = rowValues(w, r0 + j, scratch);
+    for (let m = 0; m < rows; m++) y[m * n + j] = dotF32(x, m * K, wr, 0, K);
   }
   return y;
 }
@@ -46,7 +49,7 @@ export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Fl
     const qa = actQuant(x, rows, w.inF, 128);
     if (w.kind === 'fp8') k.fp8Gemm(qa, w, y);
     else k.fp4Gemm(qa, w, y);
-  } else exactLinear(x, rows, w, y);
+  } else exactLinear(x, rows, w, 0, w.out, y);
   return roundBf16Array(y);
 }
 

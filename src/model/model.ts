@@ -9,7 +9,7 @@ import { rmsNorm } from '../tensor/norm.js';
 import { ropeTable, type RopeTable } from '../tensor/rope.js';
 import type { ForwardSegment, ModelRunner, SequenceState } from './api.js';
 import { ModelState, type LayerShape } from './state.js';
-import { WeightReader, dequantizeToBf16 } from './weights.js';
+import { WeightReader } from './weights.js';
 import { exactLinear, linear } from './linear.js';
 import { hcHead, type HcParams } from './hc.js';
 import { blockForward, type BlockConfig, type BlockTrace, type BlockWeights } from './block.js';
@@ -149,7 +149,7 @@ export class Dsv4Model implements ModelRunner {
         attn: {
           wqA: rd.linear(`${p}.attn.wq_a`), qNorm: rd.vector(`${p}.attn.q_norm.weight`), wqB: rd.linear(`${p}.attn.wq_b`),
           wkv: rd.linear(`${p}.attn.wkv`), kvNorm: rd.vector(`${p}.attn.kv_norm.weight`),
-          woA: dequantizeToBf16(rd.linear(`${p}.attn.wo_a`)), woB: rd.linear(`${p}.attn.wo_b`), sink: rd.vector(`${p}.attn.attn_sink`),
+          woA: rd.linear(`${p}.attn.wo_a`), woB: rd.linear(`${p}.attn.wo_b`), sink: rd.vector(`${p}.attn.attn_sink`),
           compressor: ratio ? comp(`${p}.attn.compressor`, a.headDim, false) : null,
           indexer,
         },

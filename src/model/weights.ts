@@ -3,7 +3,7 @@
 // raw bits. Only small vectors (norm weights, hc params, ape, sinks) become f32.
 import type { Checkpoint, TensorData } from '../checkpoint/types.js';
 import type { Bf16Weight, F32Weight, Fp4Weight, Fp8Weight, Weight } from '../tensor/kernels.js';
-import { bf16Bits, bf16ToF32, E4M3_VALUES } from '../tensor/formats.js';
+import { bf16ToF32 } from '../tensor/formats.js';
 
 function fail(t: TensorData | string, msg: string): never {
   throw new Error(`${typeof t === 'string' ? t : t.name}: ${msg}`);
@@ -85,16 +85,3 @@ export class WeightReader {
   }
 }
 
-/** convert.py's wo_a treatment: FP8 weight * block scale, rounded to BF16. */
-export function dequantizeToBf16(w: Weight): Weight {
-  if (w.kind !== 'fp8') return w;
-  const K = w.inF;
-  const nkb = Math.ceil(K / 128);
-  const data = new Uint16Array(w.out * K);
-  for (let n = 0; n < w.out; n++) {
-    for (let k = 0; k < K; k++) {
-      data[n * K + k] = bf16Bits(E4M3_VALUES[w.data[n * K + k]!]! * 2 ** (w.scale[(n >> 7) * nkb + (k >> 7)]! - 127));
-    }
-  }
-  return { kind: 'bf16', out: w.out, inF: K, data };
-}
