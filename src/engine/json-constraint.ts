@@ -493,33 +493,30 @@ export class JsonConstraint implements TokenConstraint {
         const next = mm.clone();
         if (!next.push(b)) continue;
         for (const id of t.tokens[child]!) out.push(id);
-        walk(t, child, next);
+        const inString = next.stringState();
+        if (inString >= 0) walkString(t, child, inString, next);
+        else walk(t, child, next);
       }
     };
     // Inside a string: track only the string sub-state until a closing quote hands over to the machine.
-    const walkString = (t: ByteTrie, node: number, st: number): void => {
+    const walkString = (t: ByteTrie, node: number, st: number, base: JsonMachine): void => {
       for (const [b, child] of t.children[node]!) {
         const r = stringByte(st >> 2, st & 3, b);
         if (r === REJECT) continue;
-        if (r === CLOSE) {
-          const next = m.closeString();
-          for (const id of t.tokens[child]!) out.push(id);
-          walk(t, child, next);
-          continue;
-        }
         for (const id of t.tokens[child]!) out.push(id);
-        walkString(t, child, r);
+        if (r === CLOSE) walk(t, child, base.closeString());
+        else walkString(t, child, r, base);
       }
     };
     const st = m.stringState();
     if (st === 0) {
-      walkString(this.trie.withQuote, 0, 0);
+      walkString(this.trie.withQuote, 0, 0, m);
       const all = new Int32Array(this.trie.plainInString.length + out.length);
       all.set(this.trie.plainInString);
       all.set(out, this.trie.plainInString.length);
       return all;
     }
-    if (st > 0) walkString(this.trie.all, 0, st);
+    if (st > 0) walkString(this.trie.all, 0, st, m);
     else walk(this.trie.all, 0, m);
     return Int32Array.from(out);
   }
