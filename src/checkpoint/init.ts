@@ -16,6 +16,8 @@ export interface InitOptions {
   overrides?: ShapeOverrides;
   /** Write config.json, generation_config.json and the index only. */
   configOnly?: boolean;
+  /** All-zero sparse shards (full layout, almost no disk): for loader tests at real scale. */
+  sparse?: boolean;
   maxShardBytes?: number;
   /** Replace an existing checkpoint in `out`. */
   force?: boolean;
@@ -46,6 +48,7 @@ export async function initCheckpoint(o: InitOptions): Promise<InitResult> {
     seed: o.seed ?? 0,
     maxShardBytes: o.maxShardBytes ?? PRESETS[o.preset].maxShardBytes,
     configOnly: o.configOnly,
+    sparse: o.sparse,
     onProgress: o.onProgress,
   });
   return { ...r, args, dir: o.out };

@@ -1,7 +1,7 @@
 // Writes a checkpoint in the official HF layout (spec §5): shards
 // model-0000i-of-0000N.safetensors, model.safetensors.index.json, config.json,
 // generation_config.json. Tensor data is streamed chunk by chunk, never held whole.
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_FILE } from './open.js';
 import { specBytes, tensorInventory, type TensorSpec } from './inventory.js';
@@ -36,6 +36,11 @@ export interface WriteOptions {
   maxShardBytes: number;
   /** Only config.json, generation_config.json and the index (for shapes nobody generates in full). */
   configOnly?: boolean;
+  /**
+   * Full layout with all-zero data as sparse files (headers written, files extended without
+   * writing): opens and validates like the real thing at any size, using almost no disk.
+   */
+  sparse?: boolean;
   /** Called after each tensor with bytes written so far and the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -98,7 +103,18 @@ export function writeSyntheticCheckpoint(dir: string, a: ModelArgs, opts: WriteO
   const total = plans.reduce((s, p) => s + p.bytes, 0);
   writeConfigFiles(dir, a);
   if (plans.length > 1) writeFileSync(join(dir, INDEX_FILE), indexJson(plans));
-  if (!opts.configOnly) {
+  if (opts.sparse && !opts.configOnly) {
+    for (const p of plans) {
+      const { header, dataBytes } = encodeHeader(p.tensors);
+      const fd = openSync(join(dir, p.file), 'w');
+      try {
+        writeSync(fd, header);
+        ftruncateSync(fd, header.length + dataBytes);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } else if (!opts.configOnly) {
     let done = 0;
     for (const p of plans) {
       writeSafetensorsStream(join(dir, p.file), p.tensors, (t) => synthTensor(t, a, opts.seed), (b) => {

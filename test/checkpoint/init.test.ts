@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { openCheckpoint } from '../../src/checkpoint/index.js';
 import { initCheckpoint } from '../../src/checkpoint/init.js';
+import { ExpertCache } from '../../src/checkpoint/expert-cache.js';
 import { tensorInventory } from '../../src/checkpoint/inventory.js';
 import { E2M1_VALUES, E4M3_VALUES } from '../../src/tensor/formats.js';
 import { FIXTURES, makeScratch, readJson, type Scratch } from './helpers.js';
@@ -142,4 +143,21 @@ test('dsv4 init with overrides, then info reads the result', () => {
   const info = dsv4('info', d);
   assert.equal(info.status, 0, info.stderr);
   assert.match(info.stdout, /on disk \d+ in \d+ file/);
+});
+
+test('a sparse all-zero Flash layout (46-shard scale, no disk) opens, validates, and serves a Flash-shaped expert', async () => {
+  const d = join(s.root, 'flash-sparse');
+  const r = await initCheckpoint({ preset: 'flash', out: d, sparse: true });
+  assert.equal(r.tensors, 69187);
+  assert.equal(r.bytes, 159609485896);
+  const c = openCheckpoint(d);
+  assert.equal(c.totalBytes(), 159609485896);
+  const cache = new ExpertCache(c, { budgetBytes: 64 << 20 });
+  const e = cache.get(42, 255);
+  assert.equal(e.w1.kind, 'fp4');
+  assert.equal(e.w1.out, 2048);
+  assert.equal(e.w1.inF, 4096);
+  assert.equal(e.w2.out, 4096);
+  assert.equal(cache.stats().bytesRead, 13369344);
+  c.close();
 });

@@ -23,6 +23,7 @@ interface InitCliOptions {
   hashLayers?: number;
   maxShardSize?: number;
   configOnly?: boolean;
+  sparse?: boolean;
   force?: boolean;
   tokenizer: boolean;
 }
@@ -63,6 +64,7 @@ export function register(program: Command): void {
     .option('--hash-layers <n>', 'leading hash-routed layers', int(0))
     .option('--max-shard-size <size>', 'largest shard, e.g. 512M (default: per preset)', size)
     .option('--config-only', 'write config.json, generation_config.json and the index only (no weights, no tokenizer)')
+    .option('--sparse', 'all-zero weights as sparse files: the full layout (any size) in almost no disk space')
     .option('--no-tokenizer', 'do not write tokenizer.json / tokenizer_config.json')
     .option('--force', 'replace a checkpoint already in --out')
     .action(async (o: InitCliOptions) => {
@@ -76,6 +78,7 @@ export function register(program: Command): void {
           seed: o.seed,
           overrides: { layers: o.layers, dim: o.dim, experts: o.experts, topK: o.topK, inter: o.inter, vocab: o.vocab, heads: o.heads, hashLayers: o.hashLayers },
           configOnly: o.configOnly,
+          sparse: o.sparse,
           maxShardBytes: o.maxShardSize,
           force: o.force,
           onProgress: (d, t) => progress.update(d, t),
@@ -88,7 +91,7 @@ export function register(program: Command): void {
       // The real tokenizer only fits the real vocabulary (spec §6.1).
       const tok = o.tokenizer && !o.configOnly && r.args.vocabSize === V4_VOCAB_SIZE;
       if (tok) await writeTokenizerFiles(o.out);
-      const what = o.configOnly ? 'config.json + index for' : `${r.shards} shard(s),`;
+      const what = o.configOnly ? 'config.json + index for' : `${r.shards} ${o.sparse ? 'sparse all-zero ' : ''}shard(s),`;
       process.stdout.write(
         `${o.out}: ${what} ${r.tensors.toLocaleString('en-US')} tensors, ${r.bytes.toLocaleString('en-US')} bytes (${formatBytes(r.bytes)})` +
           `${tok ? ', tokenizer files' : ''}; preset ${o.preset}, seed ${o.seed}\n`,
