@@ -30,6 +30,17 @@ export interface EngineVocab {
   isSpecial(id: number): boolean;
 }
 
+/**
+ * The engine-side constrained-decoding hook: a per-step allowed-token mask, advanced by each sampled
+ * token (the token-id form of api.ts TokenConstraint; JsonConstraint implements both).
+ */
+export interface StepConstraint {
+  /** Allowed token ids for the next step (null = all). */
+  allowedTokens(): Int32Array | null;
+  /** The sampled token (always one of the allowed ones). */
+  accept(tokenId: number): void;
+}
+
 export interface SchedulerOptions {
   maxBatch: number;
   /** Prompt tokens computed per step, in total over all prefilling sequences. */
@@ -67,7 +78,7 @@ interface Sequence {
   counts: Map<number, number>;
   rng: Rng;
   text: OutputText;
-  constraint: JsonConstraint | null;
+  constraint: StepConstraint | null;
   constraintSpec: SubmitOptions['constraint'];
 }
 
@@ -307,7 +318,7 @@ export class Scheduler {
     if (this.recent.length > RECENT_PROMPTS) this.recent.shift();
   }
 
-  private makeConstraint(spec: NonNullable<SubmitOptions['constraint']>): JsonConstraint {
+  private makeConstraint(spec: NonNullable<SubmitOptions['constraint']>): StepConstraint {
     if (!this.trie) {
       const bytes: Array<Uint8Array | null> = [];
       for (let id = 0; id < this.model.vocabSize; id++) {
