@@ -3,16 +3,17 @@
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { actQuant } from '../tensor/quant.js';
-import { dotF32 } from '../tensor/exact.js';
+import { dotF32, settleSum } from '../tensor/exact.js';
 import { E4M3_VALUES, roundBf16, roundBf16Array } from '../tensor/formats.js';
 
-/** One weight row [inF] as f32 values (BF16/F32 weights). */
-function rowValues(w: Weight, n: number, out: Float32Array): Float32Array {
+/** One weight row [inF] as f32 values (BF16/F32 weights); `bits` is `out` viewed as Uint32. */
+function rowValues(w: Weight, n: number, out: Float32Array, bits: Uint32Array): Float32Array {
   const K = w.inF;
   if (w.kind === 'f32') return w.data.subarray(n * K, n * K + K);
   if (w.kind === 'bf16') {
-    const u = new Uint32Array(out.buffer, out.byteOffset, K);
-    for (let k = 0; k < K; k++) u[k] = w.data[n * K + k]! << 16;
+    const d16 = w.data;
+    const o = n * K;
+    for (let k = 0; k < K; k++) bits[k] = d16[o + k]! << 16;
     return out;
   }
   if (w.kind === 'fp8') {
@@ -34,11 +35,36 @@ function rowValues(w: Weight, n: number, out: Float32Array): Float32Array {
 export function exactLinear(x: Float32Array, rows: number, w: Weight, r0 = 0, n = w.out - r0, y = new Float32Array(rows * n)): Float32Array {
   const K = w.inF;
   const scratch = new Float32Array(K);
+  const bits = new Uint32Array(scratch.buffer);
   for (let j = 0; j < n; j++) {
-    const wr = rowValues(w, r0 + j, scratch);
-    for (let m = 0; m < rows; m++) y[m * n + j] = dotF32(x, m * K, wr, 0, K);
+    const wr = rowValues(w, r0 + j, scratch, bits);
+    for (let m = 0; m < rows; m++) y[m * n + j] = dotRow(x, m * K, wr, K);
   }
   return y;
+}
+
+/** dotF32 specialised to Float32Array operands (the hot loop of exactLinear). */
+function dotRow(x: Float32Array, xo: number, w: Float32Array, K: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let t0 = 0;
+  let t1 = 0;
+  let k = 0;
+  for (; k + 1 < K; k += 2) {
+    const p0 = x[xo + k]! * w[k]!;
+    const p1 = x[xo + k + 1]! * w[k + 1]!;
+    s0 += p0;
+    s1 += p1;
+    t0 += Math.abs(p0);
+    t1 += Math.abs(p1);
+  }
+  for (; k < K; k++) {
+    const p = x[xo + k]! * w[k]!;
+    s0 += p;
+    t0 += Math.abs(p);
+  }
+  const r = settleSum(s0 + s1, t0 + t1, K);
+  return r === r ? r : dotF32(x, xo, w, 0, K);
 }
 
 /** model.py linear(x, W) with x BF16 [rows, inF] -> BF16 values [rows, out]. */

@@ -170,18 +170,32 @@ export function fma32(a: number, b: number, c: number): number {
 
 /** RN32(Σ_i a[ao+i]·b[bo+i]) for operands whose pairwise products float64 holds exactly. */
 export function dotF32(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, n: number): number {
-  let s = 0;
-  let t = 0;
-  for (let i = 0; i < n; i++) {
-    const p = a[ao + i]! * b[bo + i]!;
-    s += p;
-    t += Math.abs(p);
+  // two partial sums: the float64 error bound below holds for any summation order
+  let s0 = 0;
+  let s1 = 0;
+  let t0 = 0;
+  let t1 = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const p0 = a[ao + i]! * b[bo + i]!;
+    const p1 = a[ao + i + 1]! * b[bo + i + 1]!;
+    s0 += p0;
+    s1 += p1;
+    t0 += Math.abs(p0);
+    t1 += Math.abs(p1);
   }
+  if (i < n) {
+    const p = a[ao + i]! * b[bo + i]!;
+    s0 += p;
+    t0 += Math.abs(p);
+  }
+  const s = s0 + s1;
+  const t = t0 + t1;
   if (t === 0) return s;
   const r = settle(s, t * (n + 2) * U * 1.01);
   if (r === r) return r;
   const tmp = scratchOf(n);
-  for (let i = 0; i < n; i++) tmp[i] = a[ao + i]! * b[bo + i]!;
+  for (let j = 0; j < n; j++) tmp[j] = a[ao + j]! * b[bo + j]!;
   return exactSumToF32(tmp, n);
 }
 
