@@ -103,6 +103,10 @@ export interface ShapeOverrides {
   vocab?: number;
   heads?: number;
   hashLayers?: number;
+  /** Plain linears: FP8 (released) or BF16 (reference dtype="bf16"). */
+  dtype?: 'fp8' | 'bf16';
+  /** Routed experts: FP4 (released) or FP8 (convert.py --expert-dtype fp8 layout); null = same as dtype. */
+  expertDtype?: 'fp4' | 'fp8' | null;
 }
 
 /** The preset's ModelArgs with overrides applied; compress_ratios rebuilt when the layer count changes. */
@@ -116,6 +120,8 @@ export function presetArgs(name: PresetName, o: ShapeOverrides = {}): ModelArgs 
   if (o.vocab !== undefined) a.vocabSize = o.vocab;
   if (o.heads !== undefined) a.nHeads = o.heads;
   if (o.hashLayers !== undefined) a.nHashLayers = o.hashLayers;
+  if (o.dtype !== undefined) a.dtype = o.dtype;
+  if (o.expertDtype !== undefined) a.expertDtype = o.expertDtype;
   if (o.layers !== undefined && o.layers !== a.nLayers) {
     a.nLayers = o.layers;
     a.compressRatios = v4CompressRatios(a.nLayers, a.nMtpLayers, p.ratios.first, p.ratios.hca, p.ratios.lead);

@@ -161,3 +161,17 @@ test('a sparse all-zero Flash layout (46-shard scale, no disk) opens, validates,
   assert.equal(cache.stats().bytesRead, 13369344);
   c.close();
 });
+
+test('init --dtype bf16 / --expert-dtype fp8 layouts validate and load through the expert cache', async () => {
+  const d = join(s.root, 'bf16-fp8');
+  await initCheckpoint({ preset: 'tiny', out: d, seed: 1, overrides: { dtype: 'bf16', expertDtype: 'fp8' } });
+  const c = openCheckpoint(d);
+  assert.equal(c.args.dtype, 'bf16');
+  assert.equal(c.args.expertDtype, 'fp8');
+  assert.equal(c.info('layers.0.attn.wq_a.weight').dtype, 'BF16');
+  assert.ok(!c.has('layers.0.attn.wq_a.scale'));
+  const e = new ExpertCache(c).get(1, 0);
+  assert.equal(e.w1.kind, 'fp8');
+  if (e.w1.kind === 'fp8') assert.deepEqual(e.w1.scale, c.tensor('layers.1.ffn.experts.0.w1.scale').bytes);
+  c.close();
+});

@@ -21,6 +21,8 @@ interface InitCliOptions {
   vocab?: number;
   heads?: number;
   hashLayers?: number;
+  dtype?: 'fp8' | 'bf16';
+  expertDtype?: 'fp4' | 'fp8';
   maxShardSize?: number;
   configOnly?: boolean;
   sparse?: boolean;
@@ -33,6 +35,13 @@ function int(min: number): (v: string) => number {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
     return n;
+  };
+}
+
+function oneOf<T extends string>(allowed: readonly T[]): (v: string) => T {
+  return (v: string) => {
+    if (!(allowed as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected ${allowed.join(' or ')}`);
+    return v as T;
   };
 }
 
@@ -62,6 +71,8 @@ export function register(program: Command): void {
     .option('--vocab <n>', 'vocabulary size', int(2))
     .option('--heads <n>', 'attention heads', int(1))
     .option('--hash-layers <n>', 'leading hash-routed layers', int(0))
+    .option('--dtype <fp8|bf16>', 'plain linear weights (default fp8, as released)', oneOf(['fp8', 'bf16'] as const))
+    .option('--expert-dtype <fp4|fp8>', 'routed expert weights (default fp4, as released)', oneOf(['fp4', 'fp8'] as const))
     .option('--max-shard-size <size>', 'largest shard, e.g. 512M (default: per preset)', size)
     .option('--config-only', 'write config.json, generation_config.json and the index only (no weights, no tokenizer)')
     .option('--sparse', 'all-zero weights as sparse files: the full layout (any size) in almost no disk space')
@@ -76,7 +87,7 @@ export function register(program: Command): void {
           preset: o.preset,
           out: o.out,
           seed: o.seed,
-          overrides: { layers: o.layers, dim: o.dim, experts: o.experts, topK: o.topK, inter: o.inter, vocab: o.vocab, heads: o.heads, hashLayers: o.hashLayers },
+          overrides: { layers: o.layers, dim: o.dim, experts: o.experts, topK: o.topK, inter: o.inter, vocab: o.vocab, heads: o.heads, hashLayers: o.hashLayers, dtype: o.dtype, expertDtype: o.expertDtype },
           configOnly: o.configOnly,
           sparse: o.sparse,
           maxShardBytes: o.maxShardSize,
