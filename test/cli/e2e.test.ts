@@ -18,7 +18,7 @@ before(async () => {
 after(() => server?.shutdown());
 
 test('dsv4 run --model prints only the answer; --json carries the same greedy answer and its usage', { timeout: 300_000 }, async () => {
-  const args = ['run', '--model', modelDir, '--no-think', '--temperature', '0', '--max-tokens', '4', 'Hello'];
+  const args = ['run', '--model', modelDir, '--context-length', '8192', '--no-think', '--temperature', '0', '--max-tokens', '4', 'Hello'];
   const plain = await runCli(args);
   assert.equal(plain.code, 0, plain.stderr);
   assert.equal(plain.stderr, 'dsv4: answer cut at --max-tokens\n');

@@ -58,6 +58,7 @@ test('errors are one line on stderr with meaningful exit codes', async () => {
     [['run', '--url', stub.url, '--max-tokens', '0', 'hi'], '', 2, /^dsv4: --max-tokens 0: expected a whole number >= 1\n$/],
     [['run', '--url', stub.url], '', 2, /^dsv4: no prompt: stdin was empty\n$/],
     [['run', '--model', '/definitely/not/here', 'hi'], '', 4, /^dsv4: --model \/definitely\/not\/here: no such directory\n$/],
+    [['run', '--url', stub.url, '--context-length', '9000', 'hi'], '', 2, /^dsv4: --context-length applies to a local model, not to --url\n$/],
     [['run', '--frob', 'hi'], '', 2, /^dsv4: unknown option '--frob' \(see 'dsv4 run --help'\)\n$/],
     [['run', '--effort', 'low', 'hi'], '', 2, /^dsv4: option '--effort <level>' argument 'low' is invalid\. Allowed choices are high, max\. \(see 'dsv4 run --help'\)\n$/],
     [['chta'], '', 2, /^dsv4: unknown command 'chta' \(Did you mean chat\?\) \(see 'dsv4 --help'\)\n$/],

@@ -12,6 +12,8 @@ export interface BackendOptions {
   model?: string;
   url?: string;
   apiKey?: string;
+  /** Local model only: context length in tokens. */
+  contextLength?: number;
 }
 
 export interface Backend extends Endpoint {
@@ -23,12 +25,13 @@ export interface Backend extends Endpoint {
 export async function openBackend(opts: BackendOptions): Promise<Backend> {
   if (opts.model && opts.url) throw new CliError('use either --model DIR or --url URL, not both', ExitCode.usage);
   if (opts.url) {
+    if (opts.contextLength) throw new CliError('--context-length applies to a local model, not to --url', ExitCode.usage);
     const baseUrl = normalizeBaseUrl(opts.url);
     const apiKey = opts.apiKey ?? process.env.DEEPSEEK_API_KEY ?? process.env.DSV4_API_KEY;
     return { baseUrl, apiKey, describe: baseUrl, close: async () => {} };
   }
   const dir = opts.model ? checkModelDir(opts.model) : await ensureDefaultModel();
-  const server = await startLocalServer(dir);
+  const server = await startLocalServer(dir, { contextLength: opts.contextLength });
   return { baseUrl: server.url, describe: opts.model ? dir : `embedded default model (${dir})`, close: server.close };
 }
 

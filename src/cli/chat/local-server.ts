@@ -8,13 +8,26 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-export async function startLocalServer(modelDir: string): Promise<LocalServer> {
-  const { startServer } = await import('../../server/index.js');
-  let server: Awaited<ReturnType<typeof startServer>>;
+export interface LocalServerOptions {
+  /** Context (tokens) for the engine and the server's length checks; default: the engine's. */
+  contextLength?: number;
+}
+
+export async function startLocalServer(modelDir: string, opts: LocalServerOptions = {}): Promise<LocalServer> {
+  const { serveModel } = await import('../../server/index.js');
+  let server: Awaited<ReturnType<typeof serveModel>>;
   try {
-    server = await withSpinner('Loading the model', startServer({ modelDir, host: '127.0.0.1', port: 0, quiet: true }));
+    server = await withSpinner(
+      'Loading the model',
+      serveModel({
+        modelDir,
+        config: { host: '127.0.0.1', port: 0 },
+        engine: opts.contextLength ? { maxSeqLen: opts.contextLength } : {},
+        web: false,
+      }),
+    );
   } catch (err) {
     throw new CliError(`cannot start the model in ${modelDir}: ${errorLine(err)}`, ExitCode.model);
   }
-  return { url: server.url.replace(/\/+$/, ''), close: () => server.close() };
+  return { url: server.url.replace(/\/+$/, ''), close: () => server.shutdown() };
 }

@@ -13,6 +13,7 @@ export interface CommonOptions {
   effort: Effort;
   temperature?: number;
   maxTokens?: number;
+  contextLength?: number;
 }
 
 export function addCommonOptions(cmd: Command): Command {
@@ -25,7 +26,8 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--no-think', 'thinking mode off (it is on by default, as in the DeepSeek API)')
     .addOption(new Option('--effort <level>', 'reasoning effort while thinking').choices(['high', 'max']).default('high'))
     .option('--temperature <t>', 'sampling temperature 0-2 (used when thinking is off)', parseTemperature)
-    .option('--max-tokens <n>', 'most tokens to generate, thinking included', parseMaxTokens);
+    .option('--max-tokens <n>', 'most tokens to generate, thinking included', parseMaxTokens)
+    .option('--context-length <n>', 'context in tokens for a local model (default: the engine default)', (v) => parsePositive('--context-length', v));
 }
 
 export function settingsFrom(o: CommonOptions): ChatSettings {
@@ -39,7 +41,11 @@ function parseTemperature(v: string): number {
 }
 
 function parseMaxTokens(v: string): number {
+  return parsePositive('--max-tokens', v);
+}
+
+function parsePositive(flag: string, v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`--max-tokens ${v}: expected a whole number >= 1`, ExitCode.usage);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag} ${v}: expected a whole number >= 1`, ExitCode.usage);
   return n;
 }
