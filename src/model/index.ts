@@ -2,6 +2,7 @@
 import { openCheckpoint } from '../checkpoint/open.js';
 import { ExpertCache } from '../checkpoint/expert-cache.js';
 import type { Kernels } from '../tensor/kernels.js';
+import { getKernels } from '../tensor/native.js';
 import { Dsv4Model, type LoadOptions } from './model.js';
 
 export * from './api.js';
@@ -10,9 +11,13 @@ export type { ExpertStore, ExpertWeights, Routing } from './moe.js';
 export { ModelState } from './state.js';
 
 /** Opens a checkpoint directory (official HF layout) and builds the model on it. */
-export async function loadModel(dir: string, options: { maxSeqLen?: number; kernels?: Kernels; memoryBudget?: number } & LoadOptions = {}): Promise<Dsv4Model> {
+export async function loadModel(
+  dir: string,
+  options: { maxSeqLen?: number; kernels?: Kernels; memoryBudget?: number; prefetchExperts?: boolean } & LoadOptions = {},
+): Promise<Dsv4Model> {
   const ck = openCheckpoint(dir, options.maxSeqLen ? { overrides: { maxSeqLen: options.maxSeqLen } } : {});
-  // --memory-budget: routed experts stream through a RAM-bounded LRU (issue 4).
-  const experts = options.experts ?? (options.memoryBudget !== undefined ? new ExpertCache(ck, { budgetBytes: options.memoryBudget }) : undefined);
+  // --memory-budget: routed experts stream through a RAM-bounded LRU, read ahead by default (issue 4).
+  const budget = options.memoryBudget;
+  const experts = options.experts ?? (budget !== undefined ? new ExpertCache(ck, { budgetBytes: budget, prefetch: options.prefetchExperts ?? true }) : undefined);
   return new Dsv4Model(ck, { ...options, experts });
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { openCheckpoint } from '../../src/checkpoint/index.js';
 import { ExpertCache } from '../../src/checkpoint/expert-cache.js';
 import { summarizeInventory } from '../../src/checkpoint/inventory.js';
-import { Dsv4Model } from '../../src/model/index.js';
+import { Dsv4Model, loadModel } from '../../src/model/index.js';
 import { makeScratch, type Scratch } from './helpers.js';
 
 let s: Scratch;
@@ -94,4 +94,15 @@ test('generation under a budget of a small fraction of the experts gives bit-ide
     cache.close();
   }
   ck.close();
+});
+
+test('loadModel({ memoryBudget }) serves routed experts from an ExpertCache (prefetching by default)', async () => {
+  const one = summarizeInventory(openCheckpoint(s.tiny).args).expertBytes;
+  const m = await loadModel(s.tiny, { memoryBudget: 4 * one });
+  assert.ok(m.experts instanceof ExpertCache);
+  const [logits] = m.forward([{ state: m.newState(), tokens: Int32Array.of(0, 42, 7) }]);
+  assert.ok(logits!.every(Number.isFinite));
+  const st = (m.experts as ExpertCache).stats();
+  assert.ok(st.misses > 0 && st.prefetched > 0 && st.peakBytes <= 4 * one);
+  (m.experts as ExpertCache).close();
 });
