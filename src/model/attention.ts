@@ -147,12 +147,12 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   let iw: Float32Array | null = null;
   if (w.indexer) {
     iq = indexerQueries(k, w.indexer, qr, rows, positions, cfg.table, rd);
-    runCompressor(w.indexer.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
+    runCompressor(k, w.indexer.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
       segs.map((s) => ({ state: s.layer.idxComp!, cache: s.layer.idxCache!, row0: s.row0, len: s.len, pos0: s.pos0 })));
     iw = indexerHeadWeights(k, w.indexer, x, rows);
   }
   if (w.compressor) {
-    runCompressor(w.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
+    runCompressor(k, w.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
       segs.map((s) => ({ state: s.layer.comp!, cache: s.layer.cache!, row0: s.row0, len: s.len, pos0: s.pos0 })));
   }
   // attention per row

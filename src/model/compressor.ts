@@ -3,14 +3,14 @@
 // first position, and FP8 (attention) or Hadamard + FP4 (indexer) simulation.
 // Tokens are processed one by one through the pending-row state, which gives
 // the same numbers as the reference's prefill pooling (goldens' prefill==decode).
-import type { Weight } from '../tensor/kernels.js';
+import type { Kernels, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { rmsNormRow } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { hadamardBf16 } from '../tensor/hadamard.js';
 import { actQuantInPlace, fp4ActQuantInPlace } from '../tensor/quant.js';
-import { exactLinear } from './linear.js';
+import { denseLinear } from './linear.js';
 import type { CompressorState, EntryCache } from './state.js';
 
 const fr = Math.fround;
@@ -43,9 +43,9 @@ export interface CompressorConfig {
 }
 
 /** Runs the compressor on every row of x (BF16 [rows, dim]); appends completed entries to each segment's cache. */
-export function runCompressor(w: CompressorWeights, cfg: CompressorConfig, x: Float32Array, rows: number, segs: CompressorSegment[]): void {
-  const kvAll = exactLinear(x, rows, w.wkv);
-  const scoreAll = exactLinear(x, rows, w.wgate);
+export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorConfig, x: Float32Array, rows: number, segs: CompressorSegment[]): void {
+  const kvAll = denseLinear(k, x, rows, w.wkv);
+  const scoreAll = denseLinear(k, x, rows, w.wgate);
   const r = w.ratio;
   const c = w.width;
   const overlap = r === 4;

@@ -89,6 +89,7 @@ export async function verifyGolden(goldenDir: string, opts: VerifyOptions = {}):
   const modelDir = opts.modelDir ?? join(goldenDir, g.json.checkpoint?.dir ?? 'checkpoint');
   const model: Dsv4Model = await loadModel(modelDir, { maxSeqLen: g.json.run?.max_seq_len ?? 4096, kernels: opts.kernels });
   const { dim, hcMult: hc, nLayers } = model.args;
+  log(`model ${modelDir} (kernels: ${model.kernels.name})`);
   const inputIds = Int32Array.from(g.array('input_ids').data as Int32Array);
   const decodeIds = Int32Array.from(g.array('decode_ids').data as Int32Array);
   const P = inputIds.length;

@@ -67,6 +67,13 @@ function dotRow(x: Float32Array, xo: number, w: Float32Array, K: number): number
   return r === r ? r : dotF32(x, xo, w, 0, K);
 }
 
+/** exactLinear over all rows of W, through the kernels' optional bf16Gemm when W is BF16. */
+export function denseLinear(k: Kernels, x: Float32Array, rows: number, w: Weight, y = new Float32Array(rows * w.out)): Float32Array {
+  if (w.kind === 'bf16' && k.bf16Gemm && rows > 0) k.bf16Gemm(x, rows, w, y);
+  else exactLinear(x, rows, w, 0, w.out, y);
+  return y;
+}
+
 /** model.py linear(x, W) with x BF16 [rows, inF] -> BF16 values [rows, out]. */
 export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Float32Array {
   const y = new Float32Array(rows * w.out);
@@ -75,7 +82,7 @@ export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Fl
     const qa = actQuant(x, rows, w.inF, 128);
     if (w.kind === 'fp8') k.fp8Gemm(qa, w, y);
     else k.fp4Gemm(qa, w, y);
-  } else exactLinear(x, rows, w, 0, w.out, y);
+  } else denseLinear(k, x, rows, w, y);
   return roundBf16Array(y);
 }
 

@@ -10,7 +10,7 @@ import { ropeTable, type RopeTable } from '../tensor/rope.js';
 import type { ForwardSegment, ModelRunner, SequenceState } from './api.js';
 import { ModelState, type LayerShape } from './state.js';
 import { WeightReader } from './weights.js';
-import { exactLinear, linear } from './linear.js';
+import { denseLinear, linear } from './linear.js';
 import { hcHead, type HcParams } from './hc.js';
 import { blockForward, type BlockConfig, type BlockTrace, type BlockWeights } from './block.js';
 import type { CompressorWeights } from './compressor.js';
@@ -311,7 +311,7 @@ export class Dsv4Model implements ModelRunner {
     return offsets.map((o, i) => {
       const last = o + lens[i]! - 1;
       const y = hcHead(X.subarray(last * hc * dim, (last + 1) * hc * dim), 1, hc, dim, hcp, normEps, hcEps);
-      return exactLinear(rmsNorm(y, 1, dim, norm, normEps), 1, this.head);
+      return denseLinear(this.kernels, rmsNorm(y, 1, dim, norm, normEps), 1, this.head);
     });
   }
 }

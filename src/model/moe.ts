@@ -5,7 +5,7 @@
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
-import { exactLinear, linear } from './linear.js';
+import { denseLinear, linear } from './linear.js';
 
 const fr = Math.fround;
 
@@ -61,10 +61,10 @@ function scoreOf(f: MoeConfig['scoreFunc'], logits: Float32Array, o: number, n: 
 }
 
 /** Gate.forward: per row the topk experts (topk order) and their routing weights. */
-export function route(w: MoeWeights, cfg: MoeConfig, x: Float32Array, rows: number, ids: Int32Array): Routing {
+export function route(k: Kernels, w: MoeWeights, cfg: MoeConfig, x: Float32Array, rows: number, ids: Int32Array): Routing {
   const E = cfg.nExperts;
   const K = cfg.topk;
-  const logits = exactLinear(x, rows, w.gate);
+  const logits = denseLinear(k, x, rows, w.gate);
   const experts = new Int32Array(rows * K);
   const weights = new Float32Array(rows * K);
   const sc = new Float64Array(E);
@@ -117,7 +117,7 @@ export function expertForward(k: Kernels, e: ExpertWeights, x: Float32Array, row
 
 export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStore, x: Float32Array, rows: number, dim: number,
   ids: Int32Array, onRoute?: (r: Routing) => void): Float32Array {
-  const rt = route(w, cfg, x, rows, ids);
+  const rt = route(k, w, cfg, x, rows, ids);
   onRoute?.(rt);
   store.prefetch?.(w.layer, [...new Set(rt.experts)].sort((a, b) => a - b));
   const y = new Float32Array(rows * dim);
