@@ -124,8 +124,7 @@ export async function* runGeneration(
     const phaseIds: number[] = [];
     let phaseText = '';
     try {
-      for await (const ev of handle.events) {
-        if (signal.aborted) break;
+      for await (const ev of untilAborted(handle.events, signal)) {
         if (ev.type === 'queued') {
           if (!started) yield { type: 'queued', position: ev.position };
         } else if (ev.type === 'started') {
@@ -195,6 +194,20 @@ export async function* runGeneration(
     stopSequence,
     usage: { promptTokens, completionTokens, reasoningTokens, cacheHitTokens: hit, cacheMissTokens: promptTokens - hit },
   };
+}
+
+/** Iterates until the signal aborts, without waiting for the engine to acknowledge the cancellation. */
+async function* untilAborted<T>(events: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = events[Symbol.asyncIterator]();
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
+  for (;;) {
+    const r = await Promise.race([it.next(), aborted]);
+    if (r === 'aborted' || r.done) return;
+    yield r.value;
+  }
 }
 
 /** Which stop sequence ended the output: the text the engine held back starts with it (never EOS). */

@@ -1,0 +1,72 @@
+// Waiting for capacity (§11.3) on a real engine that runs one sequence at a time: a queued non-streaming
+// request gets blank-line keep-alives before its JSON body; one queued past the queue timeout is closed and
+// its generation cancelled.
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import OpenAI from 'openai';
+import type { ServingModel } from '../../src/server/index.js';
+import { TEST_KEY, post, startTestServer } from './harness.js';
+
+let server: ServingModel;
+before(async () => {
+  server = await startTestServer({ keepAliveMs: 20 }, { maxBatch: 1 });
+});
+after(async () => server?.shutdown());
+
+let n = 0;
+// A different prompt each time, so no request is answered straight from the prefix cache.
+const body = (max: number) => ({ model: 'deepseek-chat', messages: [{ role: 'user', content: `Hello ${n++}` }], max_tokens: max });
+
+/** Starts a streaming request and resolves once its generation runs (first chunk arrived). */
+async function occupy(maxTokens: number): Promise<Promise<string>> {
+  const res = await fetch(`${server.url}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body(maxTokens), stream: true }),
+  });
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  while (!text.includes('data: {')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended before generating: ${text}`);
+    text += dec.decode(value, { stream: true });
+  }
+  return (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += dec.decode(value, { stream: true });
+    }
+  })();
+}
+
+it('a queued non-streaming request receives blank lines, then its JSON (the SDK parses it)', async () => {
+  const busy = await occupy(16);
+  const raw = post(`${server.url}/chat/completions`, body(1));
+  const client = new OpenAI({ baseURL: server.url, apiKey: TEST_KEY, maxRetries: 0 });
+  const viaSdk = client.chat.completions.create(body(1) as never) as unknown as Promise<OpenAI.ChatCompletion>;
+  const res = await raw;
+  assert.equal(res.status, 200);
+  assert.match(res.text, /^\n+\{"id":/);
+  assert.equal((JSON.parse(res.text) as { object: string }).object, 'chat.completion');
+  assert.equal((await viaSdk).object, 'chat.completion');
+  assert.ok((await busy).endsWith('data: [DONE]\n\n'));
+});
+
+it('a request still queued after the queue timeout is closed and never runs', async () => {
+  const cfg = server.deps.cfg;
+  try {
+    const busy = await occupy(16);
+    cfg.queueTimeoutMs = 300;
+    const before = server.deps.metrics.cancelled;
+    const res = await post(`${server.url}/chat/completions`, { ...body(1), stream: true });
+    assert.equal(res.status, 200);
+    assert.ok(!res.text.includes('data:'), 'no chunk was sent');
+    assert.ok(res.text.includes(': keep-alive'));
+    assert.equal(server.deps.metrics.cancelled, before + 1);
+    await busy;
+  } finally {
+    cfg.queueTimeoutMs = 600_000;
+  }
+});
