@@ -19,12 +19,17 @@ export interface EngineBenchOptions {
   /** Tokens of that prompt not covered by the cache in the "hit" case. Default 64. */
   ttftNewTokens?: number;
   prefillChunk?: number;
+  /**
+   * Time allowed for the two long prefills of the TTFT measurement (seconds). When a 256-token probe
+   * says they would take longer, the prompt is halved until they fit (reported as reducedFrom).
+   */
+  ttftBudgetSeconds?: number;
   log?: (line: string) => void;
 }
 
 export interface EngineBenchResult {
   decode: Array<{ concurrency: number; tokens: number; seconds: number; tokensPerSecond: number }>;
-  ttft: { promptTokens: number; missSeconds: number; hitSeconds: number; cachedTokens: number; speedup: number };
+  ttft: { promptTokens: number; reducedFrom?: number; missSeconds: number; hitSeconds: number; cachedTokens: number; speedup: number };
 }
 
 const greedy: SamplingParams = { temperature: 0, topP: 1, topK: 0, frequencyPenalty: 0, presencePenalty: 0, maxTokens: 1, stop: [], stopAtEos: false };
@@ -82,17 +87,26 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decode.push({ concurrency: c, tokens, seconds, tokensPerSecond: tokens / seconds });
       log(`decode  ${String(c).padStart(2)} seq: ${(tokens / seconds).toFixed(2)} tok/s (${tokens} tokens in ${seconds.toFixed(2)} s)`);
     }
-    const fresh = Math.min(o.ttftNewTokens ?? 64, P - 1);
-    const long = promptOf(P, 7, vocab);
+    const budget = o.ttftBudgetSeconds ?? Infinity;
+    let p = P;
+    if (Number.isFinite(budget) && P > 256) {
+      const probe = await timed(engine, promptOf(256, 3, vocab), 1, false);
+      const perToken = (probe.times[0]! - probe.t0) / 1000 / 256;
+      while (p > 256 && 2 * p * perToken * 1.3 > budget) p /= 2;
+      if (p < P) log(`ttft    ${P} tokens would take ~${Math.round(2 * P * perToken)} s > budget ${budget} s: measuring ${p} tokens`);
+    }
+    const fresh = Math.min(o.ttftNewTokens ?? 64, p - 1);
+    const long = promptOf(p, 7, vocab);
     const miss = await timed(engine, long, 1, false);
     const missSeconds = (miss.times[0]! - miss.t0) / 1000;
-    log(`ttft    ${P} tokens, no cache: ${missSeconds.toFixed(3)} s`);
+    log(`ttft    ${p} tokens, no cache: ${missSeconds.toFixed(3)} s`);
     // the previous turn: everything but the last `fresh` tokens, then the full prompt hits it
-    await timed(engine, long.subarray(0, P - fresh), 1, true);
+    await timed(engine, long.subarray(0, p - fresh), 1, true);
     const hit = await timed(engine, long, 1, true);
     const hitSeconds = (hit.times[0]! - hit.t0) / 1000;
-    log(`ttft    ${P} tokens, cache hit on ${hit.cachedTokens}: ${hitSeconds.toFixed(3)} s (${(missSeconds / hitSeconds).toFixed(1)}x)`);
-    return { decode, ttft: { promptTokens: P, missSeconds, hitSeconds, cachedTokens: hit.cachedTokens, speedup: missSeconds / hitSeconds } };
+    log(`ttft    ${p} tokens, cache hit on ${hit.cachedTokens}: ${hitSeconds.toFixed(3)} s (${(missSeconds / hitSeconds).toFixed(1)}x)`);
+    const reduced = p < P ? { reducedFrom: P } : {};
+    return { decode, ttft: { promptTokens: p, ...reduced, missSeconds, hitSeconds, cachedTokens: hit.cachedTokens, speedup: missSeconds / hitSeconds } };
   } finally {
     await engine.close();
     rmSync(cacheDir, { recursive: true, force: true });
