@@ -78,6 +78,46 @@ function firstBf16Diff(x: Float32Array, golden: Uint16Array, go: number): number
   return -1;
 }
 
+/**
+ * Checks MoE routing and indexer selections against the golden arrays (when present):
+ * prefill_/decode_moe_experts [L, P, k] / [n, L, k] and *_indexer_topk_layerN, whose entries
+ * are P + c (prefill) or window + c (decode) for compressed entry c, -1 when masked.
+ */
+function selectionTrace(g: GoldenSet, model: Dsv4Model, phase: 'prefill' | 'decode', P: number, step: number, note: (s: string) => void): ForwardTrace {
+  const { nLayers, nActivatedExperts: k, windowSize: W } = model.args;
+  const where = (pos: number) => (phase === 'prefill' ? `prefill position ${pos}` : `decode step ${step} (position ${P + step})`);
+  const moe = g.has(`${phase}_moe_experts`) ? (g.array(`${phase}_moe_experts`).data as Int32Array) : null;
+  const idx = new Map<number, NpyArray>();
+  const trace: ForwardTrace = {
+    routing: moe ? (layer, r) => {
+      if (layer >= nLayers) return;
+      const rows = r.experts.length / k;
+      for (let i = 0; i < rows; i++) {
+        const base = phase === 'prefill' ? (layer * P + i) * k : (step * nLayers + layer) * k;
+        for (let j = 0; j < k; j++) {
+          if (r.experts[i * k + j] !== moe[base + j]) return note(`layer ${layer} MoE routing, ${where(i)}`);
+        }
+      }
+    } : undefined,
+    indexer: (layer, _seg, row, sel) => {
+      const name = `${phase}_indexer_topk_layer${layer}`;
+      if (!idx.has(layer)) {
+        if (!g.has(name)) return;
+        idx.set(layer, g.array(name));
+      }
+      const a = idx.get(layer)!;
+      const width = a.shape[a.shape.length - 1]!;
+      const gold = a.data as Int32Array;
+      const base = (phase === 'prefill' ? row : step) * width;
+      const off = phase === 'prefill' ? P : W;
+      const want: number[] = [];
+      for (let j = 0; j < width; j++) if (gold[base + j]! >= 0) want.push(gold[base + j]! - off);
+      if (want.length !== sel.length || want.some((v, j) => v !== sel[j])) note(`layer ${layer} indexer top-k, ${where(row)}`);
+    },
+  };
+  return trace;
+}
+
 export function formatRow(r: RowCheck): string {
   const top = r.top1 === r.goldenTop1 ? `top1 ${r.top1} = golden` : `top1 ${r.top1} != golden ${r.goldenTop1}`;
   return `${r.name.padEnd(16)} max|Δlogit| ${(r.maxAbsDiff === 0 ? '0' : r.maxAbsDiff.toPrecision(3)).padEnd(10)} ${top.padEnd(24)} ${r.exact ? 'bit-exact' : 'DIFFERS'}`;
@@ -109,14 +149,15 @@ export async function verifyGolden(goldenDir: string, opts: VerifyOptions = {}):
 
   const state = model.newState();
   let trace: ForwardTrace | undefined;
-  if (opts.layers && g.has('prefill_hidden_bf16')) {
-    const hid = g.array('prefill_hidden_bf16').data as Uint16Array;
-    trace = {
-      layer: (l, X) => {
+  if (opts.layers) {
+    trace = selectionTrace(g, model, 'prefill', P, 0, note);
+    if (g.has('prefill_hidden_bf16')) {
+      const hid = g.array('prefill_hidden_bf16').data as Uint16Array;
+      trace.layer = (l, X) => {
         const i = firstBf16Diff(X, hid, l * P * hc * dim);
         if (i >= 0) note(`prefill layer ${l}, position ${Math.floor(i / (hc * dim))}, stream ${Math.floor(i / dim) % hc}, dim ${i % dim}`);
-      },
-    };
+      };
+    }
     if (g.has('prefill_final_bf16')) {
       const fin = g.array('prefill_final_bf16').data as Uint16Array;
       trace.final = (y) => {
@@ -132,12 +173,16 @@ export async function verifyGolden(goldenDir: string, opts: VerifyOptions = {}):
   const decHidden = opts.layers && g.has('decode_hidden_bf16') ? (g.array('decode_hidden_bf16').data as Uint16Array) : null;
   const hiddens: Float32Array[] = [];
   for (let j = 0; j < n; j++) {
-    const t: ForwardTrace | undefined = decHidden ? {
-      layer: (l, X) => {
-        const i = firstBf16Diff(X, decHidden, (j * nLayers + l) * hc * dim);
-        if (i >= 0) note(`decode step ${j} (position ${P + j}), layer ${l}`);
-      },
-    } : undefined;
+    let t: ForwardTrace | undefined;
+    if (opts.layers) {
+      t = selectionTrace(g, model, 'decode', P, j, note);
+      if (decHidden) {
+        t.layer = (l, X) => {
+          const i = firstBf16Diff(X, decHidden, (j * nLayers + l) * hc * dim);
+          if (i >= 0) note(`decode step ${j} (position ${P + j}), layer ${l}`);
+        };
+      }
+    }
     const r = model.forwardDetailed([{ state, tokens: decodeIds.subarray(j, j + 1) }], t);
     hiddens.push(r.hidden[0]!);
     report(compare(`decode[${j}]`, r.logits[0]!, decodeLogits, j * model.vocabSize));
