@@ -6,9 +6,12 @@ import { startStub, type Stub } from './stub-server.js';
 
 let stub: Stub;
 before(async () => {
-  stub = await startStub((req) =>
-    JSON.stringify(req.messages).includes('forever') ? { content: ['Counting'], endless: true } : { reasoning: ['hidden', ' thoughts'], content: ['The answer', ' is 4.'] },
-  );
+  stub = await startStub((req) => {
+    const text = JSON.stringify(req.messages);
+    if (text.includes('forever')) return { content: ['Counting'], endless: true };
+    if (text.includes('ponder')) return { reasoning: ['only', ' thoughts'], content: [] };
+    return { reasoning: ['hidden', ' thoughts'], content: ['The answer', ' is 4.'] };
+  });
 });
 after(() => stub.close());
 
@@ -25,6 +28,13 @@ test('--show-thinking copies the thinking to stderr', async () => {
   const r = await runCli(['run', '--url', stub.url, '--show-thinking', 'q']);
   assert.equal(r.stdout, 'The answer is 4.\n');
   assert.equal(r.stderr, 'hidden thoughts\n');
+});
+
+test('an answer that is all thinking says so on stderr', async () => {
+  const r = await runCli(['run', '--url', stub.url, 'ponder']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, 'dsv4: no answer after the thinking (--show-thinking prints it; --no-think skips it)\n');
 });
 
 test('the prompt can come from stdin, with a system prompt', async () => {

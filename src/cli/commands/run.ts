@@ -7,6 +7,7 @@ import { createChatCompletion, streamChatCompletion, type ChatMessage } from '..
 import { CliError, ExitCode } from '../chat/errors.js';
 import { addCommonOptions, settingsFrom, type CommonOptions } from '../chat/options.js';
 import { style } from '../chat/render.js';
+import { startSpinner } from '../progress.js';
 
 interface RunOptions extends CommonOptions {
   json?: boolean;
@@ -57,25 +58,34 @@ async function runOnce(words: string[], opts: RunOptions): Promise<void> {
     }
     const thinkTty = Boolean(process.stderr.isTTY);
     let thought = false;
+    // On a terminal, a spinner covers the wait for the answer (prefill, and thinking when not shown).
+    const waiting = startSpinner(settings.thinking && !opts.showThinking ? 'thinking' : 'reading the prompt');
     const result = await streamChatCompletion(
       backend,
       settings,
       messages,
       {
-        content: (d) => process.stdout.write(d),
+        content: (d) => {
+          waiting.stop();
+          process.stdout.write(d);
+        },
         reasoning: opts.showThinking
           ? (d) => {
+              waiting.stop();
               thought = true;
               process.stderr.write(thinkTty ? style.DIM + d + style.RESET : d);
             }
           : undefined,
       },
       ac.signal,
-    );
+    ).finally(() => waiting.stop());
     if (thought) process.stderr.write('\n');
-    if (!result.message.content?.endsWith('\n')) process.stdout.write('\n');
+    const answer = result.message.content ?? '';
+    if (answer && !answer.endsWith('\n')) process.stdout.write('\n');
     if (result.finishReason === 'cancelled') throw new CliError('interrupted', ExitCode.interrupted);
     if (result.finishReason === 'length') process.stderr.write('dsv4: answer cut at --max-tokens\n');
+    if (!result.message.content && result.message.reasoning_content && !opts.showThinking)
+      process.stderr.write('dsv4: no answer after the thinking (--show-thinking prints it; --no-think skips it)\n');
   } finally {
     process.off('SIGINT', onSigint);
     await backend.close();
