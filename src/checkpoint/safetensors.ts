@@ -109,6 +109,14 @@ export function parseHeader(json: string, dataStart: number, fileSize: number, f
     }
     entries.set(name, { name, dtype: e.dtype, shape: shape as number[], offset: dataStart + off[0], byteLength });
   }
+  // Tensors must not share bytes (a corrupt or hand-edited header could make two names alias).
+  const spans = [...entries.values()].filter((e) => e.byteLength > 0).sort((x, y) => x.offset - y.offset);
+  for (let i = 1; i < spans.length; i++) {
+    const prev = spans[i - 1]!;
+    if (spans[i]!.offset < prev.offset + prev.byteLength) {
+      throw new CheckpointError(`data_offsets overlap those of '${prev.name}'`, file, spans[i]!.name);
+    }
+  }
   return { entries, metadata };
 }
 

@@ -62,3 +62,15 @@ export function readJson(path: string): Record<string, any> {
 export function writeJson(path: string, v: unknown): void {
   writeFileSync(path, JSON.stringify(v, null, 2));
 }
+
+/** Rewrites a shard's JSON header (data bytes unchanged) after `edit` changes it. */
+export function rewriteHeader(path: string, edit: (header: Record<string, any>) => void): void {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  edit(header);
+  const text = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  writeFileSync(path, Buffer.concat([len, text, buf.subarray(8 + n)]));
+}

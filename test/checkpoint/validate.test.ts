@@ -3,10 +3,10 @@
 // a tiny checkpoint written at test time.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError, openCheckpoint } from '../../src/checkpoint/index.js';
-import { makeScratch, readJson, rewriteShard, writeJson, type Scratch } from './helpers.js';
+import { makeScratch, readJson, rewriteHeader, rewriteShard, writeJson, type Scratch } from './helpers.js';
 
 let s: Scratch;
 before(async () => {
@@ -102,21 +102,27 @@ test('corrupt header length', () => {
   expectError(d, /header length .* exceeds/, { file: new RegExp(SHARD1) });
 });
 
-test('offsets out of range / inconsistent with the shape', () => {
+test('offsets out of range', () => {
   const d = s.copy('offsets');
-  const p = join(d, SHARD1);
-  // Shift the last tensor's range (same span) past the end of the data.
-  const buf = readFileSync(p);
-  const n = Number(buf.readBigUInt64LE(0));
-  const hdr = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const name = Object.keys(hdr).filter((k) => k !== '__metadata__').pop()!;
-  const [b, e] = hdr[name].data_offsets;
-  hdr[name].data_offsets = [b + 64, e + 64];
-  const text = Buffer.from(JSON.stringify(hdr));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(text.length));
-  writeFileSync(p, Buffer.concat([len, text, buf.subarray(8 + n)]));
+  let name = '';
+  rewriteHeader(join(d, SHARD1), (hdr) => {
+    // Shift the last tensor's range (same span) past the end of the data.
+    name = Object.keys(hdr).filter((k) => k !== '__metadata__').pop()!;
+    const [b, e] = hdr[name].data_offsets;
+    hdr[name].data_offsets = [b + 64, e + 64];
+  });
   expectError(d, /data_offsets .* out of range/, { tensor: name, file: new RegExp(SHARD1) });
+});
+
+test('overlapping data_offsets', () => {
+  const d = s.copy('overlap');
+  rewriteHeader(join(d, SHARD1), (hdr) => {
+    // Move the second tensor back by one byte into the first one's range.
+    const [a, b] = Object.keys(hdr).filter((k) => k !== '__metadata__').map((k) => hdr[k]);
+    const len = b.data_offsets[1] - b.data_offsets[0];
+    b.data_offsets = [a.data_offsets[1] - 1, a.data_offsets[1] - 1 + len];
+  });
+  expectError(d, /overlap/, { file: new RegExp(SHARD1) });
 });
 
 test('index naming a missing shard', () => {
