@@ -205,5 +205,9 @@ describe('401, 402, 404, 413, 429, 503', () => {
     const res = await fetch(`${server.url}/health`);
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { status: string }).status, 'ok');
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /^dsv4_requests_total\{route="\/chat\/completions",status="400"\} \d+$/m);
+    assert.match(metrics, /^dsv4_requests_total\{route="\/chat\/completions",status="429"\} 1$/m);
+    assert.match(metrics, /^dsv4_engine_active \d+$/m);
   });
 });
