@@ -154,6 +154,24 @@ void bf16Job(void* ctx, int share, int shares) {
   scalar::bf16Rows(a, n0, n1);
 }
 
+// ---------- indexer job ----------
+
+struct IndexerJob {
+  IndexerArgs a;
+  int visible;
+};
+
+void indexerJob(void* ctx, int share, int shares) {
+  const IndexerJob& j = *static_cast<const IndexerJob*>(ctx);
+  int t0, t1;
+  split(j.visible, 1, share, shares, t0, t1);
+  if (t0 >= t1) return;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) return avx2::indexerScores(j.a, t0, t1);
+#endif
+  scalar::indexerScores(j.a, t0, t1);
+}
+
 // ---------- N-API glue ----------
 
 #define CHECK(call)                                                     \
@@ -257,6 +275,46 @@ napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
   }
   uint32_t flagged = 0;
   for (size_t i = 0; i < R * O; i++) flagged += a.amb[i];
+  napi_value r;
+  napi_create_uint32(env, flagged, &r);
+  return r;
+}
+
+// indexerScores(q, hw, keys, H, d, visible, scores, amb) -> number of entries flagged in amb
+napi_value IndexerScores(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 8) {
+    napi_throw_type_error(env, nullptr, "dsv4 native indexerScores: 8 arguments expected");
+    return nullptr;
+  }
+  void *q, *hw, *keys, *scores, *amb;
+  size_t nq, nhw, nk, ns, na;
+  const bool okTypes = typed(env, argv[0], napi_float32_array, &q, &nq) && typed(env, argv[1], napi_float32_array, &hw, &nhw) &&
+                       typed(env, argv[2], napi_float32_array, &keys, &nk) && typed(env, argv[6], napi_float32_array, &scores, &ns) &&
+                       typed(env, argv[7], napi_uint8_array, &amb, &na);
+  IndexerJob j{};
+  j.a.H = intArg(env, argv[3]);
+  j.a.d = intArg(env, argv[4]);
+  j.visible = intArg(env, argv[5]);
+  const size_t H = size_t(j.a.H), D = size_t(j.a.d), V = size_t(j.visible);
+  if (!okTypes || j.a.H <= 0 || j.a.H > 512 || j.a.d <= 0 || j.visible < 0 || nq < H * D || nhw < H || nk < V * D || ns < V || na < V) {
+    napi_throw_range_error(env, nullptr, "dsv4 native indexerScores: bad argument types or sizes");
+    return nullptr;
+  }
+  j.a.q = static_cast<const float*>(q);
+  j.a.hw = static_cast<const float*>(hw);
+  j.a.keys = static_cast<const float*>(keys);
+  j.a.scores = static_cast<float*>(scores);
+  j.a.amb = static_cast<uint8_t*>(amb);
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> g(p.callLock());
+    p.run(indexerJob, &j, sharesFor(4.0 * H * D * V, j.visible));
+  }
+  uint32_t flagged = 0;
+  for (size_t i = 0; i < V; i++) flagged += j.a.amb[i];
   napi_value r;
   napi_create_uint32(env, flagged, &r);
   return r;
@@ -382,6 +440,7 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16Gemm", nullptr, Bf16Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"indexerScores", nullptr, IndexerScores, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"readBandwidth", nullptr, ReadBandwidth, nullptr, nullptr, nullptr, napi_default, nullptr},

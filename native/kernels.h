@@ -34,6 +34,24 @@ struct Bf16Args {
   uint8_t* amb;        // [rows, out]
 };
 
+/** Lightning-indexer scores of one query row (spec §3.5, model/indexer.ts):
+ *  score[t] = bf16(RN32(sum_h bf16(RN32(relu(bf16(RN32(q_h . k_t))) * w_h)))) for
+ *  t in [t0, t1); amb[t] = 1 where a float64 sum cannot be settled (caller recomputes). */
+struct IndexerArgs {
+  const float* q;     // [H, d]
+  const float* hw;    // [H]
+  const float* keys;  // [visible, d]
+  int H;
+  int d;
+  float* scores;      // [visible]
+  uint8_t* amb;       // [visible]
+};
+
+/** fp32 -> bf16 value (RNE; inf/NaN kept), as formats.ts roundBf16. */
+float roundBf16(float v);
+/** Indexer score of one entry from its per-head float64 dot sums (s) and magnitude sums (t); H <= 512. */
+bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, float* score);
+
 /** Adds w[k]*x[k] (exact in float64) to s and its magnitude to t for k in [k0, k1). */
 void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t);
 
@@ -55,6 +73,7 @@ void fp8Rows(const GemmArgs& a, const double* xd, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1);
 void bf16Rows(const Bf16Args& a, int n0, int n1);
+void indexerScores(const IndexerArgs& a, int t0, int t1);
 }  // namespace scalar
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -68,6 +87,7 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 void bf16Rows(const Bf16Args& a, int n0, int n1);
+void indexerScores(const IndexerArgs& a, int t0, int t1);
 bool hasNanE4m3(const uint8_t* p, size_t n);
 double readSum(const uint8_t* p, size_t n);
 double fmaLoop(long iters);

@@ -388,6 +388,33 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
   }
 }
 
+// ---------- lightning indexer scores ----------
+
+void indexerScores(const IndexerArgs& a, int t0, int t1) {
+  if (a.d % 8 != 0) return scalar::indexerScores(a, t0, t1);
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  double ds[512], dt[512];
+  for (int t = t0; t < t1; t++) {
+    const float* k = a.keys + size_t(t) * a.d;
+    for (int h = 0; h < a.H; h++) {
+      const float* q = a.q + size_t(h) * a.d;
+      __m256d s0 = _mm256_setzero_pd(), s1 = s0, m0 = s0, m1 = s0;
+      for (int j = 0; j < a.d; j += 8) {
+        const __m256 qf = _mm256_loadu_ps(q + j), kf = _mm256_loadu_ps(k + j);
+        const __m256d q0 = _mm256_cvtps_pd(_mm256_castps256_ps128(qf)), q1 = _mm256_cvtps_pd(_mm256_extractf128_ps(qf, 1));
+        const __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(kf)), k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(kf, 1));
+        s0 = _mm256_fmadd_pd(q0, k0, s0);
+        s1 = _mm256_fmadd_pd(q1, k1, s1);
+        m0 = _mm256_fmadd_pd(_mm256_and_pd(q0, absMask), _mm256_and_pd(k0, absMask), m0);
+        m1 = _mm256_fmadd_pd(_mm256_and_pd(q1, absMask), _mm256_and_pd(k1, absMask), m1);
+      }
+      ds[h] = hsum(_mm256_add_pd(s0, s1));
+      dt[h] = hsum(_mm256_add_pd(m0, m1));
+    }
+    a.amb[t] = indexerFinish(a, ds, dt, &a.scores[t]) ? 0 : 1;
+  }
+}
+
 // ---------- utilities ----------
 
 bool hasNanE4m3(const uint8_t* p, size_t n) {

@@ -44,6 +44,33 @@ void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, d
   }
 }
 
+float roundBf16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return v;
+  u = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) << 16;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+/** The per-entry tail shared by both implementations: heads' dots (s, t sums given) -> score. */
+bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, float* score) {
+  double ss = 0, st = 0;
+  for (int h = 0; h < a.H; h++) {
+    float dot;
+    if (!settleF32(dotS[h], dotT[h], a.d, &dot)) return false;
+    const float s = roundBf16(dot);
+    const float term = roundBf16(float(double(s > 0 ? s : 0.0f) * double(a.hw[h])));
+    ss += term;
+    st += std::fabs(double(term));
+  }
+  float sum;
+  if (!settleF32(ss, st, a.H, &sum)) return false;
+  *score = roundBf16(sum);
+  return true;
+}
+
 static const double kE2M1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
 
 namespace scalar {
@@ -115,6 +142,24 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
       const size_t i = size_t(m) * a.out + n;
       a.amb[i] = settleF32(s, t, K, &a.y[i]) ? 0 : 1;
     }
+  }
+}
+
+void indexerScores(const IndexerArgs& a, int t0, int t1) {
+  double ds[512], dt[512];
+  for (int t = t0; t < t1; t++) {
+    const float* k = a.keys + size_t(t) * a.d;
+    for (int h = 0; h < a.H; h++) {
+      double s = 0, m = 0;
+      for (int j = 0; j < a.d; j++) {
+        const double p = double(a.q[h * a.d + j]) * double(k[j]);
+        s += p;
+        m += std::fabs(p);
+      }
+      ds[h] = s;
+      dt[h] = m;
+    }
+    a.amb[t] = indexerFinish(a, ds, dt, &a.scores[t]) ? 0 : 1;
   }
 }
 

@@ -66,4 +66,10 @@ export interface Kernels {
    * under canonical rounding, as exactLinear in model/linear.ts). Callers fall back when absent.
    */
   bf16Gemm?(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void;
+  /**
+   * Optional: lightning-indexer scores of one query row (spec §3.5, model/indexer.ts):
+   * scores[t] = bf16(RN32(Σ_h bf16(RN32(relu(bf16(RN32(q_h·k_t))) · hw_h)))) for t < visible,
+   * q = q[qOff .. qOff + nHeads*headDim), hw = hw[hwOff .. hwOff + nHeads), k_t = keys[t*headDim ..].
+   */
+  indexerScores?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Float32Array, visible: number, scores: Float64Array): void;
 }

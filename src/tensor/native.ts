@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { dotF32 } from './exact.js';
+import { dotF32, sumF32 } from './exact.js';
+import { roundBf16 } from './formats.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
 import { referenceKernels } from './reference-kernels.js';
 
@@ -25,6 +26,8 @@ export interface NativeAddon {
   ): boolean;
   /** RN32(exact x . wᵀ) for BF16 w; elements it cannot settle are flagged in amb (returns their count). */
   bf16Gemm(x: Float32Array, rows: number, K: number, w: Uint16Array, out: number, y: Float32Array, amb: Uint8Array): number;
+  /** Indexer scores of one query row; entries it cannot settle are flagged in amb (returns their count). */
+  indexerScores(q: Float32Array, hw: Float32Array, keys: Float32Array, H: number, d: number, visible: number, scores: Float32Array, amb: Uint8Array): number;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
@@ -98,6 +101,31 @@ function bf16Gemm(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16Weig
   }
 }
 
+/** One indexer score exactly as model/indexer.ts computes it (the fallback for flagged entries). */
+export function indexerScoreTs(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, H: number, d: number, keys: Float32Array, t: number): number {
+  const terms = new Float64Array(H);
+  for (let h = 0; h < H; h++) {
+    const s = roundBf16(dotF32(q, qOff + h * d, keys, t * d, d));
+    terms[h] = roundBf16((s > 0 ? s : 0) * hw[hwOff + h]!);
+  }
+  return roundBf16(sumF32(terms, H));
+}
+
+let idxScratch = { scores: new Float32Array(0), amb: new Uint8Array(0) };
+
+function indexerScores(
+  addon: NativeAddon, q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, H: number, d: number, keys: Float32Array, visible: number, scores: Float64Array,
+): void {
+  if (visible <= 0) return;
+  if (keys.length < visible * d || scores.length < visible) throw new RangeError('indexerScores: keys or scores too short');
+  if (idxScratch.scores.length < visible) idxScratch = { scores: new Float32Array(visible * 2), amb: new Uint8Array(visible * 2) };
+  const { scores: s32, amb } = idxScratch;
+  const flagged = addon.indexerScores(q.subarray(qOff, qOff + H * d), hw.subarray(hwOff, hwOff + H), keys, H, d, visible, s32, amb);
+  for (let t = 0; t < visible; t++) scores[t] = s32[t]!;
+  if (flagged === 0) return;
+  for (let t = 0; t < visible; t++) if (amb[t]) scores[t] = indexerScoreTs(q, qOff, hw, hwOff, H, d, keys, t);
+}
+
 /** The Kernels implementation on top of a loaded addon. */
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const { isa, threads } = addon.info();
@@ -121,6 +149,9 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
     },
     bf16Gemm(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void {
       bf16Gemm(addon, x, rows, w, y);
+    },
+    indexerScores(q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores): void {
+      indexerScores(addon, q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores);
     },
   };
 }
