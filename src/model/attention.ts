@@ -3,7 +3,7 @@
 // keys ∪ compressed keys (HCA: all complete entries; CSA: indexer top-k),
 // sparse_attn with sink in 64-slot blocks, inverse RoPE, grouped low-rank output.
 import type { Kernels, Weight } from '../tensor/kernels.js';
-import { dotF32, exactSumToF32, meanF32, settleSum, sumF32 } from '../tensor/exact.js';
+import { dotF32x32, exactSumToF32, meanF32, settleSum, sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { rmsNorm, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
@@ -70,7 +70,7 @@ function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Ar
     let mNew = m;
     for (let j = 0; j < nb; j++) {
       const kv = keys[b0 + j];
-      s[j] = kv ? fr(dotF32(q, qo, kv, offs[b0 + j]!, d) * scale) : -Infinity;
+      s[j] = kv ? fr(dotF32x32(q, qo, kv, offs[b0 + j]!, d) * scale) : -Infinity;
       if (s[j]! > mNew) mNew = s[j]!;
     }
     const c = fr(Math.exp(fr(m - mNew)));

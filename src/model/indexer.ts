@@ -2,7 +2,7 @@
 // queries scored against the indexer's compressed keys in BF16 tensor ops,
 // then top-k with torch.topk's CUDA order (value desc, ties by lower index).
 import type { Kernels, Weight } from '../tensor/kernels.js';
-import { dotF32, sumF32 } from '../tensor/exact.js';
+import { dotF32x32, sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { hadamardBf16 } from '../tensor/hadamard.js';
@@ -57,7 +57,7 @@ export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, 
   const terms = new Float64Array(H);
   for (let t = 0; t < visible; t++) {
     for (let h = 0; h < H; h++) {
-      const s = roundBf16(dotF32(q, (qRow * H + h) * d, cache.data, t * d, d));
+      const s = roundBf16(dotF32x32(q, (qRow * H + h) * d, cache.data, t * d, d));
       terms[h] = roundBf16((s > 0 ? s : 0) * hw[qRow * H + h]!);
     }
     scores[t] = roundBf16(sumF32(terms, H));

@@ -3,7 +3,7 @@
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { actQuant } from '../tensor/quant.js';
-import { dotF32, settleSum } from '../tensor/exact.js';
+import { dotF32x32 } from '../tensor/exact.js';
 import { E4M3_VALUES, roundBf16, roundBf16Array } from '../tensor/formats.js';
 
 /** One weight row [inF] as f32 values (BF16/F32 weights); `bits` is `out` viewed as Uint32. */
@@ -38,33 +38,9 @@ export function exactLinear(x: Float32Array, rows: number, w: Weight, r0 = 0, n 
   const bits = new Uint32Array(scratch.buffer);
   for (let j = 0; j < n; j++) {
     const wr = rowValues(w, r0 + j, scratch, bits);
-    for (let m = 0; m < rows; m++) y[m * n + j] = dotRow(x, m * K, wr, K);
+    for (let m = 0; m < rows; m++) y[m * n + j] = dotF32x32(x, m * K, wr, 0, K);
   }
   return y;
-}
-
-/** dotF32 specialised to Float32Array operands (the hot loop of exactLinear). */
-function dotRow(x: Float32Array, xo: number, w: Float32Array, K: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let t0 = 0;
-  let t1 = 0;
-  let k = 0;
-  for (; k + 1 < K; k += 2) {
-    const p0 = x[xo + k]! * w[k]!;
-    const p1 = x[xo + k + 1]! * w[k + 1]!;
-    s0 += p0;
-    s1 += p1;
-    t0 += Math.abs(p0);
-    t1 += Math.abs(p1);
-  }
-  for (; k < K; k++) {
-    const p = x[xo + k]! * w[k]!;
-    s0 += p;
-    t0 += Math.abs(p);
-  }
-  const r = settleSum(s0 + s1, t0 + t1, K);
-  return r === r ? r : dotF32(x, xo, w, 0, K);
 }
 
 /** exactLinear over all rows of W, through the kernels' optional bf16Gemm when W is BF16. */
