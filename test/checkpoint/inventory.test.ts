@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { modelArgsFromHfConfig, openCheckpoint } from '../../src/checkpoint/index.js';
 import { summarizeInventory, tensorInventory } from '../../src/checkpoint/inventory.js';
 import { hfConfigFromArgs, presetArgs, PRESET_NAMES } from '../../src/checkpoint/presets.js';
-import { sequenceStateSize } from '../../src/checkpoint/info.js';
+import { budgetPlan, sequenceStateSize } from '../../src/checkpoint/info.js';
 import { FIXTURES, readJson } from './helpers.js';
 
 const flash = () => modelArgsFromHfConfig(readJson(join(FIXTURES, 'flash.config.json')));
@@ -84,4 +84,15 @@ test('presets: HF config round trip and the published shapes', () => {
   const resized = presetArgs('flash', { layers: 6, dim: 512, experts: 16 });
   assert.deepEqual(resized.compressRatios, [0, 0, 4, 128, 4, 128, 0]);
   assert.equal(resized.nRoutedExperts, 16);
+});
+
+test('memory budget plan (Flash, 16 GiB): experts cached, resident dense bytes', () => {
+  const a = flash();
+  const s = summarizeInventory(a);
+  const p = budgetPlan(a, s, 16 * 2 ** 30);
+  assert.equal(s.expertBytes, 13369344); // w1+w2+w3 with scales: 2 x (2048x2048 + 2048x128) + 4096x1024 + 4096x64
+  assert.equal(p.totalExperts, 44 * 256);
+  assert.equal(p.cachedExperts, Math.floor((16 * 2 ** 30) / 13369344));
+  assert.equal(p.residentBytes, s.bytes - 44 * 256 * 13369344);
+  assert.equal(p.weightsMemory, p.residentBytes + 16 * 2 ** 30);
 });
