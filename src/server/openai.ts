@@ -40,7 +40,7 @@ export async function respondChat(
   const id = newResponseId();
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: 'chat.completion.chunk', created, model: opts.echoModel, system_fingerprint: ctx.deps.cfg.systemFingerprint };
-  const thinking = plan.spec.startInReasoning || plan.thinking;
+  const thinking = plan.thinking;
   const events = drive(ctx, { ...plan.spec, requestId: id });
 
   if (opts.stream) {

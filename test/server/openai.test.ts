@@ -171,6 +171,26 @@ describe('chat completions (openai client)', () => {
     }
   });
 
+  it('bills each key by the price table: /user/balance goes down by hit, miss and output costs', async () => {
+    const cfg = server.deps.cfg;
+    const saved = cfg.prices['deepseek-v4-flash']!;
+    // USD per 1M tokens: 1, 2 and 3 dollars per token, so the two-decimal balance shows every token.
+    cfg.prices['deepseek-v4-flash'] = { cacheHit: 1e6, cacheMiss: 2e6, output: 3e6 };
+    try {
+      const balance = async () => {
+        const res = await fetch(`${server.url}/user/balance`, { headers: { authorization: `Bearer ${TEST_KEY}` } });
+        return Number(((await res.json()) as { balance_infos: { total_balance: string }[] }).balance_infos[0]!.total_balance);
+      };
+      const before = await balance();
+      const r = await chat({ model: 'deepseek-chat', messages: [{ role: 'user', content: 'Bill me' }], max_tokens: 2 });
+      const u = r.usage as unknown as Record<string, number>;
+      const cost = u.prompt_cache_hit_tokens! * 1 + u.prompt_cache_miss_tokens! * 2 + u.completion_tokens! * 3;
+      assert.equal(Math.round((before - (await balance())) * 100), Math.round(cost * 100));
+    } finally {
+      cfg.prices['deepseek-v4-flash'] = saved;
+    }
+  });
+
   it('lists models and reports the balance', async () => {
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['deepseek-v4-flash', 'deepseek-v4-pro']);
