@@ -37,6 +37,8 @@ export interface CheckpointSideFiles {
 }
 
 export class LocalCheckpoint implements Checkpoint {
+  /** Called after every tensor read with its byte count (e.g. to draw load progress against totalBytes()). */
+  onRead: ((bytes: number, name: string) => void) | null = null;
   /** Parsed generation_config.json, or {} when absent. */
   readonly generationConfig: Record<string, unknown>;
   readonly sideFiles: CheckpointSideFiles;
@@ -80,13 +82,16 @@ export class LocalCheckpoint implements Checkpoint {
 
   tensor(name: string): TensorData {
     const loc = this.info(name);
-    return this.files.get(loc.file)!.read(name);
+    const t = this.files.get(loc.file)!.read(name);
+    this.onRead?.(loc.byteLength, name);
+    return t;
   }
 
   /** Reads a tensor straight into caller-owned memory (e.g. an expert-cache slab). */
   readInto(name: string, dst: Uint8Array): void {
     const loc = this.info(name);
     this.files.get(loc.file)!.readRange(loc, dst);
+    this.onRead?.(loc.byteLength, name);
   }
 
   /** Total bytes of all tensors. */

@@ -101,6 +101,11 @@ test('openCheckpoint: sharded (index) and single-file layouts', () => {
     assert.equal(c.generationConfig.temperature, 1.0);
     assert.equal(c.sideFiles.tokenizerJson, undefined);
     assert.equal(c.args.dim, 128);
+    const seen: [number, string][] = [];
+    c.onRead = (b, n) => seen.push([b, n]);
+    c.tensor('x');
+    c.readInto('y', new Uint8Array(8));
+    assert.deepEqual(seen, [[8, 'x'], [8, 'y']]);
     c.close();
 
     const single = mkdtempSync(join(tmpdir(), 'dsv4-open1-'));
