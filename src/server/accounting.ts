@@ -62,19 +62,4 @@ export class Accounting {
       balance_infos: [{ currency: this.cfg.currency, total_balance: s, granted_balance: s, topped_up_balance: '0.00' }],
     };
   }
-
-  totals(): KeyAccount {
-    const t = this.account('\0total');
-    const sum: KeyAccount = { ...t, requests: 0, promptTokens: 0, completionTokens: 0, cacheHitTokens: 0, cacheMissTokens: 0, cost: 0 };
-    for (const [k, a] of this.accounts) {
-      if (k === '\0total') continue;
-      sum.requests += a.requests;
-      sum.promptTokens += a.promptTokens;
-      sum.completionTokens += a.completionTokens;
-      sum.cacheHitTokens += a.cacheHitTokens;
-      sum.cacheMissTokens += a.cacheMissTokens;
-      sum.cost += a.cost;
-    }
-    return sum;
-  }
 }
