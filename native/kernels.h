@@ -3,6 +3,7 @@
 // scaled and added to an fp32 accumulator in increasing K order. Any summation
 // order inside a block is allowed because the block sum is exact.
 #pragma once
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,8 +50,22 @@ struct IndexerArgs {
 
 /** fp32 -> bf16 value (RNE; inf/NaN kept), as formats.ts roundBf16. */
 float roundBf16(float v);
-/** Indexer score of one entry from its per-head float64 dot sums (s) and magnitude sums (t); H <= 512. */
-bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, float* score);
+/** Exponent of the lowest set bit of v (v = odd * 2^e): INT_MAX for zero, INT_MIN for inf/NaN. */
+int lsbExponent(float v);
+/** min lsbExponent over v[0..n) (INT_MAX if all zero, INT_MIN if any inf/NaN). */
+int minLsbExponent(const float* v, int n);
+/** lsb exponent of products of two sets with the given min lsb exponents (INT_MAX: all zero, INT_MIN: unknown). */
+inline int productLsb(int a, int b) {
+  if (a == INT_MIN || b == INT_MIN) return INT_MIN;
+  if (a == INT_MAX || b == INT_MAX) return INT_MAX;
+  return a + b;
+}
+/** RN32 of a float64 sum s (magnitude sum t) of exact products that are all multiples of 2^lsb:
+ *  then every partial sum is exact when t < 2^(lsb+53); else falls back to settleF32. */
+bool settleExactF32(double s, double t, int n, int lsb, float* out);
+/** Indexer score of one entry from its per-head float64 dot sums (s), magnitude sums (t) and
+ *  product lsb exponents (lsb); H <= 512. */
+bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, const int* lsb, float* score);
 
 /** Adds w[k]*x[k] (exact in float64) to s and its magnitude to t for k in [k0, k1). */
 void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t);

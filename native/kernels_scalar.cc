@@ -1,6 +1,7 @@
 // Portable exact kernels: float64 block sums (FP8xFP8 and FP4xFP8 block dot
 // products fit in 53 bits, so the float64 sum is exact in any order), one
 // rounding to fp32 per block, fixed-order fp32 accumulation across blocks.
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -54,19 +55,49 @@ float roundBf16(float v) {
   return r;
 }
 
-/** The per-entry tail shared by both implementations: heads' dots (s, t sums given) -> score. */
-bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, float* score) {
+int lsbExponent(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const uint32_t e = (u >> 23) & 255, m = u & 0x7fffff;
+  if (e == 255) return INT_MIN;
+  if (e == 0) return m == 0 ? INT_MAX : -149 + __builtin_ctz(m);
+  return int(e) - 150 + __builtin_ctz(m | 0x800000);
+}
+
+int minLsbExponent(const float* v, int n) {
+  int r = INT_MAX;
+  for (int i = 0; i < n; i++) {
+    const int e = lsbExponent(v[i]);
+    if (e == INT_MIN) return INT_MIN;
+    if (e < r) r = e;
+  }
+  return r;
+}
+
+bool settleExactF32(double s, double t, int n, int lsb, float* out) {
+  // t may be below the true magnitude sum by a relative (n+1)u; 2^-40 covers it
+  if (lsb != INT_MIN && (lsb == INT_MAX || (lsb > -1000 && lsb < 900 && t * (1 + std::ldexp(1.0, -40)) < std::ldexp(1.0, lsb + 53)))) {
+    *out = float(s);
+    return true;
+  }
+  return settleF32(s, t, n, out);
+}
+
+/** The per-entry tail shared by both implementations: heads' dots -> score. */
+bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, const int* lsb, float* score) {
   double ss = 0, st = 0;
+  float terms[512];
   for (int h = 0; h < a.H; h++) {
     float dot;
-    if (!settleF32(dotS[h], dotT[h], a.d, &dot)) return false;
+    if (!settleExactF32(dotS[h], dotT[h], a.d, lsb[h], &dot)) return false;
     const float s = roundBf16(dot);
     const float term = roundBf16(float(double(s > 0 ? s : 0.0f) * double(a.hw[h])));
+    terms[h] = term;
     ss += term;
     st += std::fabs(double(term));
   }
   float sum;
-  if (!settleF32(ss, st, a.H, &sum)) return false;
+  if (!settleExactF32(ss, st, a.H, minLsbExponent(terms, a.H), &sum)) return false;
   *score = roundBf16(sum);
   return true;
 }
@@ -147,9 +178,13 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
 
 void indexerScores(const IndexerArgs& a, int t0, int t1) {
   double ds[512], dt[512];
+  int lsb[512], qlsb[512];
+  for (int h = 0; h < a.H; h++) qlsb[h] = minLsbExponent(a.q + size_t(h) * a.d, a.d);
   for (int t = t0; t < t1; t++) {
     const float* k = a.keys + size_t(t) * a.d;
+    const int klsb = minLsbExponent(k, a.d);
     for (int h = 0; h < a.H; h++) {
+      lsb[h] = productLsb(qlsb[h], klsb);
       double s = 0, m = 0;
       for (int j = 0; j < a.d; j++) {
         const double p = double(a.q[h * a.d + j]) * double(k[j]);
@@ -159,7 +194,7 @@ void indexerScores(const IndexerArgs& a, int t0, int t1) {
       ds[h] = s;
       dt[h] = m;
     }
-    a.amb[t] = indexerFinish(a, ds, dt, &a.scores[t]) ? 0 : 1;
+    a.amb[t] = indexerFinish(a, ds, dt, lsb, &a.scores[t]) ? 0 : 1;
   }
 }
 
