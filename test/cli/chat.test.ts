@@ -55,7 +55,7 @@ test('/load restores a conversation and /reset clears it; bad commands are one-l
   const file = join(dir, 'load.json');
   writeFileSync(file, JSON.stringify([{ role: 'user', content: 'old question' }, { role: 'assistant', content: 'old answer' }]));
   stub.requests.length = 0;
-  const script = [`/load ${file}`, 'new question', '/reset', 'fresh', '/effort extreme', '/nope', '/load /no/such/file'].join('\n') + '\n';
+  const script = [`/load ${file}`, 'new question', '/reset', '/system be terse', '/model deepseek-v4-pro', 'fresh', '/effort extreme', '/nope', '/load /no/such/file'].join('\n') + '\n';
   const r = await runCli(['chat', '--url', stub.url], script);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /Loaded 2 messages/);
@@ -63,7 +63,8 @@ test('/load restores a conversation and /reset clears it; bad commands are one-l
   assert.match(r.stderr, /error: unknown command \/nope \(try \/help\)/);
   assert.match(r.stderr, /error: cannot load \/no\/such\/file: ENOENT/);
   const msgs = stub.requests.map((q) => (q.messages as { content: string }[]).map((m) => m.content));
-  assert.deepEqual(msgs, [['old question', 'old answer', 'new question'], ['fresh']]);
+  assert.deepEqual(msgs, [['old question', 'old answer', 'new question'], ['be terse', 'fresh']]);
+  assert.equal(stub.requests[1]!.model, 'deepseek-v4-pro');
 });
 
 test('tool calls are shown on their own line', async () => {

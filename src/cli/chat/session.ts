@@ -9,6 +9,8 @@ export const CHAT_COMMANDS_HELP = `Commands:
   /think on|off      turn thinking mode on or off
   /effort high|max   set the reasoning effort (thinking mode)
   /temp N            set the temperature (0-2; used when thinking is off)
+  /system [TEXT]     set the system prompt (none: clear it)
+  /model ID          set the model id sent in requests (e.g. deepseek-v4-pro)
   /fold on|off       fold the thinking into one line once the answer starts
   /thoughts          show the last thinking in full
   /save FILE         save the conversation as JSON
@@ -72,6 +74,13 @@ export class ChatSession {
         this.settings.temperature = t;
         return { say: `Temperature ${t}${this.settings.thinking ? ' (ignored while thinking is on)' : ''}.` };
       }
+      case 'system':
+        this.system = arg || undefined;
+        return { say: arg ? 'System prompt set.' : 'System prompt cleared.' };
+      case 'model':
+        if (!/^[\w.:\/-]+$/.test(arg)) throw usage('/model takes a model id, e.g. deepseek-v4-flash');
+        this.settings.model = arg;
+        return { say: `Model ${arg}.` };
       case 'fold':
         this.fold = onOff(arg, '/fold');
         return { say: `Folding ${this.fold ? 'on' : 'off'}.` };
