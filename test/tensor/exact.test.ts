@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sumF32, dotF32, meanSquareF32, exactSumToF32, exactBigSumToF32, fma32, sum2F32 } from '../../src/tensor/exact.js';
+import { sumF32, dotF32, dotF32x32, meanSquareF32, exactSumToF32, exactBigSumToF32, fma32, sum2F32 } from '../../src/tensor/exact.js';
 import { hadamardBf16 } from '../../src/tensor/hadamard.js';
 import { ropeFrequencies } from '../../src/tensor/rope.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
@@ -33,6 +33,8 @@ test('filtered fast path equals the exact BigInt path on random data', () => {
     const prods = a.map((v, i) => v * b[i]!);
     assert.equal(dotF32(a, 0, b, 0, n), exactBigSumToF32(prods));
     assert.equal(exactSumToF32(prods), exactBigSumToF32(prods));
+    const a32 = Float32Array.from(a), b32 = Float32Array.from(b.map(roundBf16));
+    assert.equal(dotF32x32(a32, 0, b32, 0, n), exactBigSumToF32(Float64Array.from(a32, (v, i) => v * b32[i]!)));
     assert.equal(meanSquareF32(a, 0, n), exactBigSumToF32(a.map((v) => Math.fround(v * v)), n, n));
   }
 });
