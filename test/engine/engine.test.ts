@@ -66,6 +66,14 @@ test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON
     const m = new JsonMachine(null);
     for (const b of Buffer.from(text)) assert.ok(m.push(b), text);
     assert.ok(text.startsWith('{'), text);
+
+    // json_schema: the text stays a valid prefix of a document matching the schema
+    const schema = { type: 'object', properties: { a: { type: 'integer' }, b: { enum: ['x', 'y'] } }, required: ['a', 'b'] };
+    const js = engine.submit(prompt(5, 6), { ...greedy, temperature: 1, seed: 2, maxTokens: 12, stopAtEos: true }, { constraint: { kind: 'json_schema', schema } });
+    let jtext = '';
+    for await (const ev of js.events) if (ev.type === 'token') jtext += ev.text;
+    const sm = new JsonMachine(schema);
+    for (const b of Buffer.from(jtext)) assert.ok(sm.push(b), jtext);
   } finally {
     await engine.close();
   }
