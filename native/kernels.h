@@ -54,6 +54,10 @@ float roundBf16(float v);
 int lsbExponent(float v);
 /** min lsbExponent over v[0..n) (INT_MAX if all zero, INT_MIN if any inf/NaN). */
 int minLsbExponent(const float* v, int n);
+/** min lsbExponent over BF16 bits w[0..n). */
+int minLsbExponentBf16(const uint16_t* w, int n);
+/** The bf16 GEMM element settle: error bound first, then (rarely needed) the exactness certificate. */
+bool settleBf16(double s, double t, const float* x, const uint16_t* w, int K, float* out);
 /** lsb exponent of products of two sets with the given min lsb exponents (INT_MAX: all zero, INT_MIN: unknown). */
 inline int productLsb(int a, int b) {
   if (a == INT_MIN || b == INT_MIN) return INT_MIN;

@@ -384,7 +384,7 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
       double sd = hsum(_mm256_add_pd(s0, s1)), td = hsum(_mm256_add_pd(t0, t1));
       bf16DotTail(wr, xr, K8, K, sd, td);
       const size_t i = size_t(m) * a.out + n;
-      a.amb[i] = settleF32(sd, td, K, &a.y[i]) ? 0 : 1;
+      a.amb[i] = settleBf16(sd, td, xr, wr, K, &a.y[i]) ? 0 : 1;
     }
   }
 }

@@ -74,6 +74,24 @@ int minLsbExponent(const float* v, int n) {
   return r;
 }
 
+int minLsbExponentBf16(const uint16_t* w, int n) {
+  int r = INT_MAX;
+  for (int i = 0; i < n; i++) {
+    const uint32_t bits = uint32_t(w[i]) << 16;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    const int e = lsbExponent(v);
+    if (e == INT_MIN) return INT_MIN;
+    if (e < r) r = e;
+  }
+  return r;
+}
+
+bool settleBf16(double s, double t, const float* x, const uint16_t* w, int K, float* out) {
+  if (settleF32(s, t, K, out)) return true;
+  return settleExactF32(s, t, K, productLsb(minLsbExponent(x, K), minLsbExponentBf16(w, K)), out);
+}
+
 bool settleExactF32(double s, double t, int n, int lsb, float* out) {
   // t may be below the true magnitude sum by a relative (n+1)u; 2^-40 covers it
   if (lsb != INT_MIN && (lsb == INT_MAX || (lsb > -1000 && lsb < 900 && t * (1 + std::ldexp(1.0, -40)) < std::ldexp(1.0, lsb + 53)))) {
@@ -171,7 +189,7 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
       double s = 0, t = 0;
       bf16DotTail(wr, xr, 0, K, s, t);
       const size_t i = size_t(m) * a.out + n;
-      a.amb[i] = settleF32(s, t, K, &a.y[i]) ? 0 : 1;
+      a.amb[i] = settleBf16(s, t, xr, wr, K, &a.y[i]) ? 0 : 1;
     }
   }
 }

@@ -222,3 +222,14 @@ test('bf16Gemm: native == exact dot products rounded once (incl. near-tie fallba
     assert.equal(got[0], Math.fround(1 + 2 ** -23));
   }
 });
+
+test('bf16Gemm: an exact float64 tie is certified and rounds to even', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  const one = 0x3f80; // BF16 1.0
+  const w = { kind: 'bf16' as const, out: 2, inF: 2, data: new Uint16Array([one, one, one, 0xbf80]) };
+  const x = new Float32Array([1, 2 ** -24]);
+  const y = new Float32Array(2);
+  nk.bf16Gemm!(x, 1, w, y);
+  assert.equal(y[0], 1); // 1 + 2^-24 is a tie: even neighbour
+  assert.equal(y[1], Math.fround(1 - 2 ** -24));
+});
