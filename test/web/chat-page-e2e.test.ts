@@ -42,6 +42,8 @@ test('two full exchanges with the real model in the browser', { skip: skip ?? fa
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
   page.setDefaultTimeout(300_000);
   await page.goto(server.url + '/');
   await page.waitForFunction(() => document.querySelectorAll('#setting-model option').length > 0);
@@ -64,6 +66,9 @@ test('two full exchanges with the real model in the browser', { skip: skip ?? fa
   }
   assert.match(await page.locator('#totals').innerText(), /^\d+ in \(\d+ cached\) · 12 out · \$/);
   assert.deepEqual(errors, []);
+  const elsewhere = requests.filter((u) => !u.startsWith(server.url + '/'));
+  assert.deepEqual(elsewhere, [], 'the page requests nothing outside its own server');
+  assert.ok(requests.some((u) => u.endsWith('/chat/completions')));
   await page.screenshot({ path: join(TEST_OUTPUT, 'web-chat.png') });
   await page.close();
 });
