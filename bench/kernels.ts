@@ -3,6 +3,7 @@
 // peak, and the speedup of the native kernels over the TypeScript reference.
 import { dotF32 } from '../src/tensor/exact.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
+import { indexerScoreTs } from '../src/tensor/native.js';
 import { referenceKernels } from '../src/tensor/reference-kernels.js';
 import type { MachineLimits } from './machine.js';
 import { randomActs, randomFp4, randomFp8, timeIt, type BenchRow } from './util.js';
@@ -55,6 +56,25 @@ export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow
     rows.push({ section: 'kernels', name: `${c.kind} ${c.rows === 1 ? 'GEMV' : 'GEMM'} speedup over TypeScript`, value: speedup, unit: 'x' });
   }
   benchBf16(native, bw, rows);
+  benchIndexer(native, rows);
+}
+
+/** Lightning-indexer scoring of one query row against 8192 compressed entries (32K context at ratio 4). */
+function benchIndexer(native: Kernels, rows: BenchRow[]): void {
+  if (!native.indexerScores) return;
+  const H = 64;
+  const d = 128;
+  const V = 8192;
+  const q = new Float32Array(H * d).map((_, i) => (((i * 7) % 13) - 6) * 0.5);
+  const keys = new Float32Array(V * d).map((_, i) => Math.fround(Math.sin(i * 0.37)));
+  const hw = new Float32Array(H).map((_, i) => Math.fround(Math.cos(i) / 4));
+  const out = new Float64Array(V);
+  const s = timeIt(() => native.indexerScores!(q, 0, hw, 0, H, d, keys, V, out), 10);
+  const ts = timeIt(() => {
+    for (let t = 0; t < 64; t++) indexerScoreTs(q, 0, hw, 0, H, d, keys, t);
+  }, 3, 10);
+  rows.push({ section: 'kernels', name: `indexer scores ${H}x${d} . ${V} entries`, value: (2 * H * d * V) / s / 1e9, unit: 'GFLOP/s' });
+  rows.push({ section: 'kernels', name: 'indexer speedup over TypeScript', value: ((ts / 64) * V) / s, unit: 'x' });
 }
 
 /** BF16 GEMV (the output head, F.linear): native against exact TypeScript dot products. */
