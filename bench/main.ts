@@ -3,7 +3,7 @@
 // Prints a table and writes bench-results.json. Sections skip with a one-line
 // reason when a prerequisite is missing.
 // Env: DSV4_BENCH_SECTIONS=machine,kernels,models,context,engine (default all),
-// DSV4_BENCH_SKIP_2G=1 (no >= 2 GB checkpoint), DSV4_BENCH_CONTEXT_BUDGET (s, default 120).
+// DSV4_BENCH_SKIP_2G=1 (no >= 2 GB checkpoint), DSV4_BENCH_CONTEXT_BUDGET (s, default 200).
 import { writeFileSync } from 'node:fs';
 import { getKernels, loadNative } from '../src/tensor/native.js';
 import { benchKernels } from './kernels.js';
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     if (!lim) log('models: no machine limits in this run, so no ratios');
     await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G });
   });
-  await section('context', () => benchContext(kernels, rows, log, Number(process.env.DSV4_BENCH_CONTEXT_BUDGET ?? 120)));
+  await section('context', () => benchContext(kernels, rows, log, Number(process.env.DSV4_BENCH_CONTEXT_BUDGET ?? 200)));
   await section('engine', async () => {
     // the engine helper's section (bench/engine.ts), when present
     const path = './engine.js';
