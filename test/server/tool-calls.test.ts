@@ -128,6 +128,30 @@ describe('tool calls in the OpenAI dialect', () => {
   });
 });
 
+describe('effort (§5.2)', () => {
+  const maxPreamble = 'Reasoning Effort: Absolute maximum';
+  it('detected agent traffic defaults to max effort; an explicit effort wins', async () => {
+    script = 'x</think>y';
+    await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask }, { 'user-agent': 'claude-cli/2.1.0 (external, cli)' });
+    assert.ok(prompts[prompts.length - 1]!.includes(maxPreamble));
+    await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask, reasoning_effort: 'high' }, { 'x-opencode-session': 's1' });
+    assert.ok(!prompts[prompts.length - 1]!.includes(maxPreamble));
+    await post(`${server.url}/anthropic/v1/messages`, { model: 'claude-opus-4-1', max_tokens: 5, messages: ask }, { 'anthropic-beta': 'claude-code-20250219' });
+    assert.ok(prompts[prompts.length - 1]!.includes(maxPreamble));
+    await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask });
+    assert.ok(!prompts[prompts.length - 1]!.includes(maxPreamble));
+  });
+
+  it('reasoning_effort "none" turns thinking off', async () => {
+    script = 'plain answer';
+    const r = JSON.parse((await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask, reasoning_effort: 'none' })).text) as Loose;
+    const msg = ((r.choices as Loose[])[0] as Loose).message as Loose;
+    assert.equal(msg.content, 'plain answer');
+    assert.ok(!('reasoning_content' in msg));
+    assert.ok(prompts[prompts.length - 1]!.endsWith('<｜Assistant｜></think>'));
+  });
+});
+
 describe('tool use in the Anthropic dialect', () => {
   it('non-streamed: thinking, text, tool_use with parsed input, stop_reason tool_use', async () => {
     script = 'Use tool.</think>Checking.' + block(call('get_weather', param('city', 'Paris', true)));
