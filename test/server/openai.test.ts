@@ -231,6 +231,17 @@ describe('raw SSE bytes (chat)', () => {
     for (const c of data.slice(0, -1)) assert.equal(c.usage, null);
   });
 
+  it('FIM streams text_completion chunks, usage on the last one, then [DONE]', async () => {
+    const res = await post(`${server.url}/beta/completions`, { model: 'deepseek-v4-flash', prompt: 'def f(', suffix: ')', max_tokens: 2, stream: true });
+    assert.equal(res.status, 200);
+    assert.ok(res.text.endsWith('data: [DONE]\n\n'));
+    const data = parseSse(res.text).events.filter((e) => e.data.startsWith('{')).map((e) => JSON.parse(e.data) as Loose);
+    for (const c of data) assert.equal(c.object, 'text_completion');
+    const last = data[data.length - 1]!;
+    assert.equal(((last.choices as Loose[])[0] as Loose).finish_reason, 'length');
+    assert.equal((last.usage as Loose).completion_tokens, 2);
+  });
+
   it('without include_usage the usage key appears only on the final chunk', async () => {
     const res = await post(`${server.url}/v1/chat/completions`, { model: 'deepseek-chat', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, stream: true });
     const { events } = parseSse(res.text);
