@@ -11,7 +11,7 @@ import { actQuantInPlace } from '../tensor/quant.js';
 import { exactLinear, linear } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
-import type { LayerState } from './state.js';
+import { decodeRows, storeBf16, type LayerState } from './state.js';
 
 const fr = Math.fround;
 
@@ -167,6 +167,10 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   for (const seg of segs) {
     const L = seg.layer;
     const P = seg.pos0;
+    // f32 views of this sequence's stored BF16 keys, decoded once per call
+    const ring = P > 0 ? decodeRows(L.ring, hd, 0, W) : null;
+    const cache = L.cache && L.cache.count > 0 ? L.cache.values() : null;
+    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache.values() : null;
     // window slots: prefill (start 0) lists min(S, W) slots, decode lists W (model.py get_window_topk_idxs)
     const lw = P === 0 ? Math.min(seg.len, W) : W;
     for (let i = 0; i < seg.len; i++) {
@@ -184,7 +188,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
           keys.push(kv);
           offs.push((seg.row0 + t - P) * hd);
         } else {
-          keys.push(L.ring);
+          keys.push(ring);
           offs.push((t % W) * hd);
         }
       }
@@ -192,11 +196,11 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
         const visible = Math.floor((p + 1) / ratio);
         let sel: number[];
         if (w.indexer) {
-          sel = indexerSelect(w.indexer, iq!, row, iw!, L.idxCache!, visible);
+          sel = indexerSelect(w.indexer, iq!, row, iw!, idxKeys, visible, k);
           trace?.indexer?.(i, seg, sel);
         } else sel = Array.from({ length: visible }, (_, j) => j);
         for (const j of sel) {
-          keys.push(L.cache!.data);
+          keys.push(cache);
           offs.push(j * hd);
         }
       }
@@ -208,7 +212,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     }
     // the ring keeps the last W positions (slot = position mod W)
     for (let t = Math.max(P, P + seg.len - W); t < P + seg.len; t++) {
-      L.ring.set(kv.subarray((seg.row0 + t - P) * hd, (seg.row0 + t - P + 1) * hd), (t % W) * hd);
+      storeBf16(kv, (seg.row0 + t - P) * hd, hd, L.ring, (t % W) * hd);
     }
   }
   // de-rotate the output's rope dims at the query position

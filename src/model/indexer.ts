@@ -9,7 +9,6 @@ import { hadamardBf16 } from '../tensor/hadamard.js';
 import { fp4ActQuantInPlace } from '../tensor/quant.js';
 import { linear } from './linear.js';
 import type { CompressorWeights } from './compressor.js';
-import type { EntryCache } from './state.js';
 
 const fr = Math.fround;
 
@@ -46,21 +45,25 @@ export function indexerHeadWeights(k: Kernels, w: IndexerWeights, x: Float32Arra
 }
 
 /**
- * Compressed entries chosen for one query row: the top min(topk, visible)
+ * Compressed entries chosen for one query row (keys: the indexer cache as f32 [count, headDim]): the top min(topk, visible)
  * entries among 0..visible-1 by BF16 score, in torch.topk order.
  */
-export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, cache: EntryCache, visible: number): number[] {
-  if (visible <= 0) return [];
+export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: Float32Array | null, visible: number,
+  k?: Kernels): number[] {
+  if (visible <= 0 || !keys) return [];
   const H = w.nHeads;
   const d = w.headDim;
   const scores = new Float64Array(visible);
-  const terms = new Float64Array(H);
-  for (let t = 0; t < visible; t++) {
-    for (let h = 0; h < H; h++) {
-      const s = roundBf16(dotF32x32(q, (qRow * H + h) * d, cache.data, t * d, d));
-      terms[h] = roundBf16((s > 0 ? s : 0) * hw[qRow * H + h]!);
+  if (k?.indexerScores) k.indexerScores(q, qRow * H * d, hw, qRow * H, H, d, keys, visible, scores);
+  else {
+    const terms = new Float64Array(H);
+    for (let t = 0; t < visible; t++) {
+      for (let h = 0; h < H; h++) {
+        const s = roundBf16(dotF32x32(q, (qRow * H + h) * d, keys, t * d, d));
+        terms[h] = roundBf16((s > 0 ? s : 0) * hw[qRow * H + h]!);
+      }
+      scores[t] = roundBf16(sumF32(terms, H));
     }
-    scores[t] = roundBf16(sumF32(terms, H));
   }
   const order = Array.from({ length: visible }, (_, i) => i);
   order.sort((a, b) => scores[b]! - scores[a]! || a - b);

@@ -1,8 +1,22 @@
 // Per-sequence inference state (spec §4.1): per layer a sliding-window ring of
 // KV vectors, compressor pending rows, the compressed KV cache and, on CSA
-// layers, the indexer's compressor and key cache. Values are BF16 (held in
-// Float32Array) except the fp32 compressor state. The MTP block has its own.
+// layers, the indexer's compressor and key cache. KV vectors are stored as BF16
+// bits (their values are BF16, so this is lossless); the compressor state is
+// fp32 as in the reference. The MTP block has its own.
 import type { SequenceState } from './api.js';
+import { bf16Bits } from '../tensor/formats.js';
+
+/** BF16 bits -> f32 values, rows [r0, r1) of width w. */
+export function decodeRows(bits: Uint16Array, w: number, r0: number, r1: number, out = new Float32Array((r1 - r0) * w)): Float32Array {
+  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = r0 * w, j = 0; i < r1 * w; i++, j++) u[j] = bits[i]! << 16;
+  return out;
+}
+
+/** Stores BF16 values src[so .. so+n) as bits at dst[do ..]. */
+export function storeBf16(src: Float32Array, so: number, n: number, dst: Uint16Array, d0: number): void {
+  for (let i = 0; i < n; i++) dst[d0 + i] = bf16Bits(src[so + i]!);
+}
 
 /** Pending rows of one compressor: kv and score [k*r, k*c]; scores start at -inf. */
 export class CompressorState {
@@ -18,21 +32,25 @@ export class CompressorState {
   }
 }
 
-/** Growable list of compressed entries [count, width]. */
+/** Growable list of compressed entries [count, width], BF16 bits. */
 export class EntryCache {
-  data: Float32Array;
+  data: Uint16Array;
   count = 0;
   constructor(readonly width: number, capacity = 16) {
-    this.data = new Float32Array(capacity * width);
+    this.data = new Uint16Array(capacity * width);
   }
   push(src: Float32Array, so = 0): void {
     if ((this.count + 1) * this.width > this.data.length) {
-      const d = new Float32Array(Math.max(this.data.length * 2, (this.count + 1) * this.width));
+      const d = new Uint16Array(Math.max(this.data.length * 2, (this.count + 1) * this.width));
       d.set(this.data.subarray(0, this.count * this.width));
       this.data = d;
     }
-    this.data.set(src.subarray(so, so + this.width), this.count * this.width);
+    storeBf16(src, so, this.width, this.data, this.count * this.width);
     this.count++;
+  }
+  /** All entries as f32 values [count, width]. */
+  values(): Float32Array {
+    return decodeRows(this.data, this.width, 0, this.count);
   }
   reset(): void {
     this.count = 0;
@@ -47,14 +65,14 @@ export interface LayerShape {
 }
 
 export class LayerState {
-  readonly ring: Float32Array;
+  readonly ring: Uint16Array; // [window, headDim] BF16 bits, position p at slot p mod window
   readonly comp: CompressorState | null;
   readonly cache: EntryCache | null;
   readonly idxComp: CompressorState | null;
   readonly idxCache: EntryCache | null;
   constructor(readonly shape: LayerShape) {
     const { window, headDim, ratio, indexHeadDim } = shape;
-    this.ring = new Float32Array(window * headDim);
+    this.ring = new Uint16Array(window * headDim);
     const k = ratio === 4 ? 2 : 1;
     this.comp = ratio ? new CompressorState(k * ratio, k * headDim) : null;
     this.cache = ratio ? new EntryCache(headDim) : null;
@@ -69,8 +87,8 @@ export class LayerState {
     this.idxCache?.reset();
   }
   /** The arrays that make up this state, in a fixed order (clone/serialize). */
-  arrays(): Float32Array[] {
-    const a = [this.ring];
+  arrays(): (Float32Array | Uint16Array)[] {
+    const a: (Float32Array | Uint16Array)[] = [this.ring];
     if (this.comp) a.push(this.comp.kv, this.comp.score);
     if (this.cache) a.push(this.cache.data.subarray(0, this.cache.count * this.cache.width));
     if (this.idxComp) a.push(this.idxComp.kv, this.idxComp.score);
@@ -177,17 +195,16 @@ export class ModelState implements SequenceState {
     const layers = this.all();
     layers.forEach((l, i) => l.caches().forEach((c, j) => {
       const n = h.counts[i]![j]!;
-      c.data = new Float32Array(Math.max(n, 1) * c.width);
+      c.data = new Uint16Array(Math.max(n, 1) * c.width);
       c.count = n;
     }));
     let o = 8 + hlen + ((4 - ((8 + hlen) % 4)) % 4);
-    const copy = bytes.slice(o);
-    o = 0;
     for (const a of layers.flatMap((l) => l.arrays())) {
-      a.set(new Float32Array(copy.buffer, o, a.length));
+      if (o + a.byteLength > bytes.length) throw new Error('serialized state is truncated');
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(bytes.subarray(o, o + a.byteLength));
       o += a.byteLength;
     }
-    if (o !== copy.byteLength) throw new Error('serialized state has the wrong size');
+    if (o !== bytes.length) throw new Error('serialized state has the wrong size');
     return this;
   }
 }

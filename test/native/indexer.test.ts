@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels, indexerScoreTs } from '../../src/tensor/native.js';
 import { indexerSelect, type IndexerWeights } from '../../src/model/indexer.js';
-import type { EntryCache } from '../../src/model/state.js';
 import { E2M1_VALUES, roundBf16 } from '../../src/tensor/formats.js';
 
 const { addon, reason } = loadNative();
@@ -37,7 +36,7 @@ test('indexerScores: native == model scoring bit for bit, same selection', { ski
         assert.ok(Object.is(got[t], want), `H=${H} d=${d} row ${row} entry ${t}: native ${got[t]} != ${want}`);
       }
       const w = { nHeads: H, headDim: d, topk: Math.min(16, visible) } as IndexerWeights;
-      const sel = indexerSelect(w, q, row, hw, { data: keys } as EntryCache, visible);
+      const sel = indexerSelect(w, q, row, hw, keys, visible);
       const order = Array.from({ length: visible }, (_, i) => i).sort((a, b) => got[b]! - got[a]! || a - b);
       assert.deepEqual(order.slice(0, sel.length), sel);
     }
