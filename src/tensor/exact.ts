@@ -168,39 +168,11 @@ export function fma32(a: number, b: number, c: number): number {
   return sum2F32(a * b, c);
 }
 
-/** RN32(Σ_i a[ao+i]·b[bo+i]) for operands whose pairwise products float64 holds exactly. */
+/**
+ * RN32(Σ_i a[ao+i]·b[bo+i]) for operands whose pairwise products float64 holds exactly
+ * (BF16 x BF16, BF16 x fp32). The model calls it with Float32Arrays only, which keeps it fast.
+ */
 export function dotF32(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, n: number): number {
-  // two partial sums: the float64 error bound below holds for any summation order
-  let s0 = 0;
-  let s1 = 0;
-  let t0 = 0;
-  let t1 = 0;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const p0 = a[ao + i]! * b[bo + i]!;
-    const p1 = a[ao + i + 1]! * b[bo + i + 1]!;
-    s0 += p0;
-    s1 += p1;
-    t0 += Math.abs(p0);
-    t1 += Math.abs(p1);
-  }
-  if (i < n) {
-    const p = a[ao + i]! * b[bo + i]!;
-    s0 += p;
-    t0 += Math.abs(p);
-  }
-  const s = s0 + s1;
-  const t = t0 + t1;
-  if (t === 0) return s;
-  const r = settle(s, t * (n + 2) * U * 1.01);
-  if (r === r) return r;
-  const tmp = scratchOf(n);
-  for (let j = 0; j < n; j++) tmp[j] = a[ao + j]! * b[bo + j]!;
-  return exactSumToF32(tmp, n);
-}
-
-/** dotF32 for Float32Array operands (monomorphic: the hot loop of linears and attention scores). */
-export function dotF32x32(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
   let s0 = 0;
   let s1 = 0;
   let t0 = 0;
@@ -228,6 +200,9 @@ export function dotF32x32(a: Float32Array, ao: number, b: Float32Array, bo: numb
   for (let j = 0; j < n; j++) tmp[j] = a[ao + j]! * b[bo + j]!;
   return exactSumToF32(tmp, n);
 }
+
+/** The same function, named for the Float32Array call sites. */
+export const dotF32x32: (a: Float32Array, ao: number, b: Float32Array, bo: number, n: number) => number = dotF32;
 
 /** RN32(Σ_i fl32(x_i²) / n): torch `x.float().square().mean(-1)` under canonical rounding. */
 export function meanSquareF32(x: ArrayLike<number>, xo: number, n: number): number {
