@@ -1,5 +1,5 @@
 // The kernel interface (one interface, several implementations): the plain
-// TypeScript reference in ./reference and, when available, the native addon.
+// TypeScript reference in ./reference-kernels.ts and, when available, the native addon.
 // Every implementation must produce the same bits (canonical rounding,
 // ../../README.md "Numerics").
 //
