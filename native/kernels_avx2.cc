@@ -165,12 +165,19 @@ void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int 
   }
 }
 
-template <int NW>
-void fp8TileRows(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m0, int m1, int kb) {
-  int m = m0;
-  for (; m + 3 <= m1; m += 3) fp8Tile<NW, 3>(a, wb, xd, n, m, kb);
-  if (m1 - m == 2) fp8Tile<NW, 2>(a, wb, xd, n, m, kb);
-  else if (m1 - m == 1) fp8Tile<NW, 1>(a, wb, xd, n, m, kb);
+/** One NW x NX tile (NW, NX in 1..3) of the block kb. */
+void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb, int nw, int nx) {
+  switch (nw * 4 + nx) {
+    case 15: return fp8Tile<3, 3>(a, wb, xd, n, m, kb);
+    case 14: return fp8Tile<3, 2>(a, wb, xd, n, m, kb);
+    case 13: return fp8Tile<3, 1>(a, wb, xd, n, m, kb);
+    case 11: return fp8Tile<2, 3>(a, wb, xd, n, m, kb);
+    case 10: return fp8Tile<2, 2>(a, wb, xd, n, m, kb);
+    case 9: return fp8Tile<2, 1>(a, wb, xd, n, m, kb);
+    case 7: return fp8Tile<1, 3>(a, wb, xd, n, m, kb);
+    case 6: return fp8Tile<1, 2>(a, wb, xd, n, m, kb);
+    default: return fp8Tile<1, 1>(a, wb, xd, n, m, kb);
+  }
 }
 
 // ---------- FP4 ----------
@@ -286,18 +293,22 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
     return;
   }
   const int K = a.K, nkb = K / 128;
-  constexpr int kRowChunk = 48;  // activation rows whose blocks stay in L2 while weights stream
-  alignas(32) __m256d wb[3 * 32];
+  // NG weight rows are converted per K block and reused by every activation row
+  // of the chunk (3x3 register tiles; the 3 activation rows' block stays in L1),
+  // so activations are re-read once per NG weight rows.
+  constexpr int NG = 12, kRowChunk = 48;
+  alignas(32) __m256d wb[NG * 32];
   for (int mc = 0; mc < a.rows; mc += kRowChunk) {
     const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
-    for (int n = n0; n < n1; n += 3) {
-      const int nw = n1 - n < 3 ? n1 - n : 3;
+    for (int n = n0; n < n1; n += NG) {
+      const int ng = n1 - n < NG ? n1 - n : NG;
       for (int kb = 0; kb < nkb; kb++) {
-        for (int w = 0; w < nw; w++)
+        for (int w = 0; w < ng; w++)
           for (int c = 0; c < 4; c++) cvt32(cv, a.w + size_t(n + w) * K + kb * 128 + c * 32, wb + w * 32 + c * 8);
-        if (nw == 3) fp8TileRows<3>(a, wb, xd, n, mc, mce, kb);
-        else if (nw == 2) fp8TileRows<2>(a, wb, xd, n, mc, mce, kb);
-        else fp8TileRows<1>(a, wb, xd, n, mc, mce, kb);
+        for (int m = mc; m < mce; m += 3) {
+          const int nx = mce - m < 3 ? mce - m : 3;
+          for (int w = 0; w < ng; w += 3) fp8TileAny(a, wb + w * 32, xd, n + w, m, kb, ng - w < 3 ? ng - w : 3, nx);
+        }
       }
     }
   }
