@@ -376,21 +376,42 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
 void bf16Rows(const Bf16Args& a, int n0, int n1) {
   const int K = a.K, K8 = K & ~7;
   const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  // activations as float64 (and magnitudes) once per call when they are few (decode)
+  const bool pre = size_t(a.rows) * K <= 65536;
+  std::vector<double> xdv(pre ? size_t(a.rows) * K : 0), xav(xdv.size());
+  for (size_t i = 0; i < xdv.size(); i++) {
+    xdv[i] = a.x[i];
+    xav[i] = std::fabs(xdv[i]);
+  }
   for (int n = n0; n < n1; n++) {
     const uint16_t* wr = a.w + size_t(n) * K;
     for (int m = 0; m < a.rows; m++) {
       const float* xr = a.x + size_t(m) * K;
       __m256d s0 = _mm256_setzero_pd(), s1 = s0, t0 = s0, t1 = s0;
-      for (int k = 0; k < K8; k += 8) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
-        const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
-        const __m256 xf = _mm256_loadu_ps(xr + k);
-        const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
-        const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xf)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xf, 1));
-        s0 = _mm256_fmadd_pd(w0, x0, s0);
-        s1 = _mm256_fmadd_pd(w1, x1, s1);
-        t0 = _mm256_fmadd_pd(_mm256_and_pd(w0, absMask), _mm256_and_pd(x0, absMask), t0);
-        t1 = _mm256_fmadd_pd(_mm256_and_pd(w1, absMask), _mm256_and_pd(x1, absMask), t1);
+      if (pre) {
+        const double* xd = xdv.data() + size_t(m) * K;
+        const double* xa = xav.data() + size_t(m) * K;
+        for (int k = 0; k < K8; k += 8) {
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
+          const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+          const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
+          s0 = _mm256_fmadd_pd(w0, _mm256_loadu_pd(xd + k), s0);
+          s1 = _mm256_fmadd_pd(w1, _mm256_loadu_pd(xd + k + 4), s1);
+          t0 = _mm256_fmadd_pd(_mm256_and_pd(w0, absMask), _mm256_loadu_pd(xa + k), t0);
+          t1 = _mm256_fmadd_pd(_mm256_and_pd(w1, absMask), _mm256_loadu_pd(xa + k + 4), t1);
+        }
+      } else {
+        for (int k = 0; k < K8; k += 8) {
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
+          const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+          const __m256 xf = _mm256_loadu_ps(xr + k);
+          const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
+          const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xf)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xf, 1));
+          s0 = _mm256_fmadd_pd(w0, x0, s0);
+          s1 = _mm256_fmadd_pd(w1, x1, s1);
+          t0 = _mm256_fmadd_pd(_mm256_and_pd(w0, absMask), _mm256_and_pd(x0, absMask), t0);
+          t1 = _mm256_fmadd_pd(_mm256_and_pd(w1, absMask), _mm256_and_pd(x1, absMask), t1);
+        }
       }
       double sd = hsum(_mm256_add_pd(s0, s1)), td = hsum(_mm256_add_pd(t0, t1));
       bf16DotTail(wr, xr, K8, K, sd, td);

@@ -200,7 +200,7 @@ test('bf16Gemm: native == exact dot products rounded once (incl. near-tie fallba
     const u = new Uint32Array(f.buffer);
     return ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) & 0xffff;
   };
-  for (const [rows, out, K] of [[1, 37, 200], [3, 9, 13], [2, 64, 1024]] as const) {
+  for (const [rows, out, K] of [[1, 37, 200], [3, 9, 13], [2, 64, 1024], [70, 5, 1024]] as const) {
     const w = new Uint16Array(out * K).map(() => bf((rnd() * 2 - 1) * 2 ** (randInt(40) - 20)));
     const x = new Float32Array(rows * K).map(() => Math.fround((rnd() * 2 - 1) * 2 ** (randInt(30) - 15)));
     // row 0 of the weights: an exact tie in float64 that only the exact sum settles
