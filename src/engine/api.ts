@@ -33,6 +33,11 @@ export interface SubmitOptions {
   constraint?: { kind: 'json_object' } | { kind: 'json_schema'; schema: unknown } | null;
   /** Whether prefix-cache lookup and snapshot are allowed (default true). */
   usePrefixCache?: boolean;
+  /**
+   * Prefix-cache isolation: lookups and snapshots only match within the same scope (e.g. DeepSeek's
+   * `user_id`); undefined = the shared default scope.
+   */
+  cacheScope?: string;
 }
 
 export interface TokenLogprob {
@@ -55,6 +60,8 @@ export type EngineEvent =
       finishReason: 'stop' | 'length' | 'cancelled' | 'error';
       usage: { promptTokens: number; completionTokens: number; cachedTokens: number };
       error?: string;
+      /** The stop string (from SamplingParams.stop) that ended the generation, when one did. */
+      stopSequence?: string;
     };
 
 export interface GenerationHandle {
@@ -66,5 +73,7 @@ export interface GenerationHandle {
 export interface Engine {
   submit(promptTokens: Int32Array, sampling: SamplingParams, options?: SubmitOptions): GenerationHandle;
   stats(): Record<string, number>;
+  /** The context the engine really has (tokens): min(options.maxSeqLen, the model's). */
+  readonly maxSeqLen: number;
   close(): Promise<void>;
 }

@@ -42,6 +42,7 @@ export interface PrefixHit {
 
 interface Entry {
   key: string;
+  scope: string | undefined;
   tokens: Int32Array;
   mem: { state: SequenceState; logits: Float32Array; bytes: number } | null;
   file: string | null;
@@ -51,6 +52,8 @@ interface Entry {
 
 interface FileHeader {
   modelId: string;
+  /** Isolation scope (SubmitOptions.cacheScope); absent = the shared default scope. */
+  scope?: string;
   nTokens: number;
   nLogits: number;
   stateBytes: number;
@@ -74,10 +77,15 @@ class PrefixHasher {
   }
 }
 
-export function prefixKey(tokens: ArrayLike<number>): string {
+/** Key prefix of an isolation scope: entries of different scopes never share a key (nor a file). */
+function scopeTag(scope: string | undefined): string {
+  return scope === undefined ? '' : `s${createHash('sha256').update(scope).digest('hex').slice(0, 16)}-`;
+}
+
+export function prefixKey(tokens: ArrayLike<number>, scope?: string): string {
   const h = new PrefixHasher();
   for (let i = 0; i < tokens.length; i++) h.push(tokens[i]!);
-  return h.key();
+  return scopeTag(scope) + h.key();
 }
 
 function sameTokens(a: Int32Array, b: Int32Array, n: number): boolean {
@@ -120,14 +128,15 @@ export class PrefixCache {
    * Longest entry whose tokens are a prefix of `prompt`, as a private copy. `minPartial`: entries shorter
    * than the prompt must have at least this many tokens (whole-prompt entries always qualify).
    */
-  lookup(prompt: Int32Array, opts: { minPartial?: number } = {}): PrefixHit | null {
+  lookup(prompt: Int32Array, opts: { minPartial?: number; scope?: string } = {}): PrefixHit | null {
     const found: Entry[] = [];
     const h = new PrefixHasher();
     const minPartial = opts.minPartial ?? 1;
+    const tag = scopeTag(opts.scope);
     for (let i = 0; i < prompt.length; i++) {
       h.push(prompt[i]!);
       if (!this.lengths.has(h.n) || (h.n < minPartial && h.n < prompt.length)) continue;
-      const e = this.entries.get(h.key());
+      const e = this.entries.get(tag + h.key());
       if (e && sameTokens(e.tokens, prompt, h.n)) found.push(e);
     }
     for (let i = found.length - 1; i >= 0; i--) {
@@ -143,15 +152,18 @@ export class PrefixCache {
     return null;
   }
 
-  /** Whether an entry for exactly these tokens exists. */
-  has(tokens: Int32Array): boolean {
-    return this.entries.has(prefixKey(tokens));
+  /** Whether an entry for exactly these tokens (in this scope) exists. */
+  has(tokens: Int32Array, scope?: string): boolean {
+    return this.entries.has(prefixKey(tokens, scope));
   }
 
-  /** Stores a snapshot of `state` (cloned; the caller keeps advancing its own) after `tokens`. */
-  insert(tokens: Int32Array, state: SequenceState, logits: Float32Array): void {
+  /**
+   * Stores a snapshot of `state` (cloned; the caller keeps advancing its own) after `tokens`, visible only
+   * to lookups with the same `scope`.
+   */
+  insert(tokens: Int32Array, state: SequenceState, logits: Float32Array, scope?: string): void {
     if (tokens.length === 0 || state.position !== tokens.length) return;
-    const key = prefixKey(tokens);
+    const key = prefixKey(tokens, scope);
     const existing = this.entries.get(key);
     if (existing && sameTokens(existing.tokens, tokens, tokens.length)) {
       existing.lastUse = ++this.clock;
@@ -160,7 +172,7 @@ export class PrefixCache {
     this.counters.inserts++;
     const snap = state.clone();
     const logitsCopy = logits.slice();
-    const entry: Entry = existing ?? { key, tokens: tokens.slice(), mem: null, file: null, fileBytes: 0, lastUse: 0 };
+    const entry: Entry = existing ?? { key, scope, tokens: tokens.slice(), mem: null, file: null, fileBytes: 0, lastUse: 0 };
     entry.lastUse = ++this.clock;
     if (!existing) this.addEntry(entry);
     if (this.opts.dir && !entry.file) this.writeFile(entry, snap, logitsCopy);
@@ -232,7 +244,7 @@ export class PrefixCache {
     e.lastUse = ++this.clock;
     if (e.mem) return { length: e.tokens.length, state: e.mem.state.clone(), logits: e.mem.logits, source: 'memory' };
     if (!e.file) return null;
-    const loaded = this.readFile(e.file, e.tokens);
+    const loaded = this.readFile(e.file, e.tokens, e.scope);
     if (!loaded) {
       this.counters.rejectedFiles++;
       this.removeEntry(e);
@@ -254,6 +266,7 @@ export class PrefixCache {
     const sha = createHash('sha256').update(tokBytes).update(logBytes).update(stateBytes).digest('hex');
     const header: FileHeader = {
       modelId: this.opts.modelId,
+      ...(e.scope !== undefined ? { scope: e.scope } : {}),
       nTokens: e.tokens.length,
       nLogits: logits.length,
       stateBytes: stateBytes.length,
@@ -309,13 +322,13 @@ export class PrefixCache {
     }
   }
 
-  private readFile(file: string, tokens: Int32Array): { state: SequenceState; logits: Float32Array } | null {
+  private readFile(file: string, tokens: Int32Array, scope: string | undefined): { state: SequenceState; logits: Float32Array } | null {
     try {
       const buf = readFileSync(file);
       if (buf.toString('latin1', 0, 8) !== MAGIC) return null;
       const hl = buf.readUInt32LE(8);
       const header = JSON.parse(buf.toString('utf8', 12, 12 + hl)) as FileHeader;
-      if (header.modelId !== this.opts.modelId || header.nTokens !== tokens.length) return null;
+      if (header.modelId !== this.opts.modelId || header.nTokens !== tokens.length || header.scope !== scope) return null;
       const p0 = 12 + hl;
       const p1 = p0 + 4 * header.nTokens;
       const p2 = p1 + 4 * header.nLogits;
@@ -356,7 +369,8 @@ export class PrefixCache {
       if (!name.endsWith('.snap') || !name.startsWith(this.filePrefix)) continue;
       const key = name.slice(this.filePrefix.length, -5);
       const idx = this.readIndex(file);
-      if (!idx || prefixKey(idx.tokens) !== key) {
+      const scope = typeof idx?.header.scope === 'string' ? idx.header.scope : undefined;
+      if (!idx || prefixKey(idx.tokens, scope) !== key) {
         this.counters.rejectedFiles++;
         continue; // foreign or corrupt: never served (left alone; it may belong to another model)
       }
@@ -366,7 +380,7 @@ export class PrefixCache {
       } catch {
         continue;
       }
-      found.push({ e: { key, tokens: idx.tokens, mem: null, file, fileBytes: idx.size, lastUse: 0 }, mtime });
+      found.push({ e: { key, scope, tokens: idx.tokens, mem: null, file, fileBytes: idx.size, lastUse: 0 }, mtime });
     }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const { e } of found) {

@@ -62,6 +62,8 @@ interface Sequence {
   prompt: Int32Array;
   sampling: SamplingParams;
   useCache: boolean;
+  /** Prefix-cache isolation scope (SubmitOptions.cacheScope). */
+  scope: string | undefined;
   state: SequenceState | null;
   /** All tokens consumed or to be consumed: prompt then generated. */
   tokens: number[];
@@ -90,7 +92,7 @@ export class Scheduler {
   private trieBytes: Array<Uint8Array | null> | null = null;
   private baseStateBytes = -1;
   /** Recent prompts, to detect common prefixes (newest last). */
-  private readonly recent: Int32Array[] = [];
+  private readonly recent: Array<{ scope: string | undefined; tokens: Int32Array }> = [];
   /** The model's sliding window W (spec §4.1); 128 (Flash/Pro) when the runner does not say. */
   private readonly window: number;
   readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0, snapshotFailures: 0 };
@@ -121,6 +123,7 @@ export class Scheduler {
       prompt,
       sampling,
       useCache: options.usePrefixCache !== false && this.cache !== null,
+      scope: options.cacheScope,
       state: null,
       tokens: Array.from(prompt),
       generated: [],
@@ -283,7 +286,7 @@ export class Scheduler {
 
   private start(seq: Sequence): void {
     // A partial hit must be canonical for any longer prompt (n >= W); shorter entries serve only exact repeats.
-    const hit = seq.useCache ? this.cache!.lookup(seq.prompt, { minPartial: this.window }) : null;
+    const hit = seq.useCache ? this.cache!.lookup(seq.prompt, { minPartial: this.window, scope: seq.scope }) : null;
     if (hit) {
       seq.state = hit.state;
       seq.cachedTokens = hit.length;
@@ -307,14 +310,15 @@ export class Scheduler {
   private noteSharedPrefix(seq: Sequence): void {
     const p = seq.prompt;
     let best = 0;
-    for (const r of this.recent) {
+    for (const { scope, tokens: r } of this.recent) {
+      if (scope !== seq.scope) continue; // prefixes shared across scopes are never snapshot for another scope
       const n = Math.min(r.length, p.length);
       let i = 0;
       while (i < n && r[i] === p[i]) i++;
       if (i > best) best = i;
     }
     if (best > seq.cachedTokens && best < p.length && best >= this.window) seq.sharedPrefix = best;
-    this.recent.push(p);
+    this.recent.push({ scope: seq.scope, tokens: p });
     if (this.recent.length > RECENT_PROMPTS) this.recent.shift();
   }
 
@@ -375,7 +379,7 @@ export class Scheduler {
   private snapshot(seq: Sequence, tokens: Int32Array, logits: Float32Array): void {
     if (!seq.useCache || seq.firstSlots !== Math.min(tokens.length, this.window)) return;
     try {
-      this.cache!.insert(tokens, seq.state!, logits);
+      this.cache!.insert(tokens, seq.state!, logits, seq.scope);
     } catch {
       this.counters.snapshotFailures++; // the cache is an optimization: the request goes on
     }
@@ -402,15 +406,20 @@ export class Scheduler {
     if (!this.byId.delete(seq.id)) return;
     const ai = this.active.indexOf(seq);
     if (ai >= 0) this.active.splice(ai, 1);
+    // Cancelled before any computation (still queued, or before its first step): nothing was used.
+    const untouched = reason === 'cancelled' && seq.generated.length === 0 && (seq.state === null || seq.state.position === seq.cachedTokens);
     seq.state = null;
     seq.pending = null;
     seq.constraint = null;
     const ev: EngineEvent = {
       type: 'done',
       finishReason: reason,
-      usage: { promptTokens: seq.prompt.length, completionTokens: seq.generated.length, cachedTokens: seq.cachedTokens },
+      usage: untouched
+        ? { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }
+        : { promptTokens: seq.prompt.length, completionTokens: seq.generated.length, cachedTokens: seq.cachedTokens },
     };
     if (error !== undefined) ev.error = error;
+    if (reason === 'stop' && seq.text.matched !== null) ev.stopSequence = seq.text.matched;
     this.emit(seq.id, ev);
   }
 

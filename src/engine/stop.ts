@@ -16,6 +16,8 @@ export class OutputText {
   private held = '';
   /** Everything emitted so far (what constraints and callers see). */
   emitted = '';
+  /** The stop string that matched (ending the generation), if one did. */
+  matched: string | null = null;
 
   constructor(stop: readonly string[]) {
     this.stops = stop.filter((s) => s.length > 0);
@@ -45,7 +47,10 @@ export class OutputText {
     let first = -1;
     for (const s of this.stops) {
       const at = buf.indexOf(s);
-      if (at >= 0 && (first < 0 || at < first)) first = at;
+      if (at >= 0 && (first < 0 || at < first)) {
+        first = at;
+        this.matched = s;
+      }
     }
     if (first >= 0) {
       const text = buf.slice(0, first);
