@@ -103,6 +103,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   });
 
   const send = (msg: ToWorker): void => worker.postMessage(msg);
+  const maxSeqLen = lastStats['maxSeqLen']!; // the worker's ready stats carry the context it really has
 
   return {
     submit(promptTokens: Int32Array, sampling: SamplingParams, opts: SubmitOptions = {}): GenerationHandle {
@@ -127,6 +128,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     stats(): Record<string, number> {
       return { ...lastStats, open: streams.size };
     },
+    maxSeqLen,
     async close(): Promise<void> {
       for (const id of streams.keys()) send({ type: 'cancel', id });
       failAll('engine closed');

@@ -19,6 +19,8 @@ export interface EngineOptions {
   prefillChunk?: number;
   /** Snapshot spacing inside long prompts (tokens). Default 2048. */
   snapshotInterval?: number;
+  /** RAM for routed experts (bytes): they stream from the checkpoint through an LRU cache (loadModel). */
+  memoryBudget?: number;
 }
 
 export const ENGINE_DEFAULTS = {

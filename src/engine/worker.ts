@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { ExpertCache } from '../checkpoint/expert-cache.js';
 import { loadModel } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { EngineEvent } from './api.js';
@@ -28,7 +29,11 @@ export function modelIdentity(dir: string, maxSeqLen: number): string {
 }
 
 async function main(): Promise<void> {
-  const model = await loadModel(opts.modelDir, opts.maxSeqLen ? { maxSeqLen: opts.maxSeqLen } : {});
+  const model = await loadModel(opts.modelDir, {
+    ...(opts.maxSeqLen ? { maxSeqLen: opts.maxSeqLen } : {}),
+    ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
+  });
+  const expertCache = model.experts instanceof ExpertCache ? model.experts : null;
   const tokenizer = await loadTokenizer(opts.modelDir);
   const added = new Set(tokenizer.addedTokens().map((t) => t.id));
   const vocab: EngineVocab = {
@@ -72,6 +77,10 @@ async function main(): Promise<void> {
       s['cacheMemoryBytes'] = cache.memoryBytes;
       s['cacheDiskBytes'] = cache.storedDiskBytes;
       for (const [k, v] of Object.entries(cache.counters)) s[`cache${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
+    }
+    if (expertCache) {
+      // --memory-budget: expertCacheHits, expertCacheMisses, expertCacheHitRate, expertCacheBytesRead, expertCacheStallMs, ...
+      for (const [k, v] of Object.entries(expertCache.stats())) s[`expertCache${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
     }
     return s;
   };
