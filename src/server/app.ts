@@ -56,6 +56,10 @@ const ANON = 'anonymous';
 
 export function createDeps(opts: ServerOptions): ServerDeps {
   const cfg = defaultConfig(opts.config);
+  // The usable context never exceeds what the engine really has, so an overlong request is a 400 (§3), not an
+  // engine failure. Read defensively: an engine built elsewhere may not report it.
+  const engineCtx = (opts.engine as { maxSeqLen?: unknown }).maxSeqLen;
+  if (typeof engineCtx === 'number' && engineCtx > 0 && engineCtx < cfg.contextLength) cfg.contextLength = engineCtx;
   return { cfg, engine: opts.engine, codec: opts.codec, accounting: new Accounting(cfg), metrics: new Metrics() };
 }
 

@@ -50,7 +50,8 @@ export async function serveModel(opts: ServeModelOptions): Promise<ServingModel>
   const tokenizer = await loadTokenizer(opts.modelDir);
   const engine = await createEngine({ modelDir: opts.modelDir, ...opts.engine });
   try {
-    const ctx = opts.engine?.maxSeqLen ?? (await modelContext(opts.modelDir));
+    const real = (engine as { maxSeqLen?: unknown }).maxSeqLen;
+    const ctx = typeof real === 'number' ? real : (opts.engine?.maxSeqLen ?? (await modelContext(opts.modelDir)));
     const config: Partial<ServerConfig> = { ...(ctx ? { contextLength: ctx } : {}), ...opts.config };
     const assets = opts.web === false ? [] : await webAssets();
     const server = await startHttpServer({ config, engine, codec: tokenizerCodec(tokenizer), assets });

@@ -42,8 +42,9 @@ function scriptedEngine(): Engine {
       return { id: 'scripted', events: events(), cancel: () => void (cancelled = true) };
     },
     stats: () => ({ active: 0, queued: 0 }),
+    maxSeqLen: 1 << 20,
     close: async () => {},
-  };
+  } as Engine;
 }
 
 before(async () => {
