@@ -19,7 +19,9 @@ export function parseMessagesRequest(cfg: ServerConfig, r: Reader, agentHeaders:
   r.string('model', true);
   const maxTokens = countOnly ? r.integer('max_tokens') : (r.required('max_tokens'), r.integer('max_tokens'));
   const raw = r.array('messages', true)!;
-  const system = systemText(r);
+  // Claude Code 2.1.x also sends `system`-role entries inside `messages`: they join the system prompt
+  // (unless the server is strict, where they stay a 400 as on DeepSeek).
+  const system = [systemText(r), ...raw.flatMap((v, i) => inlineSystem(cfg, r.element('messages', i, v)))].filter(Boolean).join('\n');
   const stop = r.array('stop_sequences') ? r.stringList('stop_sequences', 16) : [];
   const stream = r.bool('stream') ?? false;
   const temperature = r.number('temperature');
@@ -37,7 +39,10 @@ export function parseMessagesRequest(cfg: ServerConfig, r: Reader, agentHeaders:
   checkRange('top_p', topP, 0, 1);
   const messages: V4Message[] = [];
   if (system) messages.push({ role: 'system', content: system });
-  raw.forEach((v, i) => convertMessage(r.element('messages', i, v), messages));
+  raw.forEach((v, i) => {
+    const m = r.element('messages', i, v);
+    if (m.obj.role !== 'system' || cfg.strictAnthropic) convertMessage(m, messages);
+  });
   void topK; // §8.2: top_k is ignored
   return {
     stream,
@@ -64,12 +69,21 @@ export function parseMessagesRequest(cfg: ServerConfig, r: Reader, agentHeaders:
 
 function systemText(r: Reader): string {
   const v = r.obj.system;
-  if (v === undefined || v === null) return '';
+  return v === undefined || v === null ? '' : textBlocks(r, 'system', v);
+}
+
+/** The text of a `system`-role message inside `messages`; [] for other roles. */
+function inlineSystem(cfg: ServerConfig, m: Reader): string[] {
+  return m.obj.role === 'system' && !cfg.strictAnthropic ? [textBlocks(m, 'content', m.required('content'))] : [];
+}
+
+/** A string, or a sequence of text blocks joined by newlines. */
+function textBlocks(owner: Reader, key: string, v: Json): string {
   if (typeof v === 'string') return v;
-  if (!Array.isArray(v)) r.typeError('system', v, 'a string or a sequence of text blocks');
+  if (!Array.isArray(v)) owner.typeError(key, v, 'a string or a sequence of text blocks');
   return v
     .map((b, i) => {
-      const br = r.element('system', i, b);
+      const br = owner.element(key, i, b);
       br.enumOf('type', ['text'] as const) ?? br.required('type');
       return br.string('text', true)!;
     })

@@ -53,6 +53,7 @@ export interface RunningServer {
 }
 
 const ANON = 'anonymous';
+const HEAD_PATHS = new Set(['/', '/v1', '/beta', '/anthropic', '/anthropic/v1', '/health', '/healthz', '/metrics']);
 
 export function createDeps(opts: ServerOptions): ServerDeps {
   const cfg = defaultConfig(opts.config);
@@ -114,6 +115,12 @@ export function createHandler(deps: ServerDeps, assets: StaticAsset[]) {
       new Channel(res, 'json').error(err);
     };
     try {
+      if (req.method === 'HEAD') {
+        // Clients probe base URLs before use (Claude Code 2.1.x: HEAD /anthropic, sometimes HEAD /).
+        req.resume();
+        res.writeHead(HEAD_PATHS.has(path) || path in posts || path in gets || assetMap.has(path) ? 200 : 404);
+        return void res.end();
+      }
       if (req.method === 'GET' && (path === '/health' || path === '/healthz')) {
         return void new Channel(res, 'json').json(200, {
           status: 'ok',

@@ -48,6 +48,8 @@ export interface ServerConfig {
   agentMaxEffort: boolean;
   /** Reject /chat/completions `prefix:true` outside /beta (§6.1 [INFER]). */
   requireBetaForPrefix: boolean;
+  /** Refuse `system`-role entries inside Anthropic `messages` (400) instead of folding them into the system prompt. */
+  strictAnthropic: boolean;
   /** system_fingerprint value echoed in responses. */
   systemFingerprint: string;
 }
@@ -81,6 +83,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     cacheHitGranularity: 128,
     agentMaxEffort: true,
     requireBetaForPrefix: true,
+    strictAnthropic: false,
     systemFingerprint: 'fp_dsv4_local',
     ...overrides,
   };

@@ -30,6 +30,7 @@ interface ServeOptions {
   legacyAliases: boolean;
   listAliases?: boolean;
   agentMaxEffort: boolean;
+  strictAnthropic?: boolean;
   web: boolean;
 }
 
@@ -78,6 +79,7 @@ export function register(program: Command): void {
     .option('--no-legacy-aliases', 'do not accept deepseek-chat / deepseek-reasoner')
     .option('--list-aliases', 'list the legacy aliases in /models too')
     .option('--no-agent-max-effort', 'do not default detected agent traffic (Claude Code, OpenCode) to max effort')
+    .option('--strict-anthropic', 'answer 400 to system-role entries inside Anthropic messages (default: fold them into the system prompt, as Claude Code needs)')
     .option('--cache-dir <dir>', 'persist the prefix cache in this directory')
     .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', parseSize)
     .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', parseSize)
@@ -116,6 +118,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   set('legacyAliases', opts.legacyAliases);
   set('listAliases', opts.listAliases);
   set('agentMaxEffort', opts.agentMaxEffort);
+  set('strictAnthropic', opts.strictAnthropic);
   set('contextLength', opts.contextLength);
   set('maxOutputTokens', opts.maxOutputTokens);
   set('maxConcurrencyPerKey', opts.maxConcurrency);
