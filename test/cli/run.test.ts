@@ -109,3 +109,13 @@ test('Ctrl-C ends a run with exit code 130 and closes the stream', async () => {
   await stub.disconnected(1);
   assert.equal(stub.disconnects, 1);
 });
+
+test('--memory-budget: a size for a local model, a usage error with --url or a bad size', async () => {
+  const withUrl = await runCli(['run', '--url', stub.url, '--memory-budget', '1G', 'q']);
+  assert.equal(withUrl.code, 2);
+  assert.match(withUrl.stderr, /--memory-budget applies to a local model/);
+  const bad = await runCli(['run', '--memory-budget', 'lots', 'q']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /expected a size/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+});

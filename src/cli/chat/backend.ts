@@ -14,6 +14,8 @@ export interface BackendOptions {
   apiKey?: string;
   /** Local model only: context length in tokens. */
   contextLength?: number;
+  /** Local model only: RAM for routed experts (bytes). */
+  memoryBudget?: number;
 }
 
 export interface Backend extends Endpoint {
@@ -26,12 +28,13 @@ export async function openBackend(opts: BackendOptions): Promise<Backend> {
   if (opts.model && opts.url) throw new CliError('use either --model DIR or --url URL, not both', ExitCode.usage);
   if (opts.url) {
     if (opts.contextLength) throw new CliError('--context-length applies to a local model, not to --url', ExitCode.usage);
+    if (opts.memoryBudget !== undefined) throw new CliError('--memory-budget applies to a local model, not to --url', ExitCode.usage);
     const baseUrl = normalizeBaseUrl(opts.url);
     const apiKey = opts.apiKey ?? process.env.DEEPSEEK_API_KEY ?? process.env.DSV4_API_KEY;
     return { baseUrl, apiKey, describe: baseUrl, close: async () => {} };
   }
   const dir = opts.model ? checkModelDir(opts.model) : await ensureDefaultModel();
-  const server = await startLocalServer(dir, { contextLength: opts.contextLength });
+  const server = await startLocalServer(dir, { contextLength: opts.contextLength, memoryBudget: opts.memoryBudget });
   return { baseUrl: server.url, describe: opts.model ? dir : `embedded default model (${dir})`, close: server.close };
 }
 

@@ -11,6 +11,8 @@ export interface LocalServer {
 export interface LocalServerOptions {
   /** Context (tokens) for the engine and the server's length checks; default: the engine's. */
   contextLength?: number;
+  /** RAM for routed experts (bytes); default: all resident. */
+  memoryBudget?: number;
 }
 
 export async function startLocalServer(modelDir: string, opts: LocalServerOptions = {}): Promise<LocalServer> {
@@ -22,7 +24,10 @@ export async function startLocalServer(modelDir: string, opts: LocalServerOption
       serveModel({
         modelDir,
         config: { host: '127.0.0.1', port: 0 },
-        engine: opts.contextLength ? { maxSeqLen: opts.contextLength } : {},
+        engine: {
+          ...(opts.contextLength ? { maxSeqLen: opts.contextLength } : {}),
+          ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
+        },
         web: false,
       }),
     );

@@ -1,6 +1,7 @@
 // Options shared by `dsv4 chat` and `dsv4 run`: where to send requests and the generation settings.
 import { Option, type Command } from 'commander';
 import type { ChatSettings, Effort } from './client.js';
+import { sizeArg } from '../size-arg.js';
 import { CliError, ExitCode } from './errors.js';
 
 export interface CommonOptions {
@@ -14,6 +15,7 @@ export interface CommonOptions {
   temperature?: number;
   maxTokens?: number;
   contextLength?: number;
+  memoryBudget?: number;
 }
 
 export function addCommonOptions(cmd: Command): Command {
@@ -27,7 +29,8 @@ export function addCommonOptions(cmd: Command): Command {
     .addOption(new Option('--effort <level>', 'reasoning effort while thinking').choices(['high', 'max']).default('high'))
     .option('--temperature <t>', 'sampling temperature 0-2 (used when thinking is off)', parseTemperature)
     .option('--max-tokens <n>', 'most tokens to generate, thinking included', parseMaxTokens)
-    .option('--context-length <n>', 'context in tokens for a local model (default: the engine default)', (v) => parsePositive('--context-length', v));
+    .option('--context-length <n>', 'context in tokens for a local model (default: the engine default)', (v) => parsePositive('--context-length', v))
+    .option('--memory-budget <size>', 'local model: RAM for routed experts, e.g. 20G (they stream from the checkpoint through an LRU cache)', sizeArg);
 }
 
 export function settingsFrom(o: CommonOptions): ChatSettings {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import type { PriceEntry, ServerConfig } from '../../server/config.js';
+import { sizeArg } from '../size-arg.js';
 
 interface ServeOptions {
   model?: string;
@@ -12,6 +13,7 @@ interface ServeOptions {
   cacheDir?: string;
   stateBudget?: number;
   prefixCache?: number;
+  memoryBudget?: number;
   maxBatch?: number;
   prefillChunk?: number;
   contextLength?: number;
@@ -48,14 +50,6 @@ function num(v: string): number {
   return n;
 }
 
-/** 4G, 512M, 64K or plain bytes. */
-export function parseSize(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new InvalidArgumentError('expected a size like 512M or 4G');
-  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Math.round(Number(m[1]) * mult);
-}
-
 /** MODEL=HIT,MISS,OUTPUT in USD per 1M tokens. */
 function parsePrice(spec: string): [string, PriceEntry] {
   const m = /^([^=]+)=([\d.]+),([\d.]+),([\d.]+)$/.exec(spec);
@@ -81,8 +75,9 @@ export function register(program: Command): void {
     .option('--no-agent-max-effort', 'do not default detected agent traffic (Claude Code, OpenCode) to max effort')
     .option('--strict-anthropic', 'answer 400 to system-role entries inside Anthropic messages (default: fold them into the system prompt, as Claude Code needs)')
     .option('--cache-dir <dir>', 'persist the prefix cache in this directory')
-    .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', parseSize)
-    .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', parseSize)
+    .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', sizeArg)
+    .option('--memory-budget <size>', 'RAM for routed experts, e.g. 20G: they stream from the checkpoint through an LRU cache (default: all resident)', sizeArg)
+    .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', sizeArg)
     .option('--max-batch <n>', 'sequences computed together per step', int)
     .option('--prefill-chunk <n>', 'prompt tokens computed per step', int)
     .option('--context-length <n>', 'usable context in tokens (default: the model config)', int)
@@ -91,7 +86,7 @@ export function register(program: Command): void {
     .option('--max-queued <n>', 'generations waiting for the engine before 503', int)
     .option('--keep-alive <ms>', 'keep-alive interval while a request is queued (ms)', int)
     .option('--queue-timeout <ms>', 'close requests not started within this (ms)', int)
-    .option('--max-body <size>', 'largest accepted request body, e.g. 32M', parseSize)
+    .option('--max-body <size>', 'largest accepted request body, e.g. 32M', sizeArg)
     .option('--cache-hit-granularity <n>', 'report cache hits rounded down to this many tokens (1 = exact)', int)
     .option('--price <spec>', 'price MODEL=HIT,MISS,OUTPUT in USD per 1M tokens (repeatable)', collect, [])
     .option('--price-file <file>', 'JSON price table {"model": {"cacheHit","cacheMiss","output"}}')
@@ -162,6 +157,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
     ...(opts.stateBudget !== undefined ? { stateBudgetBytes: opts.stateBudget } : {}),
     ...(opts.prefixCache !== undefined ? { prefixCacheBytes: opts.prefixCache } : {}),
+    ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
     ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
     ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
     ...(opts.contextLength !== undefined ? { maxSeqLen: opts.contextLength } : {}),
