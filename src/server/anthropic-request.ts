@@ -31,7 +31,7 @@ export function parseMessagesRequest(cfg: ServerConfig, r: Reader, agentHeaders:
   const thinkingType = th?.enumOf('type', ['enabled', 'disabled', 'adaptive'] as const);
   if (th && thinkingType === undefined) th.required('type');
   const effort = r.object('output_config')?.enumOf('effort', EFFORTS) ?? null;
-  r.object('metadata')?.string('user_id');
+  const userId = r.object('metadata')?.string('user_id');
   const tools = parseTools(r);
   const toolChoice = parseToolChoice(r);
   const model = resolveAnthropicModel(cfg, r.obj.model);
@@ -63,6 +63,7 @@ export function parseMessagesRequest(cfg: ServerConfig, r: Reader, agentHeaders:
       maxTokens,
       logprobs: false,
       agent: agentHeaders(system),
+      cacheScope: userId,
     },
   };
 }

@@ -41,6 +41,8 @@ export interface ChatRequest {
   topLogprobs?: number;
   /** Request looks like Claude Code / OpenCode traffic (§5.2). */
   agent: boolean;
+  /** `user_id` (§9.4): prefix-cache isolation scope; undefined = shared. */
+  cacheScope?: string;
 }
 
 export interface ChatPlan {
@@ -158,6 +160,7 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
       jsonAnswer: req.jsonMode,
       forcedAnswerPrefix,
       cacheHitGranularity: cfg.cacheHitGranularity,
+      cacheScope: req.cacheScope,
     },
   };
 }

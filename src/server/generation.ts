@@ -40,6 +40,8 @@ export interface GenerationSpec {
   raw?: boolean;
   requestId?: string;
   cacheHitGranularity: number;
+  /** Prefix-cache isolation scope (`user_id`, §9.4). */
+  cacheScope?: string;
 }
 
 /** Thrown out of the iterator when the engine reports an internal failure before anything was sent. */
@@ -115,6 +117,7 @@ export async function* runGeneration(
   for (let phase = twoPhase ? 1 : 2; phase <= 2; phase++) {
     const sampling: SamplingParams = { ...spec.sampling, maxTokens: budget };
     const options: SubmitOptions = { requestId: spec.requestId };
+    if (spec.cacheScope !== undefined) options.cacheScope = spec.cacheScope;
     if (phase === 1) sampling.stop = [...sampling.stop, codec.thinkEnd];
     else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
     const handle = engine.submit(prompt, sampling, options);

@@ -38,7 +38,7 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
   if (rfType === 'json_schema') throw invalidRequest('This response_format type is unavailable now');
   const logprobs = r.bool('logprobs') ?? false;
   const topLogprobs = r.integer('top_logprobs');
-  r.string('user_id');
+  const userId = r.string('user_id');
   const tools = parseTools(r, beta);
   const toolChoice = parseToolChoice(r);
 
@@ -75,6 +75,7 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
       logprobs,
       topLogprobs,
       agent,
+      cacheScope: userId,
     },
   };
 }
