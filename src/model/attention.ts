@@ -8,7 +8,7 @@ import { roundBf16 } from '../tensor/formats.js';
 import { rmsNorm, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { actQuantInPlace } from '../tensor/quant.js';
-import { exactLinear, linear } from './linear.js';
+import { denseLinearRows, linear } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
 import { decodeRows, storeBf16, type LayerState } from './state.js';
@@ -225,7 +225,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const z = new Float32Array(rows * G * cfg.oLora);
   const wa = w.woA;
   for (let g = 0; g < G; g++) {
-    const part = exactLinear(regroup(o, rows, H * hd, g * gw, gw), rows, wa, g * cfg.oLora, cfg.oLora);
+    const part = denseLinearRows(k, regroup(o, rows, H * hd, g * gw, gw), rows, wa, g * cfg.oLora, cfg.oLora);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < cfg.oLora; j++) z[r * G * cfg.oLora + g * cfg.oLora + j] = roundBf16(part[r * cfg.oLora + j]!);
     }

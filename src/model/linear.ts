@@ -1,7 +1,7 @@
 // linear() of model.py (spec §2.4) on row-major activations [rows, inF]:
 // FP8/FP4 weights go through act_quant + the Kernels GEMM; BF16/F32 weights
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
-import type { Kernels, Weight } from '../tensor/kernels.js';
+import type { Bf16Weight, Kernels, Weight } from '../tensor/kernels.js';
 import { actQuant } from '../tensor/quant.js';
 import { dotF32x32 } from '../tensor/exact.js';
 import { E4M3_VALUES, roundBf16, roundBf16Array } from '../tensor/formats.js';
@@ -40,6 +40,41 @@ export function exactLinear(x: Float32Array, rows: number, w: Weight, r0 = 0, n 
     const wr = rowValues(w, r0 + j, scratch, bits);
     for (let m = 0; m < rows; m++) y[m * n + j] = dotF32x32(x, m * K, wr, 0, K);
   }
+  return y;
+}
+
+// FP8 weights used as BF16 values (wo_a), dequantized once per weight: bf16(fp8 * scale)
+// as rowValues computes it, so the products and their exact sums are unchanged.
+const asBf16Cache = new WeakMap<Uint8Array, Bf16Weight>();
+
+/** W as a BF16 weight (same values as rowValues); FP8 converted once and cached, F32/FP4 -> null. */
+export function bf16Of(w: Weight): Bf16Weight | null {
+  if (w.kind === 'bf16') return w;
+  if (w.kind !== 'fp8') return null;
+  let b = asBf16Cache.get(w.data);
+  if (!b) {
+    const K = w.inF;
+    const data = new Uint16Array(w.out * K);
+    const row = new Float32Array(K);
+    const bits = new Uint32Array(row.buffer);
+    for (let n = 0; n < w.out; n++) {
+      rowValues(w, n, row, bits);
+      for (let k = 0; k < K; k++) data[n * K + k] = bits[k]! >>> 16;
+    }
+    b = { kind: 'bf16', out: w.out, inF: K, data };
+    asBf16Cache.set(w.data, b);
+  }
+  return b;
+}
+
+/**
+ * exactLinear over rows [r0, r0+n) of W, through the kernels' bf16Gemm when W holds BF16
+ * values (BF16, or FP8 used as BF16).
+ */
+export function denseLinearRows(k: Kernels, x: Float32Array, rows: number, w: Weight, r0: number, n: number, y = new Float32Array(rows * n)): Float32Array {
+  const b = k.bf16Gemm && rows > 0 && n > 0 ? bf16Of(w) : null;
+  if (b) k.bf16Gemm!(x, rows, { kind: 'bf16', out: n, inF: b.inF, data: b.data.subarray(r0 * b.inF, (r0 + n) * b.inF) }, y);
+  else exactLinear(x, rows, w, r0, n, y);
   return y;
 }
 
