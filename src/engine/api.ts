@@ -30,7 +30,15 @@ export interface SubmitOptions {
   /** Stable id for logs / cancellation. */
   requestId?: string;
   /** Constraint spec, serializable (the engine builds the constraint in its thread). */
-  constraint?: { kind: 'json_object' } | { kind: 'json_schema'; schema: unknown } | null;
+  constraint?:
+    | { kind: 'json_object' }
+    | { kind: 'json_schema'; schema: unknown }
+    /**
+     * Strict tool calls (spec §6.2 DSML): thinking = reasoning until </think> first; forced = the turn is a
+     * tool-call block (right after </think> in thinking mode); tool arguments follow each JSON schema.
+     */
+    | { kind: 'dsml_tools'; tools: { name: string; parameters: unknown }[]; thinking: boolean; forced?: boolean }
+    | null;
   /** Whether prefix-cache lookup and snapshot are allowed (default true). */
   usePrefixCache?: boolean;
   /**

@@ -73,6 +73,18 @@ export class JsonMachine {
     return this.stack.length === 0;
   }
 
+  /**
+   * The value could end here: complete, or a top-level number/literal that the next (non-JSON) byte ends
+   * (used when a JSON value is embedded in other text, e.g. a DSML parameter).
+   */
+  canEnd(): boolean {
+    if (this.stack.length === 0) return true;
+    if (this.stack.length !== 1) return false;
+    const f = this.stack[0]!;
+    if (f.k === 'number') return f.st === N.Zero || f.st === N.Int || f.st === N.Frac || f.st === N.Exp;
+    return f.k === 'literal' && f.cands.includes(f.got);
+  }
+
   /** The top frame's string sub-state packed as esc * 4 + utf8, or -1 when not inside a string value. */
   stringState(): number {
     const f = this.stack[this.stack.length - 1];
@@ -407,14 +419,14 @@ function propertySchema(schema: Schema, keyBytes: string | null): Schema {
   return isRecord(extra) ? extra : undefined;
 }
 
-interface ByteTrie {
+export interface ByteTrie {
   /** children[node] maps a byte to a child node. */
   children: Array<Map<number, number>>;
   /** tokens[node] = ids whose bytes end exactly at node. */
   tokens: number[][];
 }
 
-function buildTrie(tokenBytes: ReadonlyArray<Uint8Array | null>, keep: (bytes: Uint8Array) => boolean): ByteTrie {
+export function buildTrie(tokenBytes: ReadonlyArray<Uint8Array | null>, keep: (bytes: Uint8Array) => boolean): ByteTrie {
   const t: ByteTrie = { children: [new Map()], tokens: [[]] };
   for (let id = 0; id < tokenBytes.length; id++) {
     const bytes = tokenBytes[id];

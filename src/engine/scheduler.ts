@@ -16,6 +16,7 @@
 
 import type { ForwardSegment, ModelRunner, SequenceState } from '../model/api.js';
 import type { EngineEvent, SamplingParams, SubmitOptions, TokenLogprob } from './api.js';
+import { DsmlTries, DsmlToolsConstraint } from './dsml-constraint.js';
 import { JsonConstraint, TokenTrie } from './json-constraint.js';
 import type { PrefixCache } from './prefix-cache.js';
 import { Rng, randomSeed, sampleToken } from './sampling.js';
@@ -90,6 +91,7 @@ export class Scheduler {
   private readonly byId = new Map<string, Sequence>();
   private trie: TokenTrie | null = null;
   private trieBytes: Array<Uint8Array | null> | null = null;
+  private dsmlTries: DsmlTries | null = null;
   private baseStateBytes = -1;
   /** Recent prompts, to detect common prefixes (newest last). */
   private readonly recent: Array<{ scope: string | undefined; tokens: Int32Array }> = [];
@@ -323,6 +325,19 @@ export class Scheduler {
   }
 
   private makeConstraint(spec: NonNullable<SubmitOptions['constraint']>): StepConstraint {
+    if (spec.kind === 'dsml_tools') {
+      if (!this.dsmlTries) {
+        // Text tokens plus the added tokens that spell DSML markup (spec §6.2); other control tokens never.
+        const markup = new Set(['｜DSML｜', '</think>']);
+        const bytes: Array<Uint8Array | null> = [];
+        for (let id = 0; id < this.model.vocabSize; id++) {
+          const b = id === this.vocab.eosId ? null : this.vocab.tokenBytes(id);
+          bytes.push(b && (!this.vocab.isSpecial(id) || markup.has(Buffer.from(b).toString('utf8'))) ? b : null);
+        }
+        this.dsmlTries = new DsmlTries(bytes);
+      }
+      return new DsmlToolsConstraint(this.dsmlTries, this.vocab.eosId, spec);
+    }
     if (!this.trie) {
       const bytes: Array<Uint8Array | null> = [];
       for (let id = 0; id < this.model.vocabSize; id++) {
