@@ -287,9 +287,41 @@ export class DsmlMachine {
   }
 }
 
+/** Whether a byte may start or continue a free-text marker ("<", "\n", 0xEF: the lead byte of "｜"). */
+const markerByte = (b: number): boolean => b === 0x3c || b === 0x0a || b === 0xef;
+
+/**
+ * Subtrees of a trie as id ranges (ids listed in depth-first order), and which subtrees contain no marker
+ * byte below their root: from idle free text, all of their tokens are allowed at once, without a walk.
+ */
+interface SubtreeIndex {
+  ids: Int32Array;
+  start: Int32Array;
+  end: Int32Array;
+  clean: Uint8Array;
+}
+
+function indexSubtrees(t: ByteTrie): SubtreeIndex {
+  const n = t.children.length;
+  const idx: SubtreeIndex = { ids: new Int32Array(t.tokens.reduce((a, x) => a + x.length, 0)), start: new Int32Array(n), end: new Int32Array(n), clean: new Uint8Array(n) };
+  let k = 0;
+  const visit = (node: number): boolean => {
+    idx.start[node] = k;
+    for (const id of t.tokens[node]!) idx.ids[k++] = id;
+    let clean = true;
+    for (const [b, child] of t.children[node]!) if (!visit(child) || markerByte(b)) clean = false;
+    idx.end[node] = k;
+    idx.clean[node] = clean ? 1 : 0;
+    return clean;
+  };
+  visit(0);
+  return idx;
+}
+
 /** The vocabulary indexed for DSML masks (built once per tokenizer, shared by all requests). */
 export class DsmlTries {
   readonly all: ByteTrie;
+  readonly allIndex: SubtreeIndex;
   /** Tokens that may touch a free-text marker ("<", "\n", 0xEF: the lead byte of "｜"). */
   readonly markerish: ByteTrie;
   /** Ids that, from an idle free-text state, stay free text. */
@@ -300,8 +332,9 @@ export class DsmlTries {
 
   /** `tokenBytes[id]`: the token's bytes, or null for tokens never allowed (EOS, other control tokens). */
   constructor(readonly tokenBytes: ReadonlyArray<Uint8Array | null>) {
-    const touches = (b: Uint8Array): boolean => b.includes(0x3c) || b.includes(0x0a) || b.includes(0xef);
+    const touches = (b: Uint8Array): boolean => b.some(markerByte);
     this.all = buildTrie(tokenBytes, () => true);
+    this.allIndex = indexSubtrees(this.all);
     this.markerish = buildTrie(tokenBytes, touches);
     const plain: number[] = [];
     tokenBytes.forEach((b, id) => {
@@ -329,10 +362,16 @@ export class DsmlToolsConstraint implements StepConstraint {
   allowedTokens(): Int32Array {
     const m = this.machine;
     const out: number[] = [];
+    const sub = this.tries.allIndex;
     const walk = (t: ByteTrie, node: number, mm: DsmlMachine): void => {
       for (const [b, child] of t.children[node]!) {
         const next = mm.clone();
         if (!next.push(b)) continue;
+        if (t === this.tries.all && sub.clean[child] && next.freeAndIdle) {
+          // back in idle free text and nothing below can touch a marker: the whole subtree is allowed
+          for (let i = sub.start[child]!; i < sub.end[child]!; i++) out.push(sub.ids[i]!);
+          continue;
+        }
         for (const id of t.tokens[child]!) out.push(id);
         walk(t, child, next);
       }

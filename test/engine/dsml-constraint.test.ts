@@ -129,3 +129,43 @@ test('dsml_tools on the real tiny model: forced strict calls always parse into s
   }
   assert.ok(calls >= seeds.length);
 });
+
+test('dsml masks (fast paths included) equal a brute-force check of every token, full vocabulary', async () => {
+  const { DsmlTries, DsmlToolsConstraint } = await import('../../src/engine/dsml-constraint.js');
+  const tokenizer = await loadTokenizer();
+  const added = new Set(tokenizer.addedTokens().map((t) => t.id));
+  const markup = new Set(['｜DSML｜', '</think>']);
+  const bytes: Array<Uint8Array | null> = [];
+  for (let id = 0; id < 129280; id++) {
+    const b = id === tokenizer.eosId ? null : tokenizer.tokenToBytes(id);
+    bytes.push(b && (!(added.has(id) || tokenizer.isSpecial(id)) || markup.has(Buffer.from(b).toString('utf8'))) ? b : null);
+  }
+  const tries = new DsmlTries(bytes);
+  const prefixes: Array<[boolean, string]> = [
+    [false, ''],
+    [false, 'Hi\n'],
+    [false, 'Hi\n\n<'],
+    [false, 'a'],
+    [true, 'think <'],
+    [false, '\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">Pa<'],
+    [false, '\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="false">"Pa'],
+    [false, '\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="days" string="false">1'],
+  ];
+  for (const [thinking, prefix] of prefixes) {
+    const spec: DsmlToolsSpec = { kind: 'dsml_tools', tools: [weather, ping], thinking };
+    const c = new DsmlToolsConstraint(tries, tokenizer.eosId, spec);
+    const m = DsmlMachine.start(spec);
+    for (const b of Buffer.from(prefix, 'utf8')) assert.ok(m.push(b), prefix);
+    for (const id of tokenizer.encode(prefix)) c.accept(id);
+    const got = new Set(c.allowedTokens());
+    const want = new Set<number>();
+    bytes.forEach((b, id) => {
+      if (!b) return;
+      const mm = m.clone();
+      if (b.every((x) => mm.push(x))) want.add(id);
+    });
+    if (m.eosAllowed) want.add(tokenizer.eosId);
+    assert.equal(got.size, want.size, JSON.stringify(prefix));
+    for (const id of want) assert.ok(got.has(id), `${JSON.stringify(prefix)}: ${id}`);
+  }
+});
