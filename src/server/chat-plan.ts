@@ -116,10 +116,23 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
     text = r.prompt;
     startInReasoning = r.continues === 'reasoning';
   } else text = codec.render(messages, thinking, effort);
-  if (!req.prefix && !thinking && req.toolChoice !== null && req.toolChoice !== 'auto' && req.toolChoice !== 'none' && renderTools) {
+  const forced = req.toolChoice !== null && req.toolChoice !== 'auto' && req.toolChoice !== 'none';
+  const named = typeof req.toolChoice === 'object' && req.toolChoice !== null ? req.toolChoice.name : null;
+  // §6.2: strict tools (all-or-none, checked by the dialect) are decoded under the engine's DSML constraint,
+  // which also forces the tool-call block itself; a named choice narrows the tools to that one.
+  const strictTools =
+    renderTools && !req.prefix && req.tools.every((t) => t.strict)
+      ? {
+          tools: req.tools
+            .filter((t) => named === null || t.name === named)
+            .map((t) => ({ name: t.name, parameters: t.parameters ?? { type: 'object', properties: {} } })),
+          forced,
+        }
+      : undefined;
+  if (!strictTools && !req.prefix && !thinking && forced && renderTools) {
     // Forced tool use (non-thinking only): the answer is made to start with the tool-call block.
     forcedAnswerPrefix = codec.toolCallsOpen + codec.invokeOpen;
-    if (typeof req.toolChoice === 'object') forcedAnswerPrefix += `${req.toolChoice.name}">\n`;
+    if (named !== null) forcedAnswerPrefix += `${named}">\n`;
     text += forcedAnswerPrefix;
   }
   const prompt = codec.tokenize(text);
@@ -157,7 +170,8 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
       prompt,
       sampling,
       startInReasoning,
-      jsonAnswer: req.jsonMode,
+      jsonAnswer: req.jsonMode && !strictTools,
+      strictTools,
       forcedAnswerPrefix,
       cacheHitGranularity: cfg.cacheHitGranularity,
       cacheScope: req.cacheScope,

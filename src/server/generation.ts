@@ -5,6 +5,12 @@ import type { Engine, EngineEvent, SamplingParams, SubmitOptions, TokenLogprob }
 import type { ChatCodec, OutputParser } from './codec.js';
 import { randomToolCallId } from './ids.js';
 
+export interface StrictTools {
+  tools: { name: string; parameters: unknown }[];
+  /** The turn must be a tool-call block (tool_choice required or named). */
+  forced: boolean;
+}
+
 export type Logprob = TokenLogprob & { top: TokenLogprob[] };
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'insufficient_system_resource';
@@ -34,6 +40,8 @@ export interface GenerationSpec {
   startInReasoning: boolean;
   /** Constrain the answer (after reasoning) to JSON (§4.7). */
   jsonAnswer: boolean;
+  /** Strict tools (§6.2): the engine's `dsml_tools` constraint makes tool arguments match their schemas. */
+  strictTools?: StrictTools;
   /** Text already forced at the start of the answer (e.g. a tool-call opener); parsed, not emitted as text. */
   forcedAnswerPrefix?: string;
   /** Raw text mode (FIM): no parsing, every piece of text is content. */
@@ -119,6 +127,7 @@ export async function* runGeneration(
     const options: SubmitOptions = { requestId: spec.requestId };
     if (spec.cacheScope !== undefined) options.cacheScope = spec.cacheScope;
     if (phase === 1) sampling.stop = [...sampling.stop, codec.thinkEnd];
+    else if (spec.strictTools) options.constraint = dsmlTools(spec.strictTools, inReasoning);
     else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
     const handle = engine.submit(prompt, sampling, options);
     const onAbort = () => handle.cancel();
@@ -197,6 +206,12 @@ export async function* runGeneration(
     stopSequence,
     usage: { promptTokens, completionTokens, reasoningTokens, cacheHitTokens: hit, cacheMissTokens: promptTokens - hit },
   };
+}
+
+/** The engine's `dsml_tools` constraint spec (typed loosely: older engines' SubmitOptions lack the kind). */
+function dsmlTools(s: StrictTools, thinking: boolean): SubmitOptions['constraint'] {
+  const c = { kind: 'dsml_tools', tools: s.tools, thinking, forced: s.forced };
+  return c as unknown as SubmitOptions['constraint'];
 }
 
 /** Iterates until the signal aborts, without waiting for the engine to acknowledge the cancellation. */

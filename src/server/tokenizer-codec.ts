@@ -21,9 +21,9 @@ function toDeltas(events: StreamEvent[]): OutputDelta[] {
         out.push({ type: 'tool_args', index: e.index, text: e.text });
         break;
       case 'malformed':
-        // The block's text so far becomes content; calls announced from firstIndex on are void.
+        // Calls announced from firstIndex on are void; the block's text so far follows as the parser's own
+        // content event (the malformed event's `text` only reports it).
         out.push({ type: 'tools_void', fromIndex: e.firstIndex });
-        if (e.text) out.push({ type: 'content', text: e.text });
         break;
     }
   }
