@@ -373,6 +373,38 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
 
 // ---------- BF16 (exact F.linear with an error-bound check) ----------
 
+// R activation rows against one weight row: each 8-weight chunk is converted once and
+// reused R times; every (row, n) keeps the single-row accumulation order, so same bits.
+template <int R>
+inline void bf16Tile(const Bf16Args& a, const uint16_t* wr, int n, int m0, const double* xdv, const double* xav) {
+  const int K = a.K, K8 = K & ~7;
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  __m256d s0[R], s1[R], t0[R], t1[R];
+  for (int r = 0; r < R; r++) s0[r] = s1[r] = t0[r] = t1[r] = _mm256_setzero_pd();
+  for (int k = 0; k < K8; k += 8) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
+    const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+    const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
+    const __m256d a0 = _mm256_and_pd(w0, absMask), a1 = _mm256_and_pd(w1, absMask);
+    for (int r = 0; r < R; r++) {
+      const double* xd = xdv + size_t(m0 + r) * K + k;
+      const double* xa = xav + size_t(m0 + r) * K + k;
+      s0[r] = _mm256_fmadd_pd(w0, _mm256_loadu_pd(xd), s0[r]);
+      s1[r] = _mm256_fmadd_pd(w1, _mm256_loadu_pd(xd + 4), s1[r]);
+      t0[r] = _mm256_fmadd_pd(a0, _mm256_loadu_pd(xa), t0[r]);
+      t1[r] = _mm256_fmadd_pd(a1, _mm256_loadu_pd(xa + 4), t1[r]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const int m = m0 + r;
+    const float* xr = a.x + size_t(m) * K;
+    double sd = hsum(_mm256_add_pd(s0[r], s1[r])), td = hsum(_mm256_add_pd(t0[r], t1[r]));
+    bf16DotTail(wr, xr, K8, K, sd, td);
+    const size_t i = size_t(m) * a.out + n;
+    a.amb[i] = settleBf16(sd, td, xr, wr, K, &a.y[i]) ? 0 : 1;
+  }
+}
+
 void bf16Rows(const Bf16Args& a, int n0, int n1) {
   const int K = a.K, K8 = K & ~7;
   const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
@@ -385,6 +417,13 @@ void bf16Rows(const Bf16Args& a, int n0, int n1) {
   }
   for (int n = n0; n < n1; n++) {
     const uint16_t* wr = a.w + size_t(n) * K;
+    if (pre) {
+      int m = 0;
+      for (; m + 3 <= a.rows; m += 3) bf16Tile<3>(a, wr, n, m, xdv.data(), xav.data());
+      if (a.rows - m == 2) bf16Tile<2>(a, wr, n, m, xdv.data(), xav.data());
+      else if (a.rows - m == 1) bf16Tile<1>(a, wr, n, m, xdv.data(), xav.data());
+      continue;
+    }
     for (int m = 0; m < a.rows; m++) {
       const float* xr = a.x + size_t(m) * K;
       __m256d s0 = _mm256_setzero_pd(), s1 = s0, t0 = s0, t1 = s0;
