@@ -22,6 +22,8 @@ export interface ServeModelOptions {
 }
 
 export interface ServingModel extends RunningServer {
+  /** Whether the web chat page is mounted at /. */
+  webChat: boolean;
   /** Stops HTTP and the engine. */
   shutdown(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function serveModel(opts: ServeModelOptions): Promise<ServingModel>
     const server = await startHttpServer({ config, engine, codec: tokenizerCodec(tokenizer), assets });
     return {
       ...server,
+      webChat: assets.some((a) => a.path === '/'),
       shutdown: async () => {
         await server.close();
         await engine.close();

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import type { PriceEntry, ServerConfig } from '../../server/config.js';
+import { withSpinner } from '../progress.js';
 import { sizeArg } from '../size-arg.js';
 
 interface ServeOptions {
@@ -48,6 +49,16 @@ function num(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
   return n;
+}
+
+/** Where to point a browser and API clients; a wildcard listen address is shown as loopback (clickable). */
+export function startupUrls(url: string, webChat: boolean): string {
+  const base = url.replace(/^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'http://127.0.0.1');
+  return (
+    (webChat ? `  Web chat       ${base}/\n` : '') +
+    `  OpenAI API     ${base}  (also ${base}/v1, beta features on ${base}/beta)\n` +
+    `  Anthropic API  ${base}/anthropic\n`
+  );
 }
 
 /** MODEL=HIT,MISS,OUTPUT in USD per 1M tokens. */
@@ -164,12 +175,13 @@ async function serve(opts: ServeOptions): Promise<void> {
   };
   let server;
   try {
-    server = await serveModel({ modelDir, config, engine, web: opts.web });
+    server = await withSpinner('Loading the model', serveModel({ modelDir, config, engine, web: opts.web }));
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`cannot serve ${modelDir}: ${msg}`);
   }
   process.stderr.write(`dsv4 serve: ${modelDir} on ${server.url} (models: ${server.deps.cfg.servedModels.join(', ')})\n`);
+  process.stderr.write(startupUrls(server.url, server.webChat));
   const stop = () => {
     process.stderr.write('dsv4 serve: shutting down\n');
     void server.shutdown().then(() => process.exit(0));
