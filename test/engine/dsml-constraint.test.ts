@@ -3,14 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DsmlMachine, type DsmlToolsSpec } from '../../src/engine/dsml-constraint.js';
-import { Scheduler, type EngineVocab } from '../../src/engine/scheduler.js';
 import type { EngineEvent } from '../../src/engine/api.js';
 import { loadModel } from '../../src/model/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { parseMessageFromCompletionText } from '../../src/tokenizer/parse.js';
 import { StreamParser } from '../../src/tokenizer/stream.js';
 import { renderToolCalls } from '../../src/tokenizer/encoding.js';
-import { greedy, tinyModel, tokensOf } from './fixture.js';
+import { engineVocab, greedy, inThread, tinyModel, tokensOf } from './fixture.js';
 
 const weather = {
   name: 'get_weather',
@@ -86,13 +85,7 @@ test('dsml_tools on the real tiny model: forced strict calls always parse into s
   const tiny = await tinyModel();
   const model = await loadModel(tiny.dir);
   const tokenizer = await loadTokenizer();
-  const added = new Set(tokenizer.addedTokens().map((t) => t.id));
-  const vocab: EngineVocab = { eosId: tokenizer.eosId, tokenBytes: (id) => tokenizer.tokenToBytes(id), isSpecial: (id) => added.has(id) || tokenizer.isSpecial(id) };
-  const events = new Map<string, EngineEvent[]>();
-  const s = new Scheduler(model, vocab, null, { maxBatch: 8, prefillChunk: 64, stateBudgetBytes: 1 << 30, snapshotInterval: 4096, maxSeqLen: 4096 }, (id, ev) => {
-    if (!events.has(id)) events.set(id, []);
-    events.get(id)!.push(ev);
-  });
+  const { s, events, run, text: textOf } = inThread(model, engineVocab(tokenizer), null, { maxBatch: 8, prefillChunk: 64, stateBudgetBytes: 1 << 30, snapshotInterval: 4096, maxSeqLen: 4096 });
   // bounded values only (random weights would ramble inside free text forever)
   const tool = {
     name: 'set_alarm',
@@ -103,12 +96,12 @@ test('dsml_tools on the real tiny model: forced strict calls always parse into s
   for (const seed of seeds) {
     s.submit(`r${seed}`, Int32Array.from([0, ...tokensOf(7, seed, tiny.vocab)]), { ...greedy, temperature: 1, seed, maxTokens: 2000, stopAtEos: true }, { constraint: spec });
   }
-  for (let i = 0; i < 5000 && s.hasWork; i++) s.step();
+  run(5000);
   let calls = 0;
   for (const seed of seeds) {
     const evs = events.get(`r${seed}`)!;
     const done = evs.at(-1) as Extract<EngineEvent, { type: 'done' }>;
-    const text = evs.map((e) => (e.type === 'token' ? e.text : '')).join('');
+    const text = textOf(`r${seed}`);
     assert.equal(done.finishReason, 'stop', `seed ${seed}: ${JSON.stringify(done)} ${JSON.stringify(text)}`);
     const msg = parseMessageFromCompletionText(text + '<｜end▁of▁sentence｜>', 'chat');
     assert.equal(msg.content, '');

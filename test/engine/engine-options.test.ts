@@ -3,17 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEngine } from '../../src/engine/index.js';
-import type { EngineEvent } from '../../src/engine/api.js';
-import { greedy, tinyModel, tokensOf } from './fixture.js';
+import { collect, greedy, tinyModel, tokensOf } from './fixture.js';
 
 const tiny = await tinyModel();
 const prompt = (n: number, seed: number) => Int32Array.from([0, ...tokensOf(n - 1, seed, tiny.vocab)]);
-
-async function collect(events: AsyncIterable<EngineEvent>): Promise<EngineEvent[]> {
-  const out: EngineEvent[] = [];
-  for await (const ev of events) out.push(ev);
-  return out;
-}
 
 test('engine: memoryBudget streams experts (expertCache* stats), maxSeqLen is exposed, queued cancel ends with done', async () => {
   const engine = await createEngine({ modelDir: tiny.dir, maxSeqLen: 1000, memoryBudget: 1 << 20, maxBatch: 1, prefixCacheBytes: 0 });

@@ -4,16 +4,10 @@ import assert from 'node:assert/strict';
 import { createEngine } from '../../src/engine/index.js';
 import type { EngineEvent } from '../../src/engine/api.js';
 import { JsonMachine } from '../../src/engine/json-constraint.js';
-import { greedy, tinyModel, tokensOf } from './fixture.js';
+import { collect, greedy, tinyModel, tokensOf } from './fixture.js';
 
 const tiny = await tinyModel();
 const prompt = (n: number, seed: number) => Int32Array.from([0, ...tokensOf(n - 1, seed, tiny.vocab)]);
-
-async function collect(events: AsyncIterable<EngineEvent>): Promise<EngineEvent[]> {
-  const out: EngineEvent[] = [];
-  for await (const ev of events) out.push(ev);
-  return out;
-}
 
 test('engine: streams tokens, text, logprobs and usage; cancel frees state; JSON mode stays valid', async () => {
   const engine = await createEngine({ modelDir: tiny.dir, prefillChunk: 8, prefixCacheBytes: 0 });

@@ -5,35 +5,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Scheduler, type EngineVocab } from '../../src/engine/scheduler.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
-import type { EngineEvent, SamplingParams, SubmitOptions } from '../../src/engine/api.js';
+import type { SamplingParams, SubmitOptions } from '../../src/engine/api.js';
 import { loadModel } from '../../src/model/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { greedy as greedyBase, tinyModel, tokensOf } from './fixture.js';
+import { engineVocab, greedy as greedyBase, inThread, tinyModel, tokensOf } from './fixture.js';
 
 const tiny = await tinyModel();
 const model = await loadModel(tiny.dir);
 const tokenizer = await loadTokenizer();
-const vocab: EngineVocab = { eosId: tokenizer.eosId, tokenBytes: (id) => tokenizer.tokenToBytes(id), isSpecial: (id) => tokenizer.isSpecial(id) };
+const vocab = engineVocab(tokenizer);
 const greedy: SamplingParams = { ...greedyBase, maxTokens: 3 };
 const opts = { maxBatch: 8, prefillChunk: 16, stateBudgetBytes: 1 << 30, snapshotInterval: 4096, maxSeqLen: 4096 };
 const prompt = (n: number, seed: number) => Int32Array.from([0, ...tokensOf(n - 1, seed, tiny.vocab)]);
-type Done = Extract<EngineEvent, { type: 'done' }>;
 
 function setup(o: Partial<typeof opts> = {}, cache: PrefixCache | null = null) {
-  const events = new Map<string, EngineEvent[]>();
-  const s = new Scheduler(model, vocab, cache, { ...opts, ...o }, (id, ev) => {
-    if (!events.has(id)) events.set(id, []);
-    events.get(id)!.push(ev);
-  });
-  const run = () => {
-    for (let i = 0; i < 10000 && s.hasWork; i++) s.step();
-  };
-  const tokens = (id: string) => events.get(id)!.flatMap((e) => (e.type === 'token' ? [e.tokenId] : []));
-  const done = (id: string) => events.get(id)!.find((e) => e.type === 'done') as Done | undefined;
-  const submit = (id: string, p: Int32Array, sp: SamplingParams = greedy, so: SubmitOptions = {}) => s.submit(id, p, sp, so);
-  return { s, events, run, tokens, done, submit };
+  const t = inThread(model, vocab, cache, { ...opts, ...o });
+  const submit = (id: string, p: Int32Array, sp: SamplingParams = greedy, so: SubmitOptions = {}) => t.s.submit(id, p, sp, so);
+  return { ...t, submit };
 }
 
 test('cancel before start: done(cancelled) with zero usage, queue slot freed, others unaffected', () => {
@@ -66,7 +55,7 @@ test('done.stopSequence names the stop string that ended the generation', () => 
   const g = setup();
   g.submit('g', prompt(6, 3), { ...greedy, maxTokens: 8 });
   g.run();
-  const full = g.events.get('g')!.map((e) => (e.type === 'token' ? e.text : '')).join('');
+  const full = g.text('g');
   assert.ok(full.length >= 4, JSON.stringify(full));
   const stop = full.slice(2, 4);
   const t = setup();

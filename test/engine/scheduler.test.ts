@@ -1,33 +1,20 @@
 // Scheduling logic (queue, budget, batching, cancellation, failures) with the real tiny model, in-thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type EngineVocab } from '../../src/engine/scheduler.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
-import type { EngineEvent, SamplingParams } from '../../src/engine/api.js';
+import type { SamplingParams } from '../../src/engine/api.js';
 import { loadModel } from '../../src/model/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { greedy as greedyBase, tinyModel, tokensOf } from './fixture.js';
+import { engineVocab, greedy as greedyBase, inThread, tinyModel, tokensOf } from './fixture.js';
 
 const tiny = await tinyModel();
 const model = await loadModel(tiny.dir);
 const tokenizer = await loadTokenizer();
-const vocab: EngineVocab = { eosId: tokenizer.eosId, tokenBytes: (id) => tokenizer.tokenToBytes(id), isSpecial: (id) => tokenizer.isSpecial(id) };
+const vocab = engineVocab(tokenizer);
 const greedy: SamplingParams = { ...greedyBase, maxTokens: 3 };
 const opts = { maxBatch: 8, prefillChunk: 16, stateBudgetBytes: 1 << 30, snapshotInterval: 16, maxSeqLen: 4096 };
 
-function setup(o: Partial<typeof opts> = {}, cache: PrefixCache | null = null) {
-  const events = new Map<string, EngineEvent[]>();
-  const s = new Scheduler(model, vocab, cache, { ...opts, ...o }, (id, ev) => {
-    if (!events.has(id)) events.set(id, []);
-    events.get(id)!.push(ev);
-  });
-  const run = (max = 10000) => {
-    for (let i = 0; i < max && s.hasWork; i++) s.step();
-  };
-  const tokens = (id: string) => events.get(id)!.flatMap((e) => (e.type === 'token' ? [e.tokenId] : []));
-  const done = (id: string) => events.get(id)!.find((e) => e.type === 'done') as Extract<EngineEvent, { type: 'done' }> | undefined;
-  return { s, events, run, tokens, done };
-}
+const setup = (o: Partial<typeof opts> = {}, cache: PrefixCache | null = null) => inThread(model, vocab, cache, { ...opts, ...o });
 
 const prompt = (n: number, seed: number) => Int32Array.from([0, ...tokensOf(n - 1, seed, tiny.vocab)]);
 
