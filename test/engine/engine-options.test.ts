@@ -21,6 +21,19 @@ test('engine: memoryBudget streams experts (expertCache* stats), maxSeqLen is ex
     assert.ok(!bEvents.some((e) => e.type === 'started' || e.type === 'token'));
     const aEvents = await collect(a.events);
     assert.equal((aEvents.at(-1) as { finishReason: string }).finishReason, 'length');
+    // dsml_tools travels through the worker: a forced call to a tool without parameters
+    const tools = [{ name: 'ping', parameters: { type: 'object', properties: {} } }];
+    const d = engine.submit(prompt(6, 3), { ...greedy, maxTokens: 200, stopAtEos: true }, { constraint: { kind: 'dsml_tools', tools, thinking: false, forced: true } });
+    const dEvents = await collect(d.events);
+    const text = dEvents.map((e) => (e.type === 'token' ? e.text : '')).join('');
+    assert.equal((dEvents.at(-1) as { finishReason: string }).finishReason, 'stop', text);
+    assert.match(text, /^\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="ping">\n\n<\/｜DSML｜invoke>\n/);
+    assert.ok(text.endsWith('</｜DSML｜tool_calls>'), text);
+    // a spec without tools fails that request only
+    const e = engine.submit(prompt(6, 3), greedy, { constraint: { kind: 'dsml_tools', tools: [], thinking: false } });
+    const eDone = (await collect(e.events)).at(-1) as { finishReason: string; error?: string };
+    assert.equal(eDone.finishReason, 'error');
+    assert.match(eDone.error!, /at least one tool/);
     const s = engine.stats();
     assert.equal(s['queued'], 0);
     assert.equal(s['open'], 0);
