@@ -42,7 +42,7 @@ describe('Claude Code compatibility', () => {
     try {
       await assert.rejects(
         client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 2, messages: inline } as never),
-        (e: unknown) => e instanceof Anthropic.APIError && e.status === 400 && /role/.test(e.message),
+        (e: unknown) => e instanceof Anthropic.APIError && e.status === 400 && e.message.includes("unknown variant `system`"),
       );
     } finally {
       server.deps.cfg.strictAnthropic = false;
