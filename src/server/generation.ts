@@ -127,7 +127,7 @@ export async function* runGeneration(
     const options: SubmitOptions = { requestId: spec.requestId };
     if (spec.cacheScope !== undefined) options.cacheScope = spec.cacheScope;
     if (phase === 1) sampling.stop = [...sampling.stop, codec.thinkEnd];
-    else if (spec.strictTools) options.constraint = dsmlTools(spec.strictTools, inReasoning);
+    else if (spec.strictTools) options.constraint = { kind: 'dsml_tools', tools: spec.strictTools.tools, thinking: inReasoning, forced: spec.strictTools.forced };
     else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
     const handle = engine.submit(prompt, sampling, options);
     const onAbort = () => handle.cancel();
@@ -206,12 +206,6 @@ export async function* runGeneration(
     stopSequence,
     usage: { promptTokens, completionTokens, reasoningTokens, cacheHitTokens: hit, cacheMissTokens: promptTokens - hit },
   };
-}
-
-/** The engine's `dsml_tools` constraint spec (typed loosely: older engines' SubmitOptions lack the kind). */
-function dsmlTools(s: StrictTools, thinking: boolean): SubmitOptions['constraint'] {
-  const c = { kind: 'dsml_tools', tools: s.tools, thinking, forced: s.forced };
-  return c as unknown as SubmitOptions['constraint'];
 }
 
 /** Iterates until the signal aborts, without waiting for the engine to acknowledge the cancellation. */
