@@ -193,7 +193,8 @@ export async function* runGeneration(
       prompt = concat(spec.prompt, generatedIds, marker);
       continue;
     }
-    stopSequence = matchedStop(codec, spec.sampling.stop, phaseIds, phaseText);
+    // The engine names the stop string it matched; the text-based guess serves engines that do not.
+    stopSequence = done.stopSequence ?? matchedStop(codec, spec.sampling.stop, phaseIds, phaseText);
   }
   if (parser) yield* translate(parser.end(), undefined);
   for (const lp of attr.pendingContent.splice(0)) yield { type: 'content', text: '', logprobs: [lp] };
