@@ -37,6 +37,12 @@ describe('context length follows the engine', () => {
     assert.match(res.text, /maximum context length is 256 tokens/);
   });
 
+  it('answers 400 on FIM (/beta/completions) too', async () => {
+    const res = await post(`${server.url}/beta/completions`, { model: 'deepseek-v4-flash', prompt: long, max_tokens: 5 });
+    assert.equal(res.status, 400, res.text);
+    assert.match(res.text, /maximum context length is 256 tokens/);
+  });
+
   it('counts prompt + max_tokens against the engine context (one over is a 400)', async () => {
     const probe = await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', thinking: { type: 'disabled' }, max_tokens: 1, messages: [{ role: 'user', content: 'Hi' }] });
     assert.equal(probe.status, 200, probe.text);
