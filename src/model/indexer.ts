@@ -65,7 +65,34 @@ export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, 
       scores[t] = roundBf16(sumF32(terms, H));
     }
   }
-  const order = Array.from({ length: visible }, (_, i) => i);
-  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
-  return order.slice(0, Math.min(w.topk, visible));
+  return topkOrder(scores, visible, w.topk);
+}
+
+/**
+ * Indices of the min(topk, n) largest scores[0..n), by score descending, ties to the lower
+ * index (the full comparator sort's order). Above topk entries: a numeric typed-array sort
+ * finds the k-th score, only the entries at or above it are ordered. NaN: the full sort.
+ */
+export function topkOrder(scores: Float64Array, n: number, topk: number): number[] {
+  const k = Math.min(topk, n);
+  const cmp = (a: number, b: number) => scores[b]! - scores[a]! || a - b;
+  let cand: number[];
+  if (k < n && k > 0 && !scores.subarray(0, n).some((v) => v !== v)) {
+    const sorted = scores.slice(0, n).sort();
+    const thr = sorted[n - k]!;
+    let above = 0;
+    for (let i = 0; i < n; i++) if (scores[i]! > thr) above++;
+    let ties = k - above; // entries equal to thr that fit, lowest indices first
+    cand = [];
+    for (let i = 0; i < n; i++) {
+      const v = scores[i]!;
+      if (v > thr) cand.push(i);
+      else if (v === thr && ties > 0) {
+        cand.push(i);
+        ties--;
+      }
+    }
+  } else cand = Array.from({ length: n }, (_, i) => i);
+  cand.sort(cmp);
+  return cand.slice(0, k);
 }
