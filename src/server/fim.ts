@@ -3,6 +3,7 @@ import type { SamplingParams } from '../engine/api.js';
 import { contextOverflow, invalidRequest, maxTokensRange } from './errors.js';
 import type { GenUsage, Logprob } from './generation.js';
 import { newResponseId } from './ids.js';
+import { checkSamplingRanges, readSamplingFields } from './openai-request.js';
 import { resolveModel } from './models.js';
 import { drive, type RunContext } from './runner.js';
 import { checkRange, type Reader } from './validate.js';
@@ -13,21 +14,12 @@ export async function handleFim(ctx: RunContext & { reader: Reader }): Promise<v
   r.string('model', true);
   const prompt = r.string('prompt', true)!;
   const suffix = r.string('suffix') ?? '';
-  const maxTokens = r.integer('max_tokens');
+  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage } =
+    readSamplingFields(r);
   const echo = r.bool('echo') ?? false;
   const logprobs = r.integer('logprobs');
-  const temperature = r.number('temperature');
-  const topP = r.number('top_p');
-  const frequencyPenalty = r.number('frequency_penalty');
-  const presencePenalty = r.number('presence_penalty');
-  const stop = r.stringList('stop', 16);
-  const stream = r.bool('stream') ?? false;
-  const includeUsage = r.object('stream_options')?.bool('include_usage') ?? false;
   const model = resolveModel(cfg, r.obj.model);
-  checkRange('temperature', temperature, 0, 2);
-  checkRange('top_p', topP, 0, 1);
-  checkRange('frequency_penalty', frequencyPenalty, -2, 2);
-  checkRange('presence_penalty', presencePenalty, -2, 2);
+  checkSamplingRanges({ temperature, topP, frequencyPenalty, presencePenalty });
   checkRange('logprobs', logprobs, 0, 20);
   if (maxTokens !== undefined && (maxTokens < 1 || maxTokens > cfg.fimMaxTokens)) throw maxTokensRange(cfg.fimMaxTokens);
 

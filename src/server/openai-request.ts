@@ -18,6 +18,28 @@ export interface OpenAIChatRequest {
   includeUsage: boolean;
 }
 
+/** The sampling and streaming fields shared by chat completions and FIM (spec §4, §6.3), in schema order. */
+export function readSamplingFields(r: Reader) {
+  return {
+    maxTokens: r.integer('max_tokens'),
+    temperature: r.number('temperature'),
+    topP: r.number('top_p'),
+    frequencyPenalty: r.number('frequency_penalty'),
+    presencePenalty: r.number('presence_penalty'),
+    stop: r.stringList('stop', 16),
+    stream: r.bool('stream') ?? false,
+    includeUsage: r.object('stream_options')?.bool('include_usage') ?? false,
+  };
+}
+
+/** DeepSeek's ranges for the sampling fields (checked after the schema, as serde would). */
+export function checkSamplingRanges(f: { temperature?: number; topP?: number; frequencyPenalty?: number; presencePenalty?: number }): void {
+  checkRange('temperature', f.temperature, 0, 2);
+  checkRange('top_p', f.topP, 0, 1);
+  checkRange('frequency_penalty', f.frequencyPenalty, -2, 2);
+  checkRange('presence_penalty', f.presencePenalty, -2, 2);
+}
+
 export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, agent: boolean): OpenAIChatRequest {
   r.string('model', true);
   const messagesRaw = r.array('messages', true)!;
@@ -25,14 +47,8 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
   const thinkingType = thinkingR?.enumOf('type', ['enabled', 'disabled', 'adaptive'] as const);
   if (thinkingR && thinkingType === undefined) thinkingR.required('type');
   const effort = r.enumOf('reasoning_effort', EFFORTS) ?? null;
-  const maxTokens = r.integer('max_tokens');
-  const temperature = r.number('temperature');
-  const topP = r.number('top_p');
-  const frequencyPenalty = r.number('frequency_penalty');
-  const presencePenalty = r.number('presence_penalty');
-  const stop = r.stringList('stop', 16);
-  const stream = r.bool('stream') ?? false;
-  const includeUsage = r.object('stream_options')?.bool('include_usage') ?? false;
+  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage } =
+    readSamplingFields(r);
   const rf = r.object('response_format');
   const rfType = rf?.enumOf('type', ['text', 'json_object', 'json_schema'] as const);
   if (rfType === 'json_schema') throw invalidRequest('This response_format type is unavailable now');
@@ -45,10 +61,7 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
   // Semantic checks after the schema (serde reports schema errors first).
   const model = resolveModel(cfg, r.obj.model);
   if (!messagesRaw.length) throw invalidRequest('Invalid messages: at least one message is required');
-  checkRange('temperature', temperature, 0, 2);
-  checkRange('top_p', topP, 0, 1);
-  checkRange('frequency_penalty', frequencyPenalty, -2, 2);
-  checkRange('presence_penalty', presencePenalty, -2, 2);
+  checkSamplingRanges({ temperature, topP, frequencyPenalty, presencePenalty });
   checkRange('top_logprobs', topLogprobs, 0, 20);
   if (topLogprobs !== undefined && !logprobs) throw invalidRequest('logprobs must be set to true when top_logprobs is used');
   const { messages, prefix } = parseMessages(r, messagesRaw, beta, cfg);
