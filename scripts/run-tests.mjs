@@ -16,5 +16,10 @@ const filter = process.argv.slice(2);
 // Only compiled tests whose TypeScript source still exists (dist/ may hold stale outputs).
 let files = collect('dist/test', []).filter((f) => existsSync(f.replace(/^dist[\\/]/, '').replace(/\.js$/, '.ts')));
 if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
+if (files.length === 0) {
+  // `node --test` with no paths would scan the whole tree (node_modules included).
+  console.error(`no test files match ${filter.join(' ') || 'dist/test'}`);
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

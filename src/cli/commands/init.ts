@@ -3,25 +3,16 @@
 // and the V4 tokenizer files when the vocabulary is the real one).
 import { InvalidArgumentError, type Command } from 'commander';
 import { initCheckpoint } from '../../checkpoint/init.js';
-import { isPresetName, PRESET_NAMES, PRESETS } from '../../checkpoint/presets.js';
+import { isPresetName, PRESET_NAMES, PRESETS, type ShapeOverrides } from '../../checkpoint/presets.js';
 import { formatBytes, parseSize } from '../../checkpoint/size.js';
 import { V4_VOCAB_SIZE, writeTokenizerFiles } from '../../tokenizer/index.js';
 import { CliError, ExitCode } from '../chat/errors.js';
 import { createProgress } from '../progress.js';
 
-interface InitCliOptions {
+interface InitCliOptions extends Omit<ShapeOverrides, 'expertDtype'> {
   preset: string;
   out: string;
   seed: number;
-  layers?: number;
-  dim?: number;
-  experts?: number;
-  topK?: number;
-  inter?: number;
-  vocab?: number;
-  heads?: number;
-  hashLayers?: number;
-  dtype?: 'fp8' | 'bf16';
   expertDtype?: 'fp4' | 'fp8';
   maxShardSize?: number;
   configOnly?: boolean;
