@@ -204,15 +204,24 @@ napi_value boolean(napi_env env, bool b) {
   return r;
 }
 
+// Reads exactly `n` call arguments into argv; throws a TypeError naming `fn` and returns false otherwise.
+bool callArgs(napi_env env, napi_callback_info info, size_t n, napi_value* argv, const char* message) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+    napi_throw_error(env, nullptr, "dsv4 native: N-API call failed");
+    return false;
+  }
+  if (argc < n) {
+    napi_throw_type_error(env, nullptr, message);
+    return false;
+  }
+  return true;
+}
+
 // gemm(fp4, xq, xs, rows, K, w, ws, out, y) -> boolean
 napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 9) {
-    napi_throw_type_error(env, nullptr, "dsv4 native gemm: 9 arguments expected");
-    return nullptr;
-  }
+  if (!callArgs(env, info, 9, argv, "dsv4 native gemm: 9 arguments expected")) return nullptr;
   bool fp4 = false;
   napi_get_value_bool(env, argv[0], &fp4);
   GemmArgs a{};
@@ -244,13 +253,8 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
 
 // bf16Gemm(x, rows, K, w, out, y, amb) -> number of elements flagged in amb
 napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 7) {
-    napi_throw_type_error(env, nullptr, "dsv4 native bf16Gemm: 7 arguments expected");
-    return nullptr;
-  }
+  if (!callArgs(env, info, 7, argv, "dsv4 native bf16Gemm: 7 arguments expected")) return nullptr;
   void *x, *w, *y, *amb;
   size_t nx, nw, ny, namb;
   const bool okTypes = typed(env, argv[0], napi_float32_array, &x, &nx) && typed(env, argv[3], napi_uint16_array, &w, &nw) &&
@@ -282,13 +286,8 @@ napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
 
 // indexerScores(q, hw, keys, H, d, visible, scores, amb) -> number of entries flagged in amb
 napi_value IndexerScores(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 8) {
-    napi_throw_type_error(env, nullptr, "dsv4 native indexerScores: 8 arguments expected");
-    return nullptr;
-  }
+  if (!callArgs(env, info, 8, argv, "dsv4 native indexerScores: 8 arguments expected")) return nullptr;
   void *q, *hw, *keys, *scores, *amb;
   size_t nq, nhw, nk, ns, na;
   const bool okTypes = typed(env, argv[0], napi_float32_array, &q, &nq) && typed(env, argv[1], napi_float32_array, &hw, &nhw) &&
