@@ -172,6 +172,24 @@ void indexerJob(void* ctx, int share, int shares) {
   scalar::indexerScores(j.a, t0, t1);
 }
 
+// ---------- indexer job, compact FP4 keys ----------
+
+struct IndexerFp4Job {
+  IndexerFp4Args a;
+  int visible;
+};
+
+void indexerFp4Job(void* ctx, int share, int shares) {
+  const IndexerFp4Job& j = *static_cast<const IndexerFp4Job*>(ctx);
+  int t0, t1;
+  split(j.visible, 1, share, shares, t0, t1);
+  if (t0 >= t1) return;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2()) return avx2::indexerScoresFp4(j.a, t0, t1);
+#endif
+  scalar::indexerScoresFp4(j.a, t0, t1);
+}
+
 // ---------- N-API glue ----------
 
 #define CHECK(call)                                                     \
@@ -435,11 +453,63 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// indexerScoresFp4(q, hw, codes, units, exact, H, d, visible, scores, amb) -> number of entries
+// flagged in amb, or -1 when the query is not fake-FP4 (nothing computed)
+napi_value IndexerScoresFp4(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!callArgs(env, info, 10, argv, "dsv4 native indexerScoresFp4: 10 arguments expected")) return nullptr;
+  void *q, *hw, *codes, *units, *exact, *scores, *amb;
+  size_t nq, nhw, nc, nu, ne, ns, na;
+  const bool okTypes = typed(env, argv[0], napi_float32_array, &q, &nq) && typed(env, argv[1], napi_float32_array, &hw, &nhw) &&
+                       typed(env, argv[2], napi_uint8_array, &codes, &nc) && typed(env, argv[3], napi_float32_array, &units, &nu) &&
+                       typed(env, argv[4], napi_uint8_array, &exact, &ne) && typed(env, argv[8], napi_float32_array, &scores, &ns) &&
+                       typed(env, argv[9], napi_uint8_array, &amb, &na);
+  IndexerFp4Job j{};
+  j.a.H = intArg(env, argv[5]);
+  j.a.d = intArg(env, argv[6]);
+  j.visible = intArg(env, argv[7]);
+  const size_t H = size_t(j.a.H), D = size_t(j.a.d), V = size_t(j.visible);
+  if (!okTypes || j.a.H <= 0 || j.a.H > 512 || j.a.d <= 0 || j.a.d % 32 != 0 || j.visible < 0 || nq < H * D || nhw < H || nc < V * D ||
+      nu < V * D / 32 || ne < V || ns < V || na < V) {
+    napi_throw_range_error(env, nullptr, "dsv4 native indexerScoresFp4: bad argument types or sizes");
+    return nullptr;
+  }
+  std::vector<int8_t> qc(H * D);
+  std::vector<double> qu(H * D / 32);
+  std::vector<int32_t> qcorr(H * D / 32);
+  napi_value r;
+  if (!indexerFp4PrepareQuery(static_cast<const float*>(q), static_cast<const float*>(hw), j.a.H, j.a.d, qc.data(), qu.data(), qcorr.data(),
+                              &j.a.qRange)) {
+    napi_create_int32(env, -1, &r);
+    return r;
+  }
+  j.a.qc = qc.data();
+  j.a.qu = qu.data();
+  j.a.qcorr = qcorr.data();
+  j.a.rangeLimit = indexerFp4RangeLimit(j.a.d);
+  j.a.hw = static_cast<const float*>(hw);
+  j.a.codes = static_cast<const uint8_t*>(codes);
+  j.a.units = static_cast<const float*>(units);
+  j.a.exact = static_cast<const uint8_t*>(exact);
+  j.a.scores = static_cast<float*>(scores);
+  j.a.amb = static_cast<uint8_t*>(amb);
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> g(p.callLock());
+    p.run(indexerFp4Job, &j, sharesFor(2.0 * H * D * V, j.visible));
+  }
+  int32_t flagged = 0;
+  for (size_t i = 0; i < V; i++) flagged += j.a.amb[i];
+  napi_create_int32(env, flagged, &r);
+  return r;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16Gemm", nullptr, Bf16Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"indexerScores", nullptr, IndexerScores, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"indexerScoresFp4", nullptr, IndexerScoresFp4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"readBandwidth", nullptr, ReadBandwidth, nullptr, nullptr, nullptr, napi_default, nullptr},

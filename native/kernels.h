@@ -48,6 +48,31 @@ struct IndexerArgs {
   uint8_t* amb;       // [visible]
 };
 
+/** Indexer scores against compact FP4 keys (native/indexer_scalar.cc, src/tensor/fp4-rows.ts);
+ *  amb[t] = 1 where the entry is not exact in compact form or a sum cannot be certified. */
+struct IndexerFp4Args {
+  const int8_t* qc;      // query codes [H, d], in [-12, 12]
+  const double* qu;      // query block units [H, d/32] (0: all-zero block)
+  const int32_t* qcorr;  // 12 * sum of each query block's codes [H, d/32]
+  int qRange;            // max over heads of the unit exponent span of nonzero blocks
+  int rangeLimit;        // indexerFp4RangeLimit(d)
+  const float* hw;       // [H]
+  const uint8_t* codes;  // key codes + 12 [visible, d]
+  const float* units;    // key block units [visible, d/32]
+  const uint8_t* exact;  // [visible]
+  int H;
+  int d;                 // multiple of 32
+  float* scores;         // [visible]
+  uint8_t* amb;          // [visible]
+};
+/** Query codes/units/corrections; false when q is not fake-FP4 or a head weight is not finite. */
+bool indexerFp4PrepareQuery(const float* q, const float* hw, int H, int d, int8_t* qc, double* qu, int32_t* qcorr, int* qRange);
+int indexerFp4RangeLimit(int d);
+/** Entry t is exact in compact form and its block dots sum exactly in float64. */
+bool indexerFp4KeyOk(const IndexerFp4Args& a, int t);
+/** Score from the heads' exact dots (float64); false when the head sum cannot be certified. */
+bool indexerFp4Finish(const float* hw, int H, const double* dots, float* score);
+
 /** fp32 -> bf16 value (RNE; inf/NaN kept), as formats.ts roundBf16. */
 float roundBf16(float v);
 /** Exponent of the lowest set bit of v (v = odd * 2^e): INT_MAX for zero, INT_MIN for inf/NaN. */
@@ -93,6 +118,7 @@ bool fp4Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1);
 void bf16Rows(const Bf16Args& a, int n0, int n1);
 void indexerScores(const IndexerArgs& a, int t0, int t1);
+void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1);
 }  // namespace scalar
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -107,6 +133,7 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 void bf16Rows(const Bf16Args& a, int n0, int n1);
 void indexerScores(const IndexerArgs& a, int t0, int t1);
+void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1);
 bool hasNanE4m3(const uint8_t* p, size_t n);
 double readSum(const uint8_t* p, size_t n);
 double fmaLoop(long iters);

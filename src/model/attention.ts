@@ -169,8 +169,9 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     const P = seg.pos0;
     // f32 views of this sequence's stored BF16 keys, decoded once per call
     const ring = P > 0 ? decodeRows(L.ring, hd, 0, W) : null;
-    const cache = L.cache && L.cache.count > 0 ? L.cache.values() : null;
-    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache.values() : null;
+    // HCA: all entries; CSA: only the selected ones are decoded (per row, below)
+    const cache = L.cache && L.cache.count > 0 && !w.indexer ? L.cache.values() : null;
+    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache : null;
     // window slots: prefill (start 0) lists min(S, W) slots, decode lists W (model.py get_window_topk_idxs)
     const lw = P === 0 ? Math.min(seg.len, W) : W;
     for (let i = 0; i < seg.len; i++) {
@@ -199,10 +200,11 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
           sel = indexerSelect(w.indexer, iq!, row, iw!, idxKeys, visible, k);
           trace?.indexer?.(i, seg, sel);
         } else sel = Array.from({ length: visible }, (_, j) => j);
-        for (const j of sel) {
-          keys.push(cache);
-          offs.push(j * hd);
-        }
+        const selKeys = w.indexer ? L.cache!.rows(sel) : cache;
+        sel.forEach((j, i) => {
+          keys.push(selKeys);
+          offs.push((w.indexer ? i : j) * hd);
+        });
       }
       const offArr = Int32Array.from(offs);
       for (let h = 0; h < H; h++) {

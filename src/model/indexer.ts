@@ -9,6 +9,7 @@ import { hadamardBf16 } from '../tensor/hadamard.js';
 import { fp4ActQuantInPlace } from '../tensor/quant.js';
 import { linear } from './linear.js';
 import type { CompressorWeights } from './compressor.js';
+import type { Fp4Rows } from '../tensor/fp4-rows.js';
 
 const fr = Math.fround;
 
@@ -44,40 +45,120 @@ export function indexerHeadWeights(k: Kernels, w: IndexerWeights, x: Float32Arra
   return y;
 }
 
+/** The indexer key cache as the selection reads it (model/state.ts IndexerKeyCache). */
+export interface IndexerKeys extends Fp4Rows {
+  readonly count: number;
+  /** All entries as f32 values [count, headDim]. */
+  values(): Float32Array;
+  /** Entries idx[0..n) as f32 values [n, headDim]. */
+  rows(idx: ArrayLike<number>, n?: number, out?: Float32Array): Float32Array;
+}
+
+/** One entry's score, the reference formula (keys: f32 rows, entry at row t). */
+function entryScore(q: Float32Array, qo: number, hw: Float32Array, hwo: number, H: number, d: number, keys: Float32Array, t: number, terms: Float64Array): number {
+  for (let h = 0; h < H; h++) {
+    const s = roundBf16(dotF32x32(q, qo + h * d, keys, t * d, d));
+    terms[h] = roundBf16((s > 0 ? s : 0) * hw[hwo + h]!);
+  }
+  return roundBf16(sumF32(terms, H));
+}
+
+let scoreBuf = new Float64Array(0);
+let flagBuf = new Uint8Array(0);
+
 /**
- * Compressed entries chosen for one query row (keys: the indexer cache as f32 [count, headDim]): the top min(topk, visible)
- * entries among 0..visible-1 by BF16 score, in torch.topk order.
+ * BF16 scores of entries 0..visible-1 for one query row (into a reused buffer): the integer
+ * kernel on the compact FP4 keys when available (its unsettled entries recomputed here by the
+ * formula), else the float kernel or the formula on the f32 keys.
  */
-export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: Float32Array | null, visible: number,
-  k?: Kernels): number[] {
-  if (visible <= 0 || !keys) return [];
+export function indexerScores(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: IndexerKeys, visible: number, k?: Kernels): Float64Array {
   const H = w.nHeads;
   const d = w.headDim;
-  const scores = new Float64Array(visible);
-  if (k?.indexerScores) k.indexerScores(q, qRow * H * d, hw, qRow * H, H, d, keys, visible, scores);
-  else {
-    const terms = new Float64Array(H);
-    for (let t = 0; t < visible; t++) {
-      for (let h = 0; h < H; h++) {
-        const s = roundBf16(dotF32x32(q, (qRow * H + h) * d, keys, t * d, d));
-        terms[h] = roundBf16((s > 0 ? s : 0) * hw[qRow * H + h]!);
-      }
-      scores[t] = roundBf16(sumF32(terms, H));
-    }
+  const qo = qRow * H * d;
+  const hwo = qRow * H;
+  if (scoreBuf.length < visible) {
+    scoreBuf = new Float64Array(Math.max(visible, 2 * scoreBuf.length));
+    flagBuf = new Uint8Array(scoreBuf.length);
   }
-  return topkOrder(scores, visible, w.topk);
+  const scores = scoreBuf;
+  const terms = new Float64Array(H);
+  const flagged = k?.indexerScoresFp4 ? k.indexerScoresFp4(q, qo, hw, hwo, H, d, keys, visible, scores, flagBuf) : -1;
+  if (flagged >= 0) {
+    if (flagged > 0) {
+      const row = new Float32Array(d);
+      for (let t = 0; t < visible; t++) if (flagBuf[t]) scores[t] = entryScore(q, qo, hw, hwo, H, d, keys.rows([t], 1, row), 0, terms);
+    }
+    return scores;
+  }
+  const f = keys.values();
+  if (k?.indexerScores) k.indexerScores(q, qo, hw, hwo, H, d, f, visible, scores);
+  else for (let t = 0; t < visible; t++) scores[t] = entryScore(q, qo, hw, hwo, H, d, f, t, terms);
+  return scores;
+}
+
+/**
+ * Compressed entries chosen for one query row: the top min(topk, visible) entries among
+ * 0..visible-1 by BF16 score, in torch.topk order.
+ */
+export function indexerSelect(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: IndexerKeys | null, visible: number,
+  k?: Kernels): number[] {
+  if (visible <= 0 || !keys) return [];
+  return topkOrder(indexerScores(w, q, qRow, hw, keys, visible, k), visible, w.topk);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+const hist = new Uint32Array(65536);
+let keyBuf = new Uint16Array(0);
+
+/**
+ * Order-preserving 16-bit keys of BF16 scores (-0 as +0) into keyBuf, counted in hist;
+ * false (hist left clear) when a score is not a BF16 value or is NaN.
+ */
+function bf16Keys(scores: Float64Array, n: number): boolean {
+  if (keyBuf.length < n) keyBuf = new Uint16Array(Math.max(n, 2 * keyBuf.length));
+  for (let i = 0; i < n; i++) {
+    const v = scores[i]!;
+    f32[0] = v;
+    const u = u32[0]!;
+    if (f32[0] !== v || (u & 0xffff) !== 0) {
+      for (let j = 0; j < i; j++) hist[keyBuf[j]!] = 0;
+      return false;
+    }
+    const b = v === 0 ? 0 : u >>> 16;
+    const key = b & 0x8000 ? ~b & 0xffff : b | 0x8000;
+    keyBuf[i] = key;
+    hist[key]!++;
+  }
+  return true;
 }
 
 /**
  * Indices of the min(topk, n) largest scores[0..n), by score descending, ties to the lower
- * index (the full comparator sort's order). Above topk entries: a numeric typed-array sort
- * finds the k-th score, only the entries at or above it are ordered. NaN: the full sort.
+ * index (the full comparator sort's order). Above topk entries, BF16 scores are selected in
+ * linear time by a histogram over their bit patterns (other values: a numeric sort finds the
+ * k-th score); only the chosen entries are ordered. NaN: the full sort.
  */
 export function topkOrder(scores: Float64Array, n: number, topk: number): number[] {
   const k = Math.min(topk, n);
   const cmp = (a: number, b: number) => scores[b]! - scores[a]! || a - b;
   let cand: number[];
-  if (k < n && k > 0 && !scores.subarray(0, n).some((v) => v !== v)) {
+  if (k < n && k > 0 && bf16Keys(scores, n)) {
+    let thr = 65535;
+    let above = 0;
+    for (; above + hist[thr]! < k; thr--) above += hist[thr]!;
+    let ties = k - above; // entries at the threshold key that fit, lowest indices first
+    cand = [];
+    for (let i = 0; i < n; i++) {
+      const key = keyBuf[i]!;
+      hist[key] = 0;
+      if (key > thr) cand.push(i);
+      else if (key === thr && ties > 0) {
+        cand.push(i);
+        ties--;
+      }
+    }
+  } else if (k < n && k > 0 && !scores.subarray(0, n).some((v) => v !== v)) {
     const sorted = scores.slice(0, n).sort();
     const thr = sorted[n - k]!;
     let above = 0;

@@ -5,9 +5,10 @@
 // fp32 as in the reference. The MTP block has its own.
 import type { SequenceState } from './api.js';
 import { bf16Bits } from '../tensor/formats.js';
+import { encodeFp4Row, FP4_BLOCK, type Fp4Rows } from '../tensor/fp4-rows.js';
 
 /** BF16 bits -> f32 values, rows [r0, r1) of width w. */
-export function decodeRows(bits: Uint16Array, w: number, r0: number, r1: number, out = new Float32Array((r1 - r0) * w)): Float32Array {
+export function decodeRows(bits: Uint16Array, w: number, r0: number, r1: number, out: Float32Array = new Float32Array((r1 - r0) * w)): Float32Array {
   const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = r0 * w, j = 0; i < r1 * w; i++, j++) u[j] = bits[i]! << 16;
   return out;
@@ -40,20 +41,121 @@ export class EntryCache {
     this.data = new Uint16Array(capacity * width);
   }
   push(src: Float32Array, so = 0): void {
-    if ((this.count + 1) * this.width > this.data.length) {
-      const d = new Uint16Array(Math.max(this.data.length * 2, (this.count + 1) * this.width));
-      d.set(this.data.subarray(0, this.count * this.width));
-      this.data = d;
-    }
+    if ((this.count + 1) * this.width > this.data.length) this.reserve(Math.max(2 * this.data.length / this.width, this.count + 1));
     storeBf16(src, so, this.width, this.data, this.count * this.width);
     this.count++;
+  }
+  /** Makes room for `entries` entries without reallocating. */
+  reserve(entries: number): void {
+    if (entries * this.width <= this.data.length) return;
+    const d = new Uint16Array(entries * this.width);
+    d.set(this.data.subarray(0, this.count * this.width));
+    this.data = d;
   }
   /** All entries as f32 values [count, width]. */
   values(): Float32Array {
     return decodeRows(this.data, this.width, 0, this.count);
   }
+  /** Entries idx[0..n) as f32 values [n, width]. */
+  rows(idx: ArrayLike<number>, n = idx.length, out = new Float32Array(n * this.width)): Float32Array {
+    const w = this.width;
+    const u = new Uint32Array(out.buffer, out.byteOffset, n * w);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0, s = idx[i]! * w, d = i * w; j < w; j++) u[d + j] = this.data[s + j]! << 16;
+    }
+    return out;
+  }
   reset(): void {
     this.count = 0;
+  }
+  /** Takes a copy of o's entries. */
+  copyFrom(o: EntryCache): void {
+    this.data = o.data.slice(0, Math.max(o.count, 1) * o.width);
+    this.count = o.count;
+  }
+  /** Entries were written into `data` directly (deserialization): rebuild derived forms. */
+  loaded(): void {}
+  byteSize(): number {
+    return this.data.byteLength;
+  }
+}
+
+/**
+ * The indexer's key cache: BF16 entries (the canonical state) plus their compact FP4 form
+ * (tensor/fp4-rows.ts) for the integer scoring kernel, kept in step on every push.
+ */
+export class IndexerKeyCache extends EntryCache implements Fp4Rows {
+  codes: Uint8Array;
+  units: Float32Array;
+  exact: Uint8Array;
+  private f32: Float32Array | null = null; // decoded values for the float path, grown lazily
+  private f32Count = 0;
+  constructor(width: number, capacity = 16) {
+    super(width, capacity);
+    this.codes = new Uint8Array(capacity * width);
+    this.units = new Float32Array(Math.ceil((capacity * width) / FP4_BLOCK));
+    this.exact = new Uint8Array(capacity);
+  }
+  override push(src: Float32Array, so = 0): void {
+    super.push(src, so);
+    this.encode(this.count - 1, src, so);
+  }
+  override reserve(entries: number): void {
+    super.reserve(entries);
+    if (entries <= this.exact.length) return;
+    const w = this.width;
+    const codes = new Uint8Array(entries * w);
+    codes.set(this.codes);
+    const units = new Float32Array(Math.ceil((entries * w) / FP4_BLOCK));
+    units.set(this.units);
+    const exact = new Uint8Array(entries);
+    exact.set(this.exact);
+    this.codes = codes;
+    this.units = units;
+    this.exact = exact;
+  }
+  private encode(t: number, src: ArrayLike<number>, so: number): void {
+    const w = this.width;
+    if (this.exact.length <= t) this.reserve(Math.max(2 * this.exact.length, t + 1));
+    // widths off the 32-block grid have no compact form (every row inexact)
+    this.exact[t] = w % FP4_BLOCK === 0 && encodeFp4Row(src, so, w, this.codes, t * w, this.units, (t * w) / FP4_BLOCK) ? 1 : 0;
+  }
+  /** All entries as f32 values [count, width] (decoded incrementally; do not modify). */
+  override values(): Float32Array {
+    const w = this.width;
+    if (!this.f32 || this.f32.length < this.count * w) {
+      const f = new Float32Array(Math.max(this.count, 2 * this.f32Count, 16) * w);
+      if (this.f32) f.set(this.f32.subarray(0, this.f32Count * w));
+      this.f32 = f;
+    }
+    if (this.f32Count > this.count) this.f32Count = 0; // reset since the last call
+    decodeRows(this.data, w, this.f32Count, this.count, this.f32.subarray(this.f32Count * w, this.count * w));
+    this.f32Count = this.count;
+    return this.f32.subarray(0, this.count * w);
+  }
+  override reset(): void {
+    super.reset();
+    this.f32Count = 0;
+  }
+  override copyFrom(o: EntryCache): void {
+    super.copyFrom(o);
+    this.f32 = null;
+    this.f32Count = 0;
+    if (o instanceof IndexerKeyCache) {
+      const n = o.count;
+      this.codes = o.codes.slice(0, Math.max(n, 1) * this.width);
+      this.units = o.units.slice(0, Math.ceil((Math.max(n, 1) * this.width) / FP4_BLOCK));
+      this.exact = o.exact.slice(0, Math.max(n, 1));
+    } else this.loaded();
+  }
+  override loaded(): void {
+    this.f32 = null;
+    this.f32Count = 0;
+    const row = new Float32Array(this.width);
+    for (let t = 0; t < this.count; t++) this.encode(t, decodeRows(this.data, this.width, t, t + 1, row), 0);
+  }
+  override byteSize(): number {
+    return super.byteSize() + this.codes.byteLength + this.units.byteLength + this.exact.byteLength + (this.f32?.byteLength ?? 0);
   }
 }
 
@@ -69,7 +171,7 @@ export class LayerState {
   readonly comp: CompressorState | null;
   readonly cache: EntryCache | null;
   readonly idxComp: CompressorState | null;
-  readonly idxCache: EntryCache | null;
+  readonly idxCache: IndexerKeyCache | null;
   constructor(readonly shape: LayerShape) {
     const { window, headDim, ratio, indexHeadDim } = shape;
     this.ring = new Uint16Array(window * headDim);
@@ -77,7 +179,7 @@ export class LayerState {
     this.comp = ratio ? new CompressorState(k * ratio, k * headDim) : null;
     this.cache = ratio ? new EntryCache(headDim) : null;
     this.idxComp = ratio === 4 ? new CompressorState(2 * ratio, 2 * indexHeadDim) : null;
-    this.idxCache = ratio === 4 ? new EntryCache(indexHeadDim) : null;
+    this.idxCache = ratio === 4 ? new IndexerKeyCache(indexHeadDim) : null;
   }
   reset(): void {
     this.ring.fill(0);
@@ -102,7 +204,7 @@ export class LayerState {
     let n = this.ring.byteLength;
     if (this.comp) n += this.comp.kv.byteLength + this.comp.score.byteLength;
     if (this.idxComp) n += this.idxComp.kv.byteLength + this.idxComp.score.byteLength;
-    for (const c of this.caches()) n += c.data.byteLength;
+    for (const c of this.caches()) n += c.byteSize();
     return n;
   }
   copyFrom(o: LayerState): void {
@@ -117,12 +219,7 @@ export class LayerState {
     }
     const mine = this.caches();
     const theirs = o.caches();
-    for (let i = 0; i < mine.length; i++) {
-      const c = mine[i]!;
-      const t = theirs[i]!;
-      c.data = t.data.slice(0, Math.max(t.count, 1) * t.width);
-      c.count = t.count;
-    }
+    for (let i = 0; i < mine.length; i++) mine[i]!.copyFrom(theirs[i]!);
   }
 }
 
@@ -205,6 +302,7 @@ export class ModelState implements SequenceState {
       o += a.byteLength;
     }
     if (o !== bytes.length) throw new Error('serialized state has the wrong size');
+    for (const l of layers) for (const c of l.caches()) c.loaded();
     return this;
   }
 }

@@ -42,6 +42,7 @@ function indexerKey(e: Float32Array, g: () => number): void {
 
 function fillCache(c: EntryCache, n: number, make: (e: Float32Array) => void): void {
   c.reset();
+  c.reserve(n + 1024); // headroom: no reallocation inside a timed decode
   const e = new Float32Array(c.width);
   for (let i = 0; i < n; i++) {
     make(e);

@@ -8,6 +8,8 @@
 //   values (so JS arithmetic on them is exact where the spec says it is).
 // - Weights stay in their stored formats (spec §2.1–2.2), never expanded to f32.
 
+import type { Fp4Rows } from './fp4-rows.js';
+
 /** FP8 E4M3 weight [out, inF] with UE8M0 128x128 block scales [ceil(out/128), ceil(inF/128)]. */
 export interface Fp8Weight {
   readonly kind: 'fp8';
@@ -72,4 +74,10 @@ export interface Kernels {
    * q = q[qOff .. qOff + nHeads*headDim), hw = hw[hwOff .. hwOff + nHeads), k_t = keys[t*headDim ..].
    */
   indexerScores?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Float32Array, visible: number, scores: Float64Array): void;
+  /**
+   * Optional: the same scores against keys in compact FP4 form (./fp4-rows.ts), in integers.
+   * Entries it cannot settle get flagged[t] = 1 (the caller recomputes them); returns their
+   * count, or -1 when the query is not fake-FP4 (nothing computed).
+   */
+  indexerScoresFp4?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Fp4Rows, visible: number, scores: Float64Array, flagged: Uint8Array): number;
 }

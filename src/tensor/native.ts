@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dotF32, sumF32 } from './exact.js';
 import { roundBf16 } from './formats.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
+import type { Fp4Rows } from './fp4-rows.js';
 import { referenceKernels } from './reference-kernels.js';
 
 /** The addon's raw functions (native/addon.cc). */
@@ -28,6 +29,9 @@ export interface NativeAddon {
   bf16Gemm(x: Float32Array, rows: number, K: number, w: Uint16Array, out: number, y: Float32Array, amb: Uint8Array): number;
   /** Indexer scores of one query row; entries it cannot settle are flagged in amb (returns their count). */
   indexerScores(q: Float32Array, hw: Float32Array, keys: Float32Array, H: number, d: number, visible: number, scores: Float32Array, amb: Uint8Array): number;
+  /** Indexer scores against compact FP4 keys; returns the flagged count, -1 when q is not fake-FP4. */
+  indexerScoresFp4(q: Float32Array, hw: Float32Array, codes: Uint8Array, units: Float32Array, exact: Uint8Array, H: number, d: number, visible: number,
+    scores: Float32Array, amb: Uint8Array): number;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
@@ -126,6 +130,20 @@ function indexerScores(
   for (let t = 0; t < visible; t++) if (amb[t]) scores[t] = indexerScoreTs(q, qOff, hw, hwOff, H, d, keys, t);
 }
 
+function indexerScoresFp4(
+  addon: NativeAddon, q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, H: number, d: number, keys: Fp4Rows, visible: number,
+  scores: Float64Array, flagged: Uint8Array,
+): number {
+  if (visible <= 0) return 0;
+  if (d % 32 !== 0) return -1; // no compact form
+  if (scores.length < visible || flagged.length < visible) throw new RangeError('indexerScoresFp4: scores or flags too short');
+  if (idxScratch.scores.length < visible) idxScratch = { scores: new Float32Array(visible * 2), amb: new Uint8Array(visible * 2) };
+  const s32 = idxScratch.scores;
+  const n = addon.indexerScoresFp4(q.subarray(qOff, qOff + H * d), hw.subarray(hwOff, hwOff + H), keys.codes, keys.units, keys.exact, H, d, visible, s32, flagged);
+  if (n >= 0) for (let t = 0; t < visible; t++) scores[t] = s32[t]!;
+  return n;
+}
+
 /** The Kernels implementation on top of a loaded addon. */
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const { isa, threads } = addon.info();
@@ -152,6 +170,9 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
     },
     indexerScores(q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores): void {
       indexerScores(addon, q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores);
+    },
+    indexerScoresFp4(q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores, flagged): number {
+      return indexerScoresFp4(addon, q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores, flagged);
     },
   };
 }

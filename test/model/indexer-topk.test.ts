@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { topkOrder } from '../../src/model/indexer.js';
+import { roundBf16 } from '../../src/tensor/formats.js';
 
 function fullSort(scores: Float64Array, n: number, topk: number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
@@ -25,4 +26,29 @@ test('partial top-k equals the full sort (score desc, lowest index wins ties, ±
   const withNaN = new Float64Array([1, NaN, 3, 2]);
   assert.deepEqual(topkOrder(withNaN, 4, 2), fullSort(withNaN, 4, 2));
   assert.equal(cases, 54);
+});
+
+test('BF16 scores (histogram selection): same as the full sort, incl. ±0, ±inf, heavy ties, large n', () => {
+  let s = 777;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  for (const n of [2, 600, 32768]) {
+    for (const topk of [1, 512]) {
+      for (const spread of [0.01, 1, 1e30]) {
+        const scores = new Float64Array(n).map(() => roundBf16((rnd() - 0.5) * spread));
+        if (n > 10) {
+          scores[3] = -0;
+          scores[4] = 0;
+          scores[5] = Infinity;
+          scores[6] = -Infinity;
+          scores[7] = scores[8]!;
+        }
+        assert.deepEqual(topkOrder(scores, n, topk), fullSort(scores, n, topk), `n=${n} topk=${topk} spread=${spread}`);
+      }
+    }
+  }
+  // the histogram is left clear: a second selection over different scores is unaffected
+  const a = new Float64Array([1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(topkOrder(a, 6, 2), [5, 4]);
+  const b = new Float64Array([0.5, 1, 2, 0.5, 0.25, 1]).map(roundBf16);
+  assert.deepEqual(topkOrder(b, 6, 3), [2, 1, 5]);
 });

@@ -1,11 +1,20 @@
 // Native lightning-indexer scores equal the model's TypeScript scoring bit for
 // bit (including the entries the native code flags for an exact recompute),
-// and select the same entries as model/indexer.ts indexerSelect.
+// and select the same entries as model/indexer.ts indexerSelect. The integer
+// kernel on compact FP4 keys: indexer-fp4.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels, indexerScoreTs } from '../../src/tensor/native.js';
 import { indexerSelect, type IndexerWeights } from '../../src/model/indexer.js';
 import { E2M1_VALUES, roundBf16 } from '../../src/tensor/formats.js';
+import { IndexerKeyCache } from '../../src/model/state.js';
+
+/** The rows of keys [n, d] in an indexer key cache (they are not fake-FP4: no compact form). */
+function keyCache(keys: Float32Array, d: number): IndexerKeyCache {
+  const c = new IndexerKeyCache(d);
+  for (let o = 0; o < keys.length; o += d) c.push(keys, o);
+  return c;
+}
 
 const { addon, reason } = loadNative();
 const skip = addon ? false : `native addon unavailable: ${reason}`;
@@ -36,7 +45,7 @@ test('indexerScores: native == model scoring bit for bit, same selection', { ski
         assert.ok(Object.is(got[t], want), `H=${H} d=${d} row ${row} entry ${t}: native ${got[t]} != ${want}`);
       }
       const w = { nHeads: H, headDim: d, topk: Math.min(16, visible) } as IndexerWeights;
-      const sel = indexerSelect(w, q, row, hw, keys, visible);
+      const sel = indexerSelect(w, q, row, hw, keyCache(keys, d), visible);
       const order = Array.from({ length: visible }, (_, i) => i).sort((a, b) => got[b]! - got[a]! || a - b);
       assert.deepEqual(order.slice(0, sel.length), sel);
     }
