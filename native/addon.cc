@@ -15,6 +15,7 @@
 #include "pool.h"
 
 namespace dsv4 {
+void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
 namespace {
 
 bool hasAvx2() {
@@ -516,10 +517,15 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  registerOps(env, exports);
   return exports;
 }
 
 }  // namespace
+
+// for ops_addon.cc (decode-path operations)
+Pool& sharedPool() { return pool(); }
+bool cpuAvx2() { return hasAvx2(); }
 }  // namespace dsv4
 
 NAPI_MODULE_INIT() { return dsv4::Init(env, exports); }

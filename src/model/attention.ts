@@ -4,8 +4,8 @@
 // sparse_attn with sink in 64-slot blocks, inverse RoPE, grouped low-rank output.
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { dotF32x32, exactSumToF32, meanF32, settleSum, sumF32 } from '../tensor/exact.js';
-import { roundBf16 } from '../tensor/formats.js';
-import { rmsNorm, rsqrt32 } from '../tensor/norm.js';
+import { f32ToBf16, roundBf16 } from '../tensor/formats.js';
+import { rmsNormWith, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { actQuantInPlace } from '../tensor/quant.js';
 import { denseLinearRows, linear } from './linear.js';
@@ -59,7 +59,7 @@ const BLOCK = 64;
  * sparse_attn for one (query row, head), kernel.py order under canonical rounding:
  * slots in blocks of 64, online softmax with fp32 stats, P rounded to BF16 for P·V.
  */
-function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Array | null)[], offs: Int32Array, n: number,
+export function sparseAttnHead(q: Float32Array, qo: number, d: number, keys: (Float32Array | null)[], offs: Int32Array, n: number,
   scale: number, sink: number, out: Float32Array, oo: number, acc: Float64Array, s: Float64Array, pb: Float64Array, terms: Float64Array,
   sum: Float64Array, abs: Float64Array): void {
   let m = -Infinity;
@@ -121,7 +121,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const { nHeads: H, headDim: hd, ropeDim: rd, window: W, ratio } = cfg;
   const nd = hd - rd;
   // queries
-  const qr = rmsNorm(linear(k, x, rows, w.wqA), rows, w.wqA.out, w.qNorm, cfg.normEps);
+  const qr = rmsNormWith(k, linear(k, x, rows, w.wqA), rows, w.wqA.out, w.qNorm, cfg.normEps);
   const q = linear(k, qr, rows, w.wqB);
   const sq = new Float64Array(hd);
   const eps = fr(cfg.normEps);
@@ -137,7 +137,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     }
   }
   // this token's KV
-  const kv = rmsNorm(linear(k, x, rows, w.wkv), rows, hd, w.kvNorm, cfg.normEps);
+  const kv = rmsNormWith(k, linear(k, x, rows, w.wkv), rows, hd, w.kvNorm, cfg.normEps);
   for (let r = 0; r < rows; r++) {
     applyRope(kv, r * hd + nd, cfg.table, positions[r]!);
     actQuantInPlace(kv, r * hd, nd, 64);
@@ -164,22 +164,66 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const terms = new Float64Array(BLOCK + 1);
   const sum = new Float64Array(hd);
   const abs = new Float64Array(hd);
+  // native path: all heads of a row in one call, keys read as BF16 bits from
+  // 0: this call's kv rows, 1: the ring, 2: the compressed cache (bit-exact with sparseAttnHead)
+  const kvBits = k.sparseAttention ? f32ToBf16(kv) : null;
+  const flags = new Uint8Array(H);
+  let slotSrc = new Uint8Array(0);
+  let slotOff = new Int32Array(0);
   for (const seg of segs) {
     const L = seg.layer;
     const P = seg.pos0;
-    // f32 views of this sequence's stored BF16 keys, decoded once per call
-    const ring = P > 0 ? decodeRows(L.ring, hd, 0, W) : null;
-    // HCA: all entries; CSA: only the selected ones are decoded (per row, below)
-    const cache = L.cache && L.cache.count > 0 && !w.indexer ? L.cache.values() : null;
-    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache : null;
+    // f32 views of this sequence's stored BF16 keys for the TypeScript path, decoded on first use
+    let ringF: Float32Array | null = null;
+    const ring = () => (ringF ??= decodeRows(L.ring, hd, 0, W));
+    let cacheF: Float32Array | null = null;
+    const cache = () => (cacheF ??= L.cache!.values());
+    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache.values() : null;
+    const sources = [kvBits!, L.ring, L.cache ? L.cache.data : new Uint16Array(0)] as const;
     // window slots: prefill (start 0) lists min(S, W) slots, decode lists W (model.py get_window_topk_idxs)
     const lw = P === 0 ? Math.min(seg.len, W) : W;
     for (let i = 0; i < seg.len; i++) {
       const p = P + i;
       const row = seg.row0 + i;
+      const start = Math.max(0, p - W + 1);
+      let sel: number[] = [];
+      if (ratio) {
+        const visible = Math.floor((p + 1) / ratio);
+        if (w.indexer) {
+          sel = indexerSelect(w.indexer, iq!, row, iw!, idxKeys, visible, k);
+          trace?.indexer?.(i, seg, sel);
+        } else sel = Array.from({ length: visible }, (_, j) => j);
+      }
+      const n = lw + sel.length;
+      const qRow = (row * H) * hd;
+      flags.fill(1);
+      if (kvBits) {
+        if (slotSrc.length < n) {
+          slotSrc = new Uint8Array(n * 2);
+          slotOff = new Int32Array(n * 2);
+        }
+        for (let c = 0; c < lw; c++) {
+          const t = start + c;
+          if (t > p) slotSrc[c] = 255;
+          else if (t >= P) {
+            slotSrc[c] = 0;
+            slotOff[c] = (seg.row0 + t - P) * hd;
+          } else {
+            slotSrc[c] = 1;
+            slotOff[c] = (t % W) * hd;
+          }
+        }
+        for (let j = 0; j < sel.length; j++) {
+          slotSrc[lw + j] = 2;
+          slotOff[lw + j] = sel[j]! * hd;
+        }
+        const undecided = k.sparseAttention!(q.subarray(qRow, qRow + H * hd), H, hd, sources, slotSrc, slotOff, n, scale, w.sink,
+          o.subarray(qRow, qRow + H * hd), flags);
+        if (undecided === 0) continue;
+      }
+      // the TypeScript reference (and the heads the native path left undecided)
       const keys: (Float32Array | null)[] = [];
       const offs: number[] = [];
-      const start = Math.max(0, p - W + 1);
       for (let c = 0; c < lw; c++) {
         const t = start + c;
         if (t > p) {
@@ -189,26 +233,20 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
           keys.push(kv);
           offs.push((seg.row0 + t - P) * hd);
         } else {
-          keys.push(ring);
+          keys.push(ring());
           offs.push((t % W) * hd);
         }
       }
-      if (ratio) {
-        const visible = Math.floor((p + 1) / ratio);
-        let sel: number[];
-        if (w.indexer) {
-          sel = indexerSelect(w.indexer, iq!, row, iw!, idxKeys, visible, k);
-          trace?.indexer?.(i, seg, sel);
-        } else sel = Array.from({ length: visible }, (_, j) => j);
-        const selKeys = w.indexer ? L.cache!.rows(sel) : cache;
-        sel.forEach((j, i) => {
-          keys.push(selKeys);
-          offs.push((w.indexer ? i : j) * hd);
-        });
+      if (sel.length > 0) {
+        for (const j of sel) {
+          keys.push(cache());
+          offs.push(j * hd);
+        }
       }
       const offArr = Int32Array.from(offs);
       for (let h = 0; h < H; h++) {
-        const qo = (row * H + h) * hd;
+        if (!flags[h]) continue;
+        const qo = qRow + h * hd;
         sparseAttnHead(q, qo, hd, keys, offArr, keys.length, scale, w.sink[h]!, o, qo, acc, sBuf, pb, terms, sum, abs);
       }
     }

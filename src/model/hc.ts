@@ -5,6 +5,7 @@
 import { dotF32, fma32, sumF32 } from '../tensor/exact.js';
 import { rmsFactor } from '../tensor/norm.js';
 import { roundBf16 } from '../tensor/formats.js';
+import type { DecodeOps } from '../tensor/ops.js';
 
 const fr = Math.fround;
 
@@ -84,25 +85,32 @@ export interface HcPreResult {
   comb: Float64Array; // [rows, hc*hc]
 }
 
-export function hcPre(x: Float32Array, rows: number, hc: number, dim: number, p: HcParams, iters: number, normEps: number, hcEps: number): HcPreResult {
+/** hc_pre; `k`'s native mixes and stream combine are used where present (same bits). */
+export function hcPre(x: Float32Array, rows: number, hc: number, dim: number, p: HcParams, iters: number, normEps: number, hcEps: number,
+  k: DecodeOps = {}): HcPreResult {
   const flat = hc * dim;
   const nMix = (2 + hc) * hc;
   const y = new Float32Array(rows * dim);
   const post = new Float64Array(rows * hc);
   const comb = new Float64Array(rows * hc * hc);
-  const m = new Float64Array(nMix);
-  const pre = new Float64Array(hc);
+  const m = new Float64Array(rows * nMix);
+  const pre = new Float64Array(rows * hc);
+  const nativeMixes = k.hcMixes?.(x, rows, flat, p.fn, nMix, normEps, m) ?? false;
   for (let r = 0; r < rows; r++) {
-    mixes(x, r, flat, p.fn, nMix, normEps, m);
-    splitSinkhorn(m, p, hc, iters, hcEps, pre, post.subarray(r * hc, r * hc + hc), comb.subarray(r * hc * hc, (r + 1) * hc * hc));
-    weightedStreams(x, r, hc, dim, pre, y, r * dim);
+    const mr = m.subarray(r * nMix, (r + 1) * nMix);
+    if (!nativeMixes) mixes(x, r, flat, p.fn, nMix, normEps, mr);
+    splitSinkhorn(mr, p, hc, iters, hcEps, pre.subarray(r * hc, r * hc + hc), post.subarray(r * hc, r * hc + hc), comb.subarray(r * hc * hc, (r + 1) * hc * hc));
+  }
+  if (!k.hcWeighted?.(x, rows, hc, dim, pre, y)) {
+    for (let r = 0; r < rows; r++) weightedStreams(x, r, hc, dim, pre.subarray(r * hc, r * hc + hc), y, r * dim);
   }
   return { y, post, comb };
 }
 
 /** X'[k] = bf16(fl32(post[k]*out) + Σ_j fl32(comb[j,k]*X[j])), the stream sum exact, rounded once. */
-export function hcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, h: HcPreResult): Float32Array {
+export function hcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, h: HcPreResult, k: DecodeOps = {}): Float32Array {
   const y = new Float32Array(rows * hc * dim);
+  if (k.hcPost?.(out, residual, rows, hc, dim, h.post, h.comb, y)) return y;
   const t = new Float64Array(hc);
   for (let r = 0; r < rows; r++) {
     const ro = r * hc * dim;

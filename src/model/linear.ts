@@ -2,7 +2,7 @@
 // FP8/FP4 weights go through act_quant + the Kernels GEMM; BF16/F32 weights
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
 import type { Bf16Weight, Kernels, Weight } from '../tensor/kernels.js';
-import { actQuant } from '../tensor/quant.js';
+import { actQuantWith } from '../tensor/quant.js';
 import { dotF32x32 } from '../tensor/exact.js';
 import { E4M3_VALUES, roundBf16, roundBf16Array } from '../tensor/formats.js';
 
@@ -90,7 +90,7 @@ export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Fl
   const y = new Float32Array(rows * w.out);
   if (rows === 0) return y;
   if (w.kind === 'fp8' || w.kind === 'fp4') {
-    const qa = actQuant(x, rows, w.inF, 128);
+    const qa = actQuantWith(k, x, rows, w.inF);
     if (w.kind === 'fp8') k.fp8Gemm(qa, w, y);
     else k.fp4Gemm(qa, w, y);
   } else denseLinear(k, x, rows, w, y);

@@ -8,6 +8,8 @@
 //   values (so JS arithmetic on them is exact where the spec says it is).
 // - Weights stay in their stored formats (spec §2.1–2.2), never expanded to f32.
 
+import type { DecodeOps } from './ops.js';
+
 import type { Fp4Rows } from './fp4-rows.js';
 
 /** FP8 E4M3 weight [out, inF] with UE8M0 128x128 block scales [ceil(out/128), ceil(inF/128)]. */
@@ -57,7 +59,7 @@ export interface QuantizedActivations {
   readonly scale: Float32Array;
 }
 
-export interface Kernels {
+export interface Kernels extends DecodeOps {
   readonly name: string;
   /** y[rows, w.out] = fp8_gemm(x, w) with fp32 accumulation; returns fp32 (caller rounds to BF16). */
   fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;

@@ -11,6 +11,7 @@ import { roundBf16 } from './formats.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
 import type { Fp4Rows } from './fp4-rows.js';
 import { referenceKernels } from './reference-kernels.js';
+import { nativeDecodeOps } from './ops.js';
 
 /** The addon's raw functions (native/addon.cc). */
 export interface NativeAddon {
@@ -149,6 +150,7 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
   const { isa, threads } = addon.info();
   return {
     name: `native-${isa}-${threads}t`,
+    ...nativeDecodeOps(addon),
     fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void {
       checkShapes('fp8Gemm', x, w, y);
       if (x.rows === 0 || w.out === 0) return;

@@ -2,6 +2,7 @@
 // (BF16 values), result rounded to BF16.
 import { roundBf16 } from './formats.js';
 import { meanSquareF32 } from './exact.js';
+import type { DecodeOps } from './ops.js';
 
 const fr = Math.fround;
 
@@ -25,4 +26,10 @@ export function rmsNormRow(x: Float32Array, xo: number, n: number, weight: Float
 export function rmsNorm(x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number, y = new Float32Array(rows * n)): Float32Array {
   for (let r = 0; r < rows; r++) rmsNormRow(x, r * n, n, weight, eps, y, r * n);
   return y;
+}
+
+/** rmsNorm through the kernels' native version when it decides it (same bits). */
+export function rmsNormWith(k: DecodeOps, x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number): Float32Array {
+  const y = new Float32Array(rows * n);
+  return k.rmsNorm?.(x, rows, n, weight, eps, y) ? y : rmsNorm(x, rows, n, weight, eps, y);
 }

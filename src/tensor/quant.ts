@@ -3,6 +3,7 @@
 // blocks of 32). Inputs are BF16 values; all scale math is fp32.
 import { E2M1_VALUES, E4M3_VALUES, roundBf16 } from './formats.js';
 import type { QuantizedActivations } from './kernels.js';
+import type { DecodeOps } from './ops.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -95,6 +96,16 @@ export function actQuant(x: Float32Array, rows: number, cols: number, block = 12
     }
   }
   return { rows, cols, q, scale };
+}
+
+/** actQuant(x, rows, cols, 128) through the kernels' native version when it decides it (same bits). */
+export function actQuantWith(k: DecodeOps, x: Float32Array, rows: number, cols: number): QuantizedActivations {
+  if (k.actQuant && cols % 128 === 0) {
+    const q = new Uint8Array(rows * cols);
+    const scale = new Float32Array((rows * cols) / 128);
+    if (k.actQuant(x, rows, cols, q, scale)) return { rows, cols, q, scale };
+  }
+  return actQuant(x, rows, cols, 128);
 }
 
 /** act_quant(x[o .. o+n), block, inplace=True): x := bf16(fp8(x/s) * s). */

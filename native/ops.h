@@ -1,0 +1,83 @@
+// Decode-path operations besides the weight products (spec §3.2-3.3, golden README
+// "Numerics"): act_quant, hyper-connection mixes and combines, RMSNorm rows and
+// sparse attention. Each equals its TypeScript reference bit for bit
+// (src/tensor/quant.ts, src/tensor/norm.ts, src/model/hc.ts, src/model/attention.ts):
+// the same float64-then-fp32 operation sequence, and exact sums settled by an error
+// bound or the TwoSum stage of exact.ts exactSumToF32. What these cannot settle
+// (the BigInt stage, non-finite values, exp results too close to an fp32 rounding
+// boundary) is reported, and the caller recomputes it in TypeScript.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace dsv4 {
+namespace ops {
+
+/** RN32(s) when the exact value lies within ±err of s (exact.ts settle). */
+bool settle(double s, double err, float* out);
+/** RN32 of a float64 sum s of n exact terms with magnitude sum t (exact.ts settleSum). */
+bool settleSum(double s, double t, int n, float* out);
+/** RN32(Σ terms / div) when the TwoSum stage of exact.ts exactSumToF32 decides it. */
+bool sumToF32(const double* terms, int n, double div, float* out);
+/** RN32(Σ terms) as exact.ts sumF32 (summed in index order), false when undecided. */
+bool sumF32(const double* terms, int n, float* out);
+/** fl32(exp(x)) when every float64 within 2^-50 relative of libm's exp(x) rounds to it
+ *  (so V8's Math.exp, within 1 ulp, gives the same fp32); false otherwise. */
+bool exp32(float x, float* out);
+/** A lower bound on the lsb exponents of the nonzero BF16 values w[0..n) (INT_MAX: all zero). */
+int bf16LsbBound(const uint16_t* w, int n);
+/** RN32(s) for a float64 sum s of exact terms that are all multiples of 2^lsb with magnitude sum t:
+ *  when t < 2^(lsb+53) no partial sum was rounded, so s is exact (ties included). */
+bool exactBySpan(double s, double t, int lsb, float* out);
+
+// ---- act_quant (quant.ts actQuant), 1x128 blocks ----
+/** One row of `cols` (a multiple of 128) values; false on a non-finite input. */
+bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale);
+
+// ---- RMS factor and norms (norm.ts) ----
+/** rmsFactor: fl32(rsqrt(fl32(mean(fl32(x²)) + fl32(eps)))); false when undecided. */
+bool rmsFactor(const float* x, int n, float eps, float* out);
+/** rmsNormRow into y (may alias x); false when undecided. */
+bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y);
+
+// ---- hyper-connections (hc.ts) ----
+/** Σ_j fl32(coef[j*cs] * x[j*dim]) rounded once (hc.ts weightedStreams / hcPost inner sum). */
+bool streamSum(const double* coef, int cs, const float* x, int dim, int hc, float* out);
+
+// ---- exact fp32 x fp32 dot products (exact.ts dotF32) ----
+using DotFn = void (*)(const float* a, const float* b, int n, double* s, double* t);
+void dotF64(const float* a, const float* b, int n, double* s, double* t);
+/** RN32(Σ a·b) from the float64 sums; recomputes the products for the TwoSum stage. */
+bool finishDot(const float* a, const float* b, int n, double s, double t, float* out);
+
+// ---- sparse attention (attention.ts sparseAttnHead), one query row, all heads ----
+struct AttnArgs {
+  const float* q;                // [H, d] (BF16 values)
+  int H;
+  int d;                         // <= 1024
+  const uint16_t* const* keys;   // [n] BF16 bits of each slot's key, nullptr = masked
+  const int* keyLsb;             // [n] every value of the key is a multiple of 2^keyLsb (INT_MAX: all zero)
+  int n;
+  float scale;
+  const float* sink;             // [H]
+  float* out;                    // [H, d]
+  uint8_t* flag;                 // [H]: 1 = not decided here, recompute in TypeScript
+};
+/** Inner loops over a BF16 key: q·k with magnitude sum, and sum[e] += p*k[e], abs[e] += p*|k[e]|. */
+struct AttnLoops {
+  void (*dot)(const double* q, const double* qa, const uint16_t* k, int d, double* s, double* t);
+  void (*pv)(const double* p, const uint16_t* const* k, int nk, int d, double* sum, double* abs);
+};
+const AttnLoops& scalarAttnLoops();
+void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1);
+
+#if defined(__x86_64__) || defined(_M_X64)
+namespace avx2 {
+const AttnLoops& attnLoops();
+void dotF64(const float* a, const float* b, int n, double* s, double* t);
+bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale);
+}  // namespace avx2
+#endif
+
+}  // namespace ops
+}  // namespace dsv4

@@ -1,0 +1,273 @@
+// N-API entry points of the decode-path operations (ops.h), registered by
+// addon.cc's Init. Each returns whether (or for which heads) it decided the
+// result; src/tensor/native.ts recomputes the rest with the TypeScript reference.
+#include <node_api.h>
+
+#include <vector>
+
+#include "kernels.h"  // roundBf16
+#include "ops.h"
+#include "pool.h"
+
+namespace dsv4 {
+
+Pool& sharedPool();  // addon.cc
+bool cpuAvx2();      // addon.cc
+
+namespace {
+
+/** The call's arguments; any type or size mismatch marks it bad (one RangeError). */
+struct Args {
+  napi_env env;
+  napi_value v[16];
+  bool ok = true;
+  Args(napi_env e, napi_callback_info info, size_t n) : env(e) {
+    size_t argc = n;
+    ok = n <= 16 && napi_get_cb_info(env, info, &argc, v, nullptr, nullptr) == napi_ok && argc >= n;
+  }
+  template <class T>
+  T* arr(int i, napi_typedarray_type want, size_t need) {
+    bool is = false;
+    napi_typedarray_type t;
+    size_t len = 0;
+    void* data = nullptr;
+    napi_value ab;
+    size_t off;
+    if (!ok || napi_is_typedarray(env, v[i], &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, v[i], &t, &len, &data, &ab, &off) != napi_ok || t != want || len < need) {
+      ok = false;
+      return nullptr;
+    }
+    return static_cast<T*>(data);
+  }
+  int i32(int i) {
+    int32_t r = 0;
+    if (ok && napi_get_value_int32(env, v[i], &r) != napi_ok) ok = false;
+    return r;
+  }
+  double f64(int i) {
+    double r = 0;
+    if (ok && napi_get_value_double(env, v[i], &r) != napi_ok) ok = false;
+    return r;
+  }
+  /** Length of typed array i (0 when not one). */
+  size_t length(int i) {
+    napi_typedarray_type t;
+    size_t len = 0;
+    void* data;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, v[i], &t, &len, &data, &ab, &off) != napi_ok) return 0;
+    return len;
+  }
+  napi_value fail(const char* msg) {
+    napi_throw_range_error(env, nullptr, msg);
+    return nullptr;
+  }
+  napi_value boolean(bool b) {
+    napi_value r;
+    napi_get_boolean(env, b, &r);
+    return r;
+  }
+  napi_value number(double d) {
+    napi_value r;
+    napi_create_double(env, d, &r);
+    return r;
+  }
+};
+
+size_t sz(int v) { return v > 0 ? size_t(v) : 0; }
+
+// actQuant(x, rows, cols, q, scale) -> false on non-finite input
+napi_value ActQuant(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  const int rows = a.i32(1), cols = a.i32(2);
+  const size_t R = sz(rows), C = sz(cols);
+  const float* x = a.arr<float>(0, napi_float32_array, R * C);
+  uint8_t* q = a.arr<uint8_t>(3, napi_uint8_array, R * C);
+  float* s = a.arr<float>(4, napi_float32_array, R * (C / 128));
+  if (!a.ok || rows < 0 || cols <= 0 || cols % 128) return a.fail("dsv4 native actQuant: bad argument types or sizes");
+  const bool avx = cpuAvx2();
+  for (size_t r = 0; r < R; r++) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (avx) {
+      if (!ops::avx2::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128))) return a.boolean(false);
+      continue;
+    }
+#endif
+    if (!ops::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128))) return a.boolean(false);
+  }
+  (void)avx;
+  return a.boolean(true);
+}
+
+// rmsNorm(x, rows, n, weight, eps, y) -> false when a row is left to the reference
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  const int rows = a.i32(1), n = a.i32(2);
+  const float eps = float(a.f64(4));
+  const size_t R = sz(rows), N = sz(n);
+  const float* x = a.arr<float>(0, napi_float32_array, R * N);
+  const float* w = a.arr<float>(3, napi_float32_array, N);
+  float* y = a.arr<float>(5, napi_float32_array, R * N);
+  if (!a.ok || rows < 0 || n <= 0) return a.fail("dsv4 native rmsNorm: bad argument types or sizes");
+  for (size_t r = 0; r < R; r++)
+    if (!ops::rmsNormRow(x + r * N, n, w, eps, y + r * N)) return a.boolean(false);
+  return a.boolean(true);
+}
+
+// rmsDots(x, rows, flat, fn, nOut, eps, out) -> out[r*nOut+j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)); false when undecided
+napi_value RmsDots(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  const int rows = a.i32(1), flat = a.i32(2), nOut = a.i32(4);
+  const float eps = float(a.f64(5));
+  const size_t R = sz(rows), F = sz(flat), O = sz(nOut);
+  const float* x = a.arr<float>(0, napi_float32_array, R * F);
+  const float* fn = a.arr<float>(3, napi_float32_array, O * F);
+  double* out = a.arr<double>(6, napi_float64_array, R * O);
+  if (!a.ok || rows < 0 || flat <= 0 || nOut < 0) return a.fail("dsv4 native rmsDots: bad argument types or sizes");
+  const bool avx = cpuAvx2();
+  for (size_t r = 0; r < R; r++) {
+    const float* xr = x + r * F;
+    float rs;
+    if (!ops::rmsFactor(xr, flat, eps, &rs)) return a.boolean(false);
+    for (size_t j = 0; j < O; j++) {
+      double s, t;
+#if defined(__x86_64__) || defined(_M_X64)
+      if (avx) ops::avx2::dotF64(xr, fn + j * F, flat, &s, &t);
+      else
+#endif
+        ops::dotF64(xr, fn + j * F, flat, &s, &t);
+      float dot;
+      if (!ops::finishDot(xr, fn + j * F, flat, s, t, &dot)) return a.boolean(false);
+      out[r * O + j] = float(double(dot) * double(rs));
+    }
+  }
+  (void)avx;
+  return a.boolean(true);
+}
+
+// streams(x, rows, hc, dim, coef, y): y[r, d] = bf16(Σ_j fl32(coef[r*hc+j] * x[r, j, d])); false when undecided
+napi_value Streams(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  const int rows = a.i32(1), hc = a.i32(2), dim = a.i32(3);
+  const size_t R = sz(rows), H = sz(hc), D = sz(dim);
+  const float* x = a.arr<float>(0, napi_float32_array, R * H * D);
+  const double* coef = a.arr<double>(4, napi_float64_array, R * H);
+  float* y = a.arr<float>(5, napi_float32_array, R * D);
+  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
+  for (size_t r = 0; r < R; r++)
+    for (size_t d = 0; d < D; d++) {
+      float s;
+      if (!ops::streamSum(coef + r * H, 1, x + r * H * D + d, dim, hc, &s)) return a.boolean(false);
+      y[r * D + d] = roundBf16(s);
+    }
+  return a.boolean(true);
+}
+
+// hcPost(out, residual, rows, hc, dim, post, comb, y):
+// y[r,k,d] = bf16(fl32(fl32(post[r,k]*out[r,d]) + RN32(Σ_j fl32(comb[r,j,k]*residual[r,j,d])))); false when undecided
+napi_value HcPost(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  const int rows = a.i32(2), hc = a.i32(3), dim = a.i32(4);
+  const size_t R = sz(rows), H = sz(hc), D = sz(dim);
+  const float* out = a.arr<float>(0, napi_float32_array, R * D);
+  const float* res = a.arr<float>(1, napi_float32_array, R * H * D);
+  const double* post = a.arr<double>(5, napi_float64_array, R * H);
+  const double* comb = a.arr<double>(6, napi_float64_array, R * H * H);
+  float* y = a.arr<float>(7, napi_float32_array, R * H * D);
+  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native hcPost: bad argument types or sizes");
+  for (size_t r = 0; r < R; r++)
+    for (size_t k = 0; k < H; k++) {
+      const double pk = post[r * H + k];
+      for (size_t d = 0; d < D; d++) {
+        float s;
+        if (!ops::streamSum(comb + r * H * H + k, hc, res + r * H * D + d, dim, hc, &s)) return a.boolean(false);
+        y[(r * H + k) * D + d] = roundBf16(float(double(float(pk * out[r * D + d])) + double(s)));
+      }
+    }
+  return a.boolean(true);
+}
+
+struct AttnJob {
+  ops::AttnArgs a;
+  const ops::AttnLoops* loops;
+};
+
+void attnJob(void* ctx, int share, int shares) {
+  const AttnJob& j = *static_cast<const AttnJob*>(ctx);
+  const int h0 = int(int64_t(j.a.H) * share / shares), h1 = int(int64_t(j.a.H) * (share + 1) / shares);
+  ops::attnHeads(j.a, *j.loops, h0, h1);
+}
+
+// sparseAttn(q, H, d, src0, src1, src2, slotSrc, slotOff, n, scale, sink, out, flags) -> heads flagged.
+// Slot i's key is BF16 bits src[slotSrc[i]][slotOff[i] ..+d]; slotSrc 255 = masked.
+napi_value SparseAttn(napi_env env, napi_callback_info info) {
+  Args a(env, info, 13);
+  const int H = a.i32(1), d = a.i32(2), n = a.i32(8);
+  const size_t Hs = sz(H), Ds = sz(d), N = sz(n);
+  ops::AttnArgs x{};
+  x.q = a.arr<float>(0, napi_float32_array, Hs * Ds);
+  const uint16_t* src[3];
+  size_t srcLen[3];
+  for (int i = 0; i < 3; i++) {
+    src[i] = a.arr<uint16_t>(3 + i, napi_uint16_array, 0);
+    srcLen[i] = a.ok ? a.length(3 + i) : 0;
+  }
+  const uint8_t* slotSrc = a.arr<uint8_t>(6, napi_uint8_array, N);
+  const int32_t* slotOff = a.arr<int32_t>(7, napi_int32_array, N);
+  x.scale = float(a.f64(9));
+  x.sink = a.arr<float>(10, napi_float32_array, Hs);
+  x.out = a.arr<float>(11, napi_float32_array, Hs * Ds);
+  x.flag = a.arr<uint8_t>(12, napi_uint8_array, Hs);
+  if (!a.ok || H <= 0 || d <= 0 || d > 1024 || n < 0) return a.fail("dsv4 native sparseAttn: bad argument types or sizes");
+  thread_local std::vector<const uint16_t*> keys;
+  thread_local std::vector<int> keyLsb;
+  keys.assign(N, nullptr);
+  keyLsb.assign(N, 0);
+  size_t active = 0;
+  for (size_t i = 0; i < N; i++) {
+    const uint8_t s = slotSrc[i];
+    if (s == 255) continue;
+    if (s > 2 || slotOff[i] < 0 || size_t(slotOff[i]) + Ds > srcLen[s]) return a.fail("dsv4 native sparseAttn: slot outside its source");
+    keys[i] = src[s] + slotOff[i];
+    keyLsb[i] = ops::bf16LsbBound(keys[i], d);
+    active++;
+  }
+  x.H = H;
+  x.d = d;
+  x.n = n;
+  x.keys = keys.data();
+  x.keyLsb = keyLsb.data();
+  AttnJob j{x, &ops::scalarAttnLoops()};
+#if defined(__x86_64__) || defined(_M_X64)
+  if (cpuAvx2() && d % 16 == 0) j.loops = &ops::avx2::attnLoops();
+#endif
+  {
+    Pool& p = sharedPool();
+    std::lock_guard<std::mutex> g(p.callLock());
+    // a handoff costs microseconds: split heads only when each share has ~64K multiply-adds
+    const double work = 2.0 * double(active) * d * H;
+    const int shares = work < 131072 ? 1 : H;
+    p.run(attnJob, &j, shares);
+  }
+  int flagged = 0;
+  for (int h = 0; h < H; h++) flagged += x.flag[h];
+  return a.number(flagged);
+}
+
+}  // namespace
+
+void registerOps(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"opsActQuant", nullptr, ActQuant, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"opsRmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"opsRmsDots", nullptr, RmsDots, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"opsStreams", nullptr, Streams, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"opsHcPost", nullptr, HcPost, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"opsSparseAttn", nullptr, SparseAttn, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+}
+
+}  // namespace dsv4

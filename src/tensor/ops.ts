@@ -1,0 +1,53 @@
+// Optional decode-path operations of a Kernels implementation (native/ops.h):
+// act_quant, RMSNorm rows, hyper-connection mixes/combines and sparse attention.
+// Each must give the TypeScript reference's bits (quant.ts, norm.ts, model/hc.ts,
+// model/attention.ts) or report that it did not decide (false / flagged heads),
+// and the caller then runs the reference, which stays the definition.
+
+export interface DecodeOps {
+  /** act_quant(x, 128) of rows [rows, cols] into e4m3 codes q and scales (quant.ts actQuant). */
+  actQuant?(x: Float32Array, rows: number, cols: number, q: Uint8Array, scale: Float32Array): boolean;
+  /** RMSNorm of `rows` rows of width n into y (norm.ts rmsNorm). */
+  rmsNorm?(x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number, y: Float32Array): boolean;
+  /** hc mixes: out[r*nOut + j] = fl32(RN32(x_r · fn_j) * rmsFactor(x_r)), x [rows, flat] (model/hc.ts mixes). */
+  hcMixes?(x: Float32Array, rows: number, flat: number, fn: Float32Array, nOut: number, eps: number, out: Float64Array): boolean;
+  /** y[r, d] = bf16(RN32(Σ_j fl32(w[r*hc + j] * x[r, j, d]))), x [rows, hc, dim] (model/hc.ts weightedStreams). */
+  hcWeighted?(x: Float32Array, rows: number, hc: number, dim: number, w: Float64Array, y: Float32Array): boolean;
+  /** model/hc.ts hcPost into y [rows, hc, dim]. */
+  hcPost?(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
+    y: Float32Array): boolean;
+  /**
+   * sparse_attn of one query row, all heads (model/attention.ts sparseAttnHead): slot i's key is the
+   * BF16 bits sources[slotSrc[i]][slotOff[i] .. + d) (slotSrc 255 = masked). q [H, d] and out [H, d];
+   * heads it leaves undecided get flags[h] = 1 (their out is garbage); returns their count.
+   */
+  sparseAttention?(q: Float32Array, H: number, d: number, sources: readonly [Uint16Array, Uint16Array, Uint16Array], slotSrc: Uint8Array,
+    slotOff: Int32Array, n: number, scale: number, sink: Float32Array, out: Float32Array, flags: Uint8Array): number;
+}
+
+/** The addon's functions behind DecodeOps (native/ops_addon.cc). */
+export interface OpsAddon {
+  opsActQuant(x: Float32Array, rows: number, cols: number, q: Uint8Array, scale: Float32Array): boolean;
+  opsRmsNorm(x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number, y: Float32Array): boolean;
+  opsRmsDots(x: Float32Array, rows: number, flat: number, fn: Float32Array, nOut: number, eps: number, out: Float64Array): boolean;
+  opsStreams(x: Float32Array, rows: number, hc: number, dim: number, w: Float64Array, y: Float32Array): boolean;
+  opsHcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
+    y: Float32Array): boolean;
+  opsSparseAttn(q: Float32Array, H: number, d: number, src0: Uint16Array, src1: Uint16Array, src2: Uint16Array, slotSrc: Uint8Array,
+    slotOff: Int32Array, n: number, scale: number, sink: Float32Array, out: Float32Array, flags: Uint8Array): number;
+}
+
+/** DecodeOps on top of the addon; empty when the loaded addon predates them. */
+export function nativeDecodeOps(addon: object): DecodeOps {
+  const a = addon as OpsAddon;
+  if (typeof (addon as Partial<OpsAddon>).opsSparseAttn !== 'function') return {};
+  return {
+    actQuant: (x, rows, cols, q, scale) => rows === 0 || a.opsActQuant(x, rows, cols, q, scale),
+    rmsNorm: (x, rows, n, weight, eps, y) => rows === 0 || a.opsRmsNorm(x, rows, n, weight, eps, y),
+    hcMixes: (x, rows, flat, fn, nOut, eps, out) => rows === 0 || a.opsRmsDots(x, rows, flat, fn, nOut, eps, out),
+    hcWeighted: (x, rows, hc, dim, w, y) => rows === 0 || a.opsStreams(x, rows, hc, dim, w, y),
+    hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || a.opsHcPost(out, residual, rows, hc, dim, post, comb, y),
+    sparseAttention: (q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags) =>
+      a.opsSparseAttn(q, H, d, src[0], src[1], src[2], slotSrc, slotOff, n, scale, sink, out, flags),
+  };
+}

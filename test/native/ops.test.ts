@@ -1,0 +1,180 @@
+// Native decode-path operations (native/ops_*.cc) equal their TypeScript
+// references bit for bit: act_quant, RMSNorm, hc_pre / hc_post, sparse attention
+// (random data plus edge cases); what they leave undecided is reported, never wrong.
+// The portable C++ path is checked by re-running this file with DSV4_NO_AVX2=1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
+import { actQuant } from '../../src/tensor/quant.js';
+import { rmsNorm } from '../../src/tensor/norm.js';
+import { roundBf16, f32ToBf16 } from '../../src/tensor/formats.js';
+import { hcPost, hcPre, type HcParams } from '../../src/model/hc.js';
+import { sparseAttnHead } from '../../src/model/attention.js';
+
+const { addon, reason } = loadNative();
+const nk = addon ? makeNativeKernels(addon) : null;
+const skip = nk?.sparseAttention ? false : `native ops unavailable: ${addon ? 'addon predates them' : reason}`;
+
+let seed = 2024;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+/** BF16 values of mixed magnitude 2^[lo, hi). */
+const bf = (lo: number, hi: number) => roundBf16((rnd() * 2 - 1) * 2 ** Math.floor(lo + rnd() * (hi - lo)));
+
+function sameBits(got: Float32Array | Float64Array, want: Float32Array | Float64Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    if (Number.isNaN(want[i]) && Number.isNaN(got[i])) continue;
+    assert.ok(Object.is(got[i], want[i]), `${what}[${i}]: native ${got[i]} != reference ${want[i]}`);
+  }
+}
+
+test('actQuant: native == quant.ts actQuant (codes and scales), non-finite left to the reference', { skip }, () => {
+  const rows = 7;
+  const cols = 512;
+  const x = new Float32Array(rows * cols).map(() => bf(-12, 6));
+  // edge cases: zeros and -0, e4m3 subnormal range, code ties, saturation, tiny blocks, huge values
+  x.fill(0, 0, 128);
+  x[3] = -0;
+  for (let i = 128; i < 256; i++) x[i] = roundBf16((i - 192) * 2 ** -16);
+  for (let i = 256; i < 384; i++) x[i] = ((i & 15) - 8) * 1.0625 * 2 ** ((i >> 4) & 7);
+  x[400] = 3e38;
+  x[401] = -1e-38;
+  for (let i = 2 * cols; i < 2 * cols + 128; i++) x[i] = roundBf16(1e-30 * (i % 7));
+  const want = actQuant(x, rows, cols, 128);
+  const q = new Uint8Array(rows * cols);
+  const scale = new Float32Array((rows * cols) / 128);
+  assert.equal(nk!.actQuant!(x, rows, cols, q, scale), true);
+  assert.deepEqual(q, want.q);
+  sameBits(scale, want.scale, 'scale');
+  for (const bad of [NaN, Infinity]) {
+    const y = x.slice();
+    y[700] = bad;
+    assert.equal(nk!.actQuant!(y, rows, cols, q, scale), false);
+  }
+});
+
+test('rmsNorm: native == norm.ts rmsNorm', { skip }, () => {
+  for (const n of [2048, 512, 24, 7]) {
+    const rows = 3;
+    const x = new Float32Array(rows * n).map(() => bf(-20, 10));
+    x.fill(0, 0, n); // an all-zero row: the eps term alone
+    const w = new Float32Array(n).map(() => bf(-2, 2));
+    const y = new Float32Array(rows * n);
+    assert.equal(nk!.rmsNorm!(x, rows, n, w, 1e-6, y), true);
+    sameBits(y, rmsNorm(x, rows, n, w, 1e-6), `rmsNorm n=${n}`);
+  }
+});
+
+function hcParams(hc: number, dim: number): HcParams {
+  const nMix = (2 + hc) * hc;
+  return {
+    fn: new Float32Array(nMix * hc * dim).map(() => Math.fround((rnd() * 2 - 1) * 0.05)),
+    base: new Float32Array(nMix).map(() => Math.fround(rnd() - 0.5)),
+    scale: new Float32Array(3).map(() => Math.fround(0.5 + rnd())),
+  };
+}
+
+test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums)', { skip }, () => {
+  for (const [hc, dim, rows] of [[4, 256, 3], [4, 40, 1], [2, 64, 2]] as const) {
+    const p = hcParams(hc, dim);
+    const X = new Float32Array(rows * hc * dim).map(() => bf(-8, 4));
+    // exact cancellations between streams and a tie-prone column
+    for (let d = 0; d < dim; d += 5) X[hc * dim + d] = -X[d]!;
+    const ref = hcPre(X, rows, hc, dim, p, 20, 1e-6, 1e-6);
+    // the native ops decide these inputs (so the comparison below is not reference vs reference)
+    const nMix = (2 + hc) * hc;
+    assert.equal(nk!.hcMixes!(X, rows, hc * dim, p.fn, nMix, 1e-6, new Float64Array(rows * nMix)), true);
+    assert.equal(nk!.hcWeighted!(X, rows, hc, dim, ref.post, new Float32Array(rows * dim)), true);
+    const nat = hcPre(X, rows, hc, dim, p, 20, 1e-6, 1e-6, nk!);
+    sameBits(nat.y, ref.y, 'hcPre y');
+    sameBits(nat.post, ref.post, 'hcPre post');
+    sameBits(nat.comb, ref.comb, 'hcPre comb');
+    const out = new Float32Array(rows * dim).map(() => bf(-6, 6));
+    const y = new Float32Array(rows * hc * dim);
+    assert.equal(nk!.hcPost!(out, X, rows, hc, dim, ref.post, ref.comb, y), true);
+    sameBits(y, hcPost(out, X, rows, hc, dim, ref), 'hcPost');
+  }
+});
+
+interface AttnCase {
+  H: number;
+  d: number;
+  n: number;
+  masked: (i: number) => boolean;
+  sink: number;
+  qMag: readonly [number, number];
+  kMag: readonly [number, number];
+}
+
+/** Runs one row through the native op and sparseAttnHead; returns how many heads were left undecided. */
+function attnCase(c: AttnCase): number {
+  const { H, d, n } = c;
+  const q = new Float32Array(H * d).map(() => bf(...c.qMag));
+  // three sources of BF16 keys; slots pick rows of them, some repeated (exact score ties)
+  const srcF = [0, 1, 2].map(() => new Float32Array(40 * d).map(() => bf(...c.kMag)));
+  srcF[2]!.fill(0, 5 * d, 6 * d);
+  const src = srcF.map((f) => f32ToBf16(f)) as unknown as [Uint16Array, Uint16Array, Uint16Array];
+  const slotSrc = new Uint8Array(n);
+  const slotOff = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    slotSrc[i] = c.masked(i) ? 255 : i % 3;
+    slotOff[i] = (Math.floor(rnd() * 40) % (i % 5 === 0 ? 3 : 40)) * d;
+  }
+  const sink = new Float32Array(H).map(() => Math.fround(c.sink + rnd()));
+  const scale = Math.fround(d ** -0.5);
+  const out = new Float32Array(H * d);
+  const flags = new Uint8Array(H);
+  const undecided = nk!.sparseAttention!(q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags);
+  assert.equal(undecided, flags.reduce((a, b) => a + b, 0));
+  const keys = Array.from(slotSrc, (s) => (s === 255 ? null : srcF[s]!));
+  const want = new Float32Array(H * d);
+  const scratch = () => new Float64Array(Math.max(d, 65));
+  for (let h = 0; h < H; h++) {
+    sparseAttnHead(q, h * d, d, keys, slotOff, n, scale, sink[h]!, want, h * d, scratch(), scratch(), scratch(), scratch(), scratch(), scratch());
+    if (!flags[h]) sameBits(out.subarray(h * d, h * d + d), want.subarray(h * d, h * d + d), `head ${h} (H=${H} d=${d} n=${n})`);
+  }
+  return undecided;
+}
+
+test('sparseAttention: native == sparseAttnHead bit for bit, undecided heads are reported', { skip }, () => {
+  const typical = { qMag: [-4, 2], kMag: [-6, 1], sink: 0 } as const;
+  // decode-like: a window with masked future slots, then selected entries; several 64-slot blocks
+  assert.equal(attnCase({ H: 4, d: 512, n: 200, masked: (i) => i >= 20 && i < 128, ...typical }), 0);
+  // odd sizes: the portable inner loops (d not a multiple of 16), a partial last block
+  assert.equal(attnCase({ H: 3, d: 24, n: 70, masked: (i) => i % 7 === 3, ...typical }), 0);
+  // nothing masked, large and small magnitudes
+  assert.equal(attnCase({ H: 2, d: 64, n: 130, masked: () => false, qMag: [-30, 8], kMag: [-40, 6], sink: 0 }), 0);
+  // a dominating sink (tiny weights for every key) and a negligible one
+  assert.equal(attnCase({ H: 2, d: 128, n: 65, masked: (i) => i > 40, ...typical, sink: 60 }), 0);
+  assert.equal(attnCase({ H: 2, d: 128, n: 65, masked: (i) => i > 40, ...typical, sink: -80 }), 0);
+  // a whole masked block after the first one (the online softmax carries over)
+  assert.equal(attnCase({ H: 2, d: 32, n: 192, masked: (i) => i >= 64 && i < 128, ...typical }), 0);
+  // the first block entirely masked: the reference's NaN path is left to it
+  assert.equal(attnCase({ H: 2, d: 32, n: 100, masked: (i) => i < 64, ...typical }), 2);
+});
+
+test('sparseAttention: a non-finite query or key is left to the reference', { skip }, () => {
+  const H = 2;
+  const d = 16;
+  const q = new Float32Array(H * d).fill(0.5);
+  q[3] = Infinity;
+  const keys = f32ToBf16(new Float32Array(4 * d).fill(0.25));
+  const flags = new Uint8Array(H);
+  const out = new Float32Array(H * d);
+  const n = nk!.sparseAttention!(q, H, d, [keys, keys, keys], new Uint8Array(4), Int32Array.from([0, d, 2 * d, 3 * d]), 4, 0.25,
+    new Float32Array(H), out, flags);
+  assert.equal(n, 1);
+  assert.deepEqual([...flags], [1, 0]);
+  assert.throws(() => nk!.sparseAttention!(q, H, d, [keys, keys, keys], new Uint8Array(1), Int32Array.from([4 * d]), 1, 0.25,
+    new Float32Array(H), out, flags), RangeError);
+});
+
+test('the portable C++ path (DSV4_NO_AVX2=1) passes the same checks', { skip: skip || (process.env.DSV4_NO_AVX2 ? 'already portable' : false) }, () => {
+  const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, DSV4_NO_AVX2: '1' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
