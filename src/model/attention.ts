@@ -176,9 +176,10 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     // f32 views of this sequence's stored BF16 keys for the TypeScript path, decoded on first use
     let ringF: Float32Array | null = null;
     const ring = () => (ringF ??= decodeRows(L.ring, hd, 0, W));
+    // HCA: all entries; CSA: only the selected ones are decoded (per row, below)
     let cacheF: Float32Array | null = null;
     const cache = () => (cacheF ??= L.cache!.values());
-    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache.values() : null;
+    const idxKeys = L.idxCache && L.idxCache.count > 0 ? L.idxCache : null;
     const sources = [kvBits!, L.ring, L.cache ? L.cache.data : new Uint16Array(0)] as const;
     // window slots: prefill (start 0) lists min(S, W) slots, decode lists W (model.py get_window_topk_idxs)
     const lw = P === 0 ? Math.min(seg.len, W) : W;
@@ -238,10 +239,11 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
         }
       }
       if (sel.length > 0) {
-        for (const j of sel) {
-          keys.push(cache());
-          offs.push(j * hd);
-        }
+        const selKeys = w.indexer ? L.cache!.rows(sel) : cache();
+        sel.forEach((j, i) => {
+          keys.push(selKeys);
+          offs.push((w.indexer ? i : j) * hd);
+        });
       }
       const offArr = Int32Array.from(offs);
       for (let h = 0; h < H; h++) {
