@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "bf16.h"
 #include "kernels.h"
 #include "pool.h"
 
@@ -142,18 +143,45 @@ bool gemm(const GemmArgs& a, bool fp4) {
   return true;
 }
 
-// ---------- BF16 job ----------
+// ---------- dense BF16-valued job (bf16.h) ----------
 
-void bf16Job(void* ctx, int share, int shares) {
-  const Bf16Args& a = *static_cast<const Bf16Args*>(ctx);
-  int n0, n1;
-  split(a.out, 1, share, shares, n0, n1);
-  if (n0 >= n1) return;
+struct DenseJob {
+  DenseArgs a;
+  std::atomic<uint32_t> tight{0}, flagged{0};
+};
+
+void denseJob(void* ctx, int share, int shares) {
+  DenseJob& j = *static_cast<DenseJob*>(ctx);
+  int j0, j1;
+  split(j.a.n, 1, share, shares, j0, j1);
+  if (j0 >= j1) return;
+  DenseStats st;
 #if defined(__x86_64__) || defined(_M_X64)
-  if (hasAvx2()) return avx2::bf16Rows(a, n0, n1);
+  if (hasAvx2()) avx2::denseRows(j.a, j0, j1, st);
+  else
 #endif
-  scalar::bf16Rows(a, n0, n1);
+    scalar::denseRows(j.a, j0, j1, st);
+  j.tight.fetch_add(st.tight);
+  j.flagged.fetch_add(st.flagged);
 }
+
+struct BoundsJob {
+  DenseKind kind;
+  const void* w;
+  const uint8_t* ws;
+  int K, out;
+  float* bounds;
+};
+
+void boundsJob(void* ctx, int share, int shares) {
+  const BoundsJob& j = *static_cast<const BoundsJob*>(ctx);
+  int r0, r1;
+  split(j.out, 1, share, shares, r0, r1);
+  if (r0 < r1) denseBounds(j.kind, j.w, j.ws, j.K, r0, r1, j.bounds);
+}
+
+// cumulative fallback counters (denseStats)
+std::atomic<uint64_t> denseElements{0}, denseTight{0}, denseFlagged{0};
 
 // ---------- indexer job ----------
 
@@ -270,37 +298,96 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return boolean(env, gemm(a, fp4));
 }
 
-// bf16Gemm(x, rows, K, w, out, y, amb) -> number of elements flagged in amb
-napi_value Bf16Gemm(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  if (!callArgs(env, info, 7, argv, "dsv4 native bf16Gemm: 7 arguments expected")) return nullptr;
-  void *x, *w, *y, *amb;
-  size_t nx, nw, ny, namb;
-  const bool okTypes = typed(env, argv[0], napi_float32_array, &x, &nx) && typed(env, argv[3], napi_uint16_array, &w, &nw) &&
-                       typed(env, argv[5], napi_float32_array, &y, &ny) && typed(env, argv[6], napi_uint8_array, &amb, &namb);
-  Bf16Args a{};
-  a.rows = intArg(env, argv[1]);
-  a.K = intArg(env, argv[2]);
-  a.out = intArg(env, argv[4]);
-  const size_t R = size_t(a.rows), K = size_t(a.K), O = size_t(a.out);
-  if (!okTypes || a.rows <= 0 || a.K <= 0 || a.out <= 0 || nx < R * K || nw < O * K || ny < R * O || namb < R * O) {
-    napi_throw_range_error(env, nullptr, "dsv4 native bf16Gemm: bad argument types or sizes");
+/** Weight rows as DenseArgs fields: BF16 bits (Uint16Array) or e4m3 codes (Uint8Array) with ue8m0 scales. */
+bool denseWeight(napi_env env, bool fp8, napi_value wv, napi_value wsv, int K, int rowsNeeded, const void** w, const uint8_t** ws) {
+  void *wp, *sp;
+  size_t nw, nws;
+  const size_t nb = (size_t(K) + 127) / 128;
+  if (!typed(env, wv, fp8 ? napi_uint8_array : napi_uint16_array, &wp, &nw) || !typed(env, wsv, napi_uint8_array, &sp, &nws)) return false;
+  if (nw < size_t(rowsNeeded) * K || (fp8 && nws < (size_t(rowsNeeded) + 127) / 128 * nb)) return false;
+  *w = wp;
+  *ws = static_cast<const uint8_t*>(sp);
+  return true;
+}
+
+// denseGemm(fp8, x, rows, K, w, ws, r0, n, bounds, y, amb) -> number of elements flagged in amb
+napi_value DenseGemm(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!callArgs(env, info, 11, argv, "dsv4 native denseGemm: 11 arguments expected")) return nullptr;
+  bool fp8 = false;
+  napi_get_value_bool(env, argv[0], &fp8);
+  DenseJob j;
+  DenseArgs& a = j.a;
+  a.kind = fp8 ? DenseKind::Fp8 : DenseKind::Bf16;
+  a.rows = intArg(env, argv[2]);
+  a.K = intArg(env, argv[3]);
+  a.r0 = intArg(env, argv[6]);
+  a.n = intArg(env, argv[7]);
+  void *x, *bounds, *y, *amb;
+  size_t nx, nbd, ny, namb;
+  const size_t R = size_t(a.rows), K = size_t(a.K), N = size_t(a.n), nb = (K + 127) / 128;
+  const bool ok = a.rows > 0 && a.K > 0 && a.n > 0 && a.r0 >= 0 && typed(env, argv[1], napi_float32_array, &x, &nx) &&
+                  denseWeight(env, fp8, argv[4], argv[5], a.K, a.r0 + a.n, &a.w, &a.ws) &&
+                  typed(env, argv[8], napi_float32_array, &bounds, &nbd) && typed(env, argv[9], napi_float32_array, &y, &ny) &&
+                  typed(env, argv[10], napi_uint8_array, &amb, &namb) && nx >= R * K && ny >= R * N && namb >= R * N &&
+                  (nbd == 0 || nbd >= (size_t(a.r0) + N) * nb);
+  if (!ok) {
+    napi_throw_range_error(env, nullptr, "dsv4 native denseGemm: bad argument types or sizes");
     return nullptr;
   }
   a.x = static_cast<const float*>(x);
-  a.w = static_cast<const uint16_t*>(w);
+  a.bounds = nbd ? static_cast<const float*>(bounds) : nullptr;
   a.y = static_cast<float*>(y);
   a.amb = static_cast<uint8_t*>(amb);
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(bf16Job, &a, sharesFor(2.0 * a.rows * a.out * a.K, a.out));
+    p.run(denseJob, &j, sharesFor(2.0 * a.rows * a.n * a.K, a.n));
   }
-  uint32_t flagged = 0;
-  for (size_t i = 0; i < R * O; i++) flagged += a.amb[i];
+  denseElements += R * N;
+  denseTight += j.tight.load();
+  denseFlagged += j.flagged.load();
   napi_value r;
-  napi_create_uint32(env, flagged, &r);
+  napi_create_uint32(env, j.flagged.load(), &r);
   return r;
+}
+
+// denseBounds(fp8, w, ws, K, out, bounds): the per-weight block bounds denseGemm certifies with
+napi_value DenseBounds(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!callArgs(env, info, 6, argv, "dsv4 native denseBounds: 6 arguments expected")) return nullptr;
+  bool fp8 = false;
+  napi_get_value_bool(env, argv[0], &fp8);
+  BoundsJob j{};
+  j.kind = fp8 ? DenseKind::Fp8 : DenseKind::Bf16;
+  j.K = intArg(env, argv[3]);
+  j.out = intArg(env, argv[4]);
+  void* b;
+  size_t nbd;
+  if (j.K <= 0 || j.out <= 0 || !denseWeight(env, fp8, argv[1], argv[2], j.K, j.out, &j.w, &j.ws) ||
+      !typed(env, argv[5], napi_float32_array, &b, &nbd) || nbd < size_t(j.out) * ((size_t(j.K) + 127) / 128)) {
+    napi_throw_range_error(env, nullptr, "dsv4 native denseBounds: bad argument types or sizes");
+    return nullptr;
+  }
+  j.bounds = static_cast<float*>(b);
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> g(p.callLock());
+    p.run(boundsJob, &j, sharesFor(double(j.out) * j.K, j.out));
+  }
+  return nullptr;
+}
+
+// denseStats() -> { elements, tight, flagged } since the process started
+napi_value DenseStatsFn(napi_env env, napi_callback_info) {
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+  const std::pair<const char*, uint64_t> fields[] = {{"elements", denseElements.load()}, {"tight", denseTight.load()}, {"flagged", denseFlagged.load()}};
+  for (const auto& f : fields) {
+    CHECK(napi_create_double(env, double(f.second), &v));
+    CHECK(napi_set_named_property(env, o, f.first, v));
+  }
+  return o;
 }
 
 // indexerScores(q, hw, keys, H, d, visible, scores, amb) -> number of entries flagged in amb
@@ -508,7 +595,9 @@ napi_value IndexerScoresFp4(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"bf16Gemm", nullptr, Bf16Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"denseGemm", nullptr, DenseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"denseBounds", nullptr, DenseBounds, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"denseStats", nullptr, DenseStatsFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"indexerScores", nullptr, IndexerScores, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"indexerScoresFp4", nullptr, IndexerScoresFp4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},

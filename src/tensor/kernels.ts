@@ -71,6 +71,11 @@ export interface Kernels extends DecodeOps {
    */
   bf16Gemm?(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void;
   /**
+   * Optional: y[rows, n] = RN32(exact x . W[r0 .. r0+n)ᵀ) where W's values are e4m3 code x block
+   * scale (FP8 used as BF16 values: wo_a, as exactLinear). Callers fall back when absent.
+   */
+  fp8AsBf16Gemm?(x: Float32Array, rows: number, w: Fp8Weight, r0: number, n: number, y: Float32Array): void;
+  /**
    * Optional: lightning-indexer scores of one query row (spec §3.5, model/indexer.ts):
    * scores[t] = bf16(RN32(Σ_h bf16(RN32(relu(bf16(RN32(q_h·k_t))) · hw_h)))) for t < visible,
    * q = q[qOff .. qOff + nHeads*headDim), hw = hw[hwOff .. hwOff + nHeads), k_t = keys[t*headDim ..].

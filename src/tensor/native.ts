@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dotF32, sumF32 } from './exact.js';
+import { weightRowValues } from './dense.js';
 import { roundBf16 } from './formats.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
 import type { Fp4Rows } from './fp4-rows.js';
@@ -26,8 +27,19 @@ export interface NativeAddon {
     out: number,
     y: Float32Array,
   ): boolean;
-  /** RN32(exact x . wᵀ) for BF16 w; elements it cannot settle are flagged in amb (returns their count). */
-  bf16Gemm(x: Float32Array, rows: number, K: number, w: Uint16Array, out: number, y: Float32Array, amb: Uint8Array): number;
+  /**
+   * y[rows, n] = RN32(exact x . W[r0 .. r0+n)ᵀ), W BF16 bits (fp8 false) or e4m3 codes with ue8m0 128x128
+   * scales ws (fp8 true, values code x scale); bounds from denseBounds (empty: portable kernel only).
+   * Elements it cannot settle are flagged in amb (returns their count).
+   */
+  denseGemm(
+    fp8: boolean, x: Float32Array, rows: number, K: number, w: Uint16Array | Uint8Array, ws: Uint8Array, r0: number, n: number,
+    bounds: Float32Array, y: Float32Array, amb: Uint8Array,
+  ): number;
+  /** bounds[r, b] >= sum of |W[r, k]| over the 128-column block b, for all `out` rows (NaN: not finite). */
+  denseBounds(fp8: boolean, w: Uint16Array | Uint8Array, ws: Uint8Array, K: number, out: number, bounds: Float32Array): void;
+  /** Since load: elements computed, recomputed with the tight bound (level 2), flagged to TypeScript. */
+  denseStats(): { elements: number; tight: number; flagged: number };
   /** Indexer scores of one query row; entries it cannot settle are flagged in amb (returns their count). */
   indexerScores(q: Float32Array, hw: Float32Array, keys: Float32Array, H: number, d: number, visible: number, scores: Float32Array, amb: Uint8Array): number;
   /** Indexer scores against compact FP4 keys; returns the flagged count, -1 when q is not fake-FP4. */
@@ -83,25 +95,45 @@ function checkShapes(op: string, x: QuantizedActivations, w: { out: number; inF:
   if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
 }
 
-/** The native BF16 product; the rare elements whose float64 sum is too close to an fp32 rounding boundary are summed exactly here. */
-function bf16Gemm(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void {
+// Per-weight block bounds of sum |w| (denseBounds), computed on first use and kept with
+// the weight's buffer: weights must not change after their first product.
+const denseBoundsCache = new WeakMap<ArrayBufferLike, Map<string, Float32Array>>();
+const NO_SCALES = new Uint8Array(0);
+
+function weightBounds(addon: NativeAddon, w: Bf16Weight | Fp8Weight): Float32Array {
+  let m = denseBoundsCache.get(w.data.buffer);
+  if (!m) denseBoundsCache.set(w.data.buffer, (m = new Map()));
+  const key = `${w.kind}:${w.data.byteOffset}:${w.data.length}:${w.inF}`;
+  let b = m.get(key);
+  if (!b) {
+    b = new Float32Array(w.out * Math.ceil(w.inF / 128));
+    addon.denseBounds(w.kind === 'fp8', w.data, w.kind === 'fp8' ? w.scale : NO_SCALES, w.inF, w.out, b);
+    m.set(key, b);
+  }
+  return b;
+}
+
+/**
+ * The native exact product over weight rows [r0, r0+n) of a BF16 weight or an FP8 one used as BF16
+ * values; the rare elements it cannot settle are summed exactly here.
+ */
+function denseProduct(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void {
   const K = w.inF;
-  if (x.length < rows * K) throw new RangeError(`bf16Gemm: activations hold ${x.length} < ${rows * K} values`);
-  if (y.length < rows * w.out) throw new RangeError(`bf16Gemm: output holds ${y.length} < ${rows * w.out} values`);
-  if (rows === 0 || w.out === 0) return;
-  const amb = new Uint8Array(rows * w.out);
-  if (addon.bf16Gemm(x, rows, K, w.data, w.out, y, amb) === 0) return;
+  if (x.length < rows * K) throw new RangeError(`dense product: activations hold ${x.length} < ${rows * K} values`);
+  if (y.length < rows * n) throw new RangeError(`dense product: output holds ${y.length} < ${rows * n} values`);
+  if (r0 < 0 || r0 + n > w.out) throw new RangeError(`dense product: rows [${r0}, ${r0 + n}) outside [0, ${w.out})`);
+  if (rows === 0 || n === 0) return;
+  const amb = new Uint8Array(rows * n);
+  const fp8 = w.kind === 'fp8';
+  if (addon.denseGemm(fp8, x, rows, K, w.data, fp8 ? w.scale : NO_SCALES, r0, n, weightBounds(addon, w), y, amb) === 0) return;
   const row = new Float32Array(K);
   const bits = new Uint32Array(row.buffer);
-  for (let n = 0; n < w.out; n++) {
+  for (let j = 0; j < n; j++) {
     let loaded = false;
     for (let m = 0; m < rows; m++) {
-      if (!amb[m * w.out + n]) continue;
-      if (!loaded) {
-        for (let k = 0; k < K; k++) bits[k] = w.data[n * K + k]! << 16;
-        loaded = true;
-      }
-      y[m * w.out + n] = dotF32(x, m * K, row, 0, K);
+      if (!amb[m * n + j]) continue;
+      if (!loaded) loaded = weightRowValues(w, r0 + j, row, bits) === row;
+      y[m * n + j] = dotF32(x, m * K, row, 0, K);
     }
   }
 }
@@ -168,7 +200,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       referenceKernels.fp4Gemm(x, w, y);
     },
     bf16Gemm(x: Float32Array, rows: number, w: Bf16Weight, y: Float32Array): void {
-      bf16Gemm(addon, x, rows, w, y);
+      denseProduct(addon, x, rows, w, 0, w.out, y);
+    },
+    fp8AsBf16Gemm(x: Float32Array, rows: number, w: Fp8Weight, r0: number, n: number, y: Float32Array): void {
+      denseProduct(addon, x, rows, w, r0, n, y);
     },
     indexerScores(q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores): void {
       indexerScores(addon, q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores);

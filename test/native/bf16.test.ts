@@ -1,0 +1,166 @@
+// The native exact BF16-valued products (native/bf16_*.cc) against the TypeScript
+// reference (model/linear.ts exactLinear) bit for bit: BF16 weights (the head) and
+// FP8 weights used as BF16 values (wo_a), random and adversarial inputs, plus the
+// fallback counts (level 2: tight bound in C, level 3: flagged to TypeScript).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
+import { exactLinear } from '../../src/model/linear.js';
+import type { Bf16Weight, Fp8Weight } from '../../src/tensor/kernels.js';
+
+const { addon, reason } = loadNative();
+const skip = addon ? false : `native addon unavailable: ${reason}`;
+const nk = addon ? makeNativeKernels(addon) : undefined;
+const avx2 = addon ? addon.info().isa === 'avx2' : false;
+
+let seed = 0x2545f491;
+function rnd(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 2 ** 32;
+}
+const randInt = (n: number) => Math.floor(rnd() * n);
+const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 2 ** -40)) * Math.cos(2 * Math.PI * rnd());
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** BF16 bits of v (RNE). */
+function bf16(v: number): number {
+  f32[0] = v;
+  const u = u32[0]!;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+function bf16Value(bits: number): number {
+  u32[0] = bits << 16;
+  return f32[0]!;
+}
+
+function expectSame(got: Float32Array, want: Float32Array, what: string): void {
+  for (let i = 0; i < want.length; i++) {
+    if (!Object.is(got[i], want[i]) && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) assert.fail(`${what}[${i}]: native ${got[i]} != reference ${want[i]}`);
+  }
+}
+
+function bf16Product(x: Float32Array, rows: number, w: Bf16Weight, what: string): void {
+  const got = new Float32Array(rows * w.out).fill(NaN);
+  nk!.bf16Gemm!(x, rows, w, got);
+  expectSame(got, exactLinear(x, rows, w), what);
+}
+
+function fp8Product(x: Float32Array, rows: number, w: Fp8Weight, r0: number, n: number, what: string): void {
+  const got = new Float32Array(rows * n).fill(NaN);
+  nk!.fp8AsBf16Gemm!(x, rows, w, r0, n, got);
+  expectSame(got, exactLinear(x, rows, w, r0, n), what);
+}
+
+/** Counter deltas of fn: elements, level-2 recomputations, level-3 flags. */
+function stats(fn: () => void): { elements: number; tight: number; flagged: number } {
+  const a = addon!.denseStats();
+  fn();
+  const b = addon!.denseStats();
+  return { elements: b.elements - a.elements, tight: b.tight - a.tight, flagged: b.flagged - a.flagged };
+}
+
+const wide = () => bf16((rnd() * 2 - 1) * 2 ** (randInt(40) - 20));
+const wideX = () => Math.fround((rnd() * 2 - 1) * 2 ** (randInt(30) - 15));
+
+test('bf16Gemm: random wide-range inputs, odd K (not a multiple of 8/16/128), 1..70 rows', { skip }, () => {
+  for (const [rows, out, K] of [[1, 37, 200], [3, 9, 13], [1, 5, 7], [2, 64, 1024], [1, 300, 2048], [5, 17, 1000], [4, 130, 129], [70, 5, 1024]] as const) {
+    const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(wide) };
+    bf16Product(new Float32Array(rows * K).map(wideX), rows, w, `bf16 ${rows}x${out}x${K}`);
+  }
+});
+
+test('bf16Gemm: realistic data (RMS-normed BF16 activations with outlier channels) needs no TypeScript fallback', { skip }, () => {
+  const rows = 2, out = 2048, K = 2048;
+  const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16(gauss() * 0.02)) };
+  const x = new Float32Array(rows * K).map((_, i) => bf16Value(bf16(gauss() * (i % 97 === 0 ? 20 : 1))));
+  const s = stats(() => bf16Product(x, rows, w, 'realistic'));
+  assert.equal(s.elements, rows * out);
+  if (!avx2) return; // the portable kernel settles with the looser whole-row bound
+  assert.equal(s.flagged, 0);
+  assert.ok(s.tight <= rows * out * 0.02, `level-2 recomputations ${s.tight} of ${s.elements}`);
+});
+
+test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN', { skip }, () => {
+  const K = 300, out = 12, rows = 2;
+  const w = new Uint16Array(out * K).map(wide);
+  const x = new Float32Array(rows * K).map(wideX);
+  const row = (n: number) => w.subarray(n * K, n * K + K);
+  // 0: exact cancellation to a tiny remainder (only the tight bound or the certificate settles it)
+  for (let k = 0; k + 1 < K; k += 2) {
+    row(0)[k] = wide();
+    row(0)[k + 1] = row(0)[k]! ^ 0x8000;
+    x[k + 1] = x[k]!;
+  }
+  x[K - 1] = 2 ** -60;
+  // 1: an exact tie between two fp32 neighbours
+  row(1).fill(0);
+  row(1)[0] = bf16(1);
+  row(1)[1] = bf16(1);
+  // 2: BF16 subnormal weights; 3: zeros and negative zeros; 4: +Inf; 5: NaN
+  row(2).forEach((_, k) => (row(2)[k] = randInt(0x7f) | (k & 1 ? 0x8000 : 0)));
+  row(3).forEach((_, k) => (row(3)[k] = k & 1 ? 0x8000 : 0));
+  row(4)[17] = 0x7f80;
+  row(5)[42] = 0x7fc0;
+  // 6: all products cancel exactly (sum 0 from nonzero terms)
+  for (let k = 0; k < K; k++) row(6)[k] = bf16(k & 1 ? -1 : 1);
+  const x2 = x.subarray(K);
+  x2.set(x.subarray(0, K));
+  x2[0] = 1;
+  x2[1] = 2 ** -24; // with row 1: 1 + 2^-24 is a tie, rounds to even (1)
+  x2[2] = 1e-45; // fp32 subnormal activation
+  const s = stats(() => bf16Product(x, rows, { kind: 'bf16', out, inF: K, data: w }, 'adversarial'));
+  if (avx2) assert.ok(s.tight > 0, 'the cancelling rows go through level 2');
+  const y = new Float32Array(rows * out);
+  nk!.bf16Gemm!(x, rows, { kind: 'bf16', out, inF: K, data: w }, y);
+  assert.equal(y[out + 1], 1);
+  // non-finite activations
+  const xi = new Float32Array(K).map(wideX);
+  xi[5] = Infinity;
+  bf16Product(xi, 1, { kind: 'bf16', out, inF: K, data: w }, 'Inf activation');
+  xi[5] = NaN;
+  bf16Product(xi, 1, { kind: 'bf16', out, inF: K, data: w }, 'NaN activation');
+});
+
+/** Random e4m3 codes (NaN codes 0x7f/0xff excluded unless asked). */
+const codes = (n: number, nan = false) =>
+  new Uint8Array(n).map(() => (nan && rnd() < 0.01 ? 0x7f : randInt(0x7f)) | (rnd() < 0.5 ? 0x80 : 0));
+
+test('fp8AsBf16Gemm: FP8 used as BF16 values == exactLinear, row ranges not aligned to 128', { skip }, () => {
+  for (const [rows, out, K] of [[1, 300, 1024], [3, 130, 200], [1, 257, 13], [4, 64, 384], [2, 1024, 1024]] as const) {
+    const nb = Math.ceil(K / 128);
+    const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 110 + randInt(30));
+    const w: Fp8Weight = { kind: 'fp8', out, inF: K, data: codes(out * K), scale };
+    const x = new Float32Array(rows * K).map(() => bf16Value(bf16(gauss())));
+    for (const [r0, n] of [[0, out], [5, out - 5], [out >> 1, 1]] as const) fp8Product(x, rows, w, r0, n, `fp8 ${rows}x${K} rows ${r0}+${n}`);
+  }
+});
+
+test('fp8AsBf16Gemm: NaN codes, scales where bf16(fp8*scale) rounds or overflows, wide activations', { skip }, () => {
+  const out = 260, K = 300, rows = 2, nb = Math.ceil(K / 128);
+  const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 100 + randInt(50));
+  scale[1] = 0; // 2^-127: subnormal products round in BF16
+  scale[3] = 2;
+  scale[4] = 250; // overflows BF16
+  const w: Fp8Weight = { kind: 'fp8', out, inF: K, data: codes(out * K, true), scale };
+  fp8Product(new Float32Array(rows * K).map(wideX), rows, w, 0, out, 'fp8 special');
+  // realistic: no TypeScript fallback
+  const wr: Fp8Weight = { kind: 'fp8', out: 1024, inF: 1024, data: codes(1024 * 1024), scale: new Uint8Array(64).map(() => 118 + randInt(4)) };
+  const x = new Float32Array(1024).map(() => bf16Value(bf16(gauss())));
+  const s = stats(() => fp8Product(x, 1, wr, 0, 1024, 'fp8 realistic'));
+  if (avx2) assert.equal(s.flagged, 0);
+});
+
+test('the portable kernel and other thread counts give the same bits (child processes)', { skip }, () => {
+  if (process.env.DSV4_TEST_CHILD) return;
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) {
+    // without NODE_TEST_CONTEXT: inherited from this runner, it makes the child run nothing
+    const { NODE_TEST_CONTEXT: _, ...base } = process.env;
+    const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env: { ...base, ...env, DSV4_TEST_CHILD: '1' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, `with ${JSON.stringify(env)}:\n${r.stdout.split('\n').filter((l) => /not ok|fail/.test(l)).join('\n')}`);
+    assert.match(r.stdout, /# pass 6/, `with ${JSON.stringify(env)}: the child ran the tests`);
+  }
+});
