@@ -43,6 +43,8 @@ bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y);
 // ---- hyper-connections (hc.ts) ----
 /** Σ_j fl32(coef[j*cs] * x[j*dim]) rounded once (hc.ts weightedStreams / hcPost inner sum). */
 bool streamSum(const double* coef, int cs, const float* x, int dim, int hc, float* out);
+/** streamSum for d in [0, dim) (x + d), into out[d]. */
+bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out);
 
 // ---- exact fp32 x fp32 dot products (exact.ts dotF32) ----
 using DotFn = void (*)(const float* a, const float* b, int n, double* s, double* t);
@@ -76,6 +78,7 @@ namespace avx2 {
 const AttnLoops& attnLoops();
 void dotF64(const float* a, const float* b, int n, double* s, double* t);
 bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale);
+bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out);
 }  // namespace avx2
 #endif
 

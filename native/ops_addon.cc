@@ -78,6 +78,13 @@ struct Args {
 
 size_t sz(int v) { return v > 0 ? size_t(v) : 0; }
 
+bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (cpuAvx2()) return ops::avx2::streamSums(coef, cs, x, dim, hc, out);
+#endif
+  return ops::streamSums(coef, cs, x, dim, hc, out);
+}
+
 // actQuant(x, rows, cols, q, scale) -> false on non-finite input
 napi_value ActQuant(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
@@ -156,12 +163,11 @@ napi_value Streams(napi_env env, napi_callback_info info) {
   const double* coef = a.arr<double>(4, napi_float64_array, R * H);
   float* y = a.arr<float>(5, napi_float32_array, R * D);
   if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
-  for (size_t r = 0; r < R; r++)
-    for (size_t d = 0; d < D; d++) {
-      float s;
-      if (!ops::streamSum(coef + r * H, 1, x + r * H * D + d, dim, hc, &s)) return a.boolean(false);
-      y[r * D + d] = roundBf16(s);
-    }
+  for (size_t r = 0; r < R; r++) {
+    float* yr = y + r * D;
+    if (!streamSums(coef + r * H, 1, x + r * H * D, dim, hc, yr)) return a.boolean(false);
+    for (size_t d = 0; d < D; d++) yr[d] = roundBf16(yr[d]);
+  }
   return a.boolean(true);
 }
 
@@ -180,11 +186,9 @@ napi_value HcPost(napi_env env, napi_callback_info info) {
   for (size_t r = 0; r < R; r++)
     for (size_t k = 0; k < H; k++) {
       const double pk = post[r * H + k];
-      for (size_t d = 0; d < D; d++) {
-        float s;
-        if (!ops::streamSum(comb + r * H * H + k, hc, res + r * H * D + d, dim, hc, &s)) return a.boolean(false);
-        y[(r * H + k) * D + d] = roundBf16(float(double(float(pk * out[r * D + d])) + double(s)));
-      }
+      float* yk = y + (r * H + k) * D;
+      if (!streamSums(comb + r * H * H + k, hc, res + r * H * D, dim, hc, yk)) return a.boolean(false);
+      for (size_t d = 0; d < D; d++) yk[d] = roundBf16(float(double(float(pk * out[r * D + d])) + double(yk[d])));
     }
   return a.boolean(true);
 }

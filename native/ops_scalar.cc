@@ -202,6 +202,12 @@ bool streamSum(const double* coef, int cs, const float* x, int dim, int hc, floa
   return sumF32(t, hc, out);
 }
 
+bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out) {
+  for (int d = 0; d < dim; d++)
+    if (!streamSum(coef, cs, x + d, dim, hc, &out[d])) return false;
+  return true;
+}
+
 // ---------- exact dot products ----------
 
 void dotF64(const float* a, const float* b, int n, double* s, double* t) {

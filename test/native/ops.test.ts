@@ -95,6 +95,15 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
     const y = new Float32Array(rows * hc * dim);
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, ref.post, ref.comb, y), true);
     sameBits(y, hcPost(out, X, rows, hc, dim, ref), 'hcPost');
+    // equal mixing weights: exact cancellations between streams, all-zero columns, midpoint ties
+    const flatComb = { ...ref, comb: new Float64Array(rows * hc * hc).fill(0.25) };
+    for (let r = 0; r < rows; r++) {
+      for (let d = 0; d < dim; d += 3) X[(r * hc + 1) * dim + d] = -X[r * hc * dim + d]!;
+      for (let j = 0; j < hc; j++) X[(r * hc + j) * dim + 1] = 0;
+      for (let j = 0; j < hc; j++) X[(r * hc + j) * dim + 2] = j === 0 ? 1 : 2 ** -25;
+    }
+    assert.equal(nk!.hcPost!(out, X, rows, hc, dim, flatComb.post, flatComb.comb, y), true);
+    sameBits(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
   }
 });
 
