@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { getKernels, loadNative } from '../src/tensor/native.js';
 import { benchKernels } from './kernels.js';
 import { measureMachine, type MachineLimits } from './machine.js';
-import { benchContext, benchModels } from './model.js';
+import { benchContext } from './context.js';
+import { benchModels } from './model.js';
 import { fmt, now, type BenchRow } from './util.js';
 
 const rows: BenchRow[] = [];

@@ -18,7 +18,7 @@ import { now, type BenchRow } from './util.js';
 const BENCH_DIR = fileURLToPath(new URL('../../.dsv4/bench/', import.meta.url));
 
 /** A checkpoint of `preset` under .dsv4/bench/, written on first use. */
-async function benchCheckpoint(preset: string, log: (s: string) => void): Promise<string> {
+export async function benchCheckpoint(preset: string, log: (s: string) => void): Promise<string> {
   const dir = join(BENCH_DIR, preset);
   const done = join(dir, '.bench-complete');
   if (existsSync(done)) return dir;
@@ -51,7 +51,7 @@ export function decodeTraffic(a: ModelArgs): { bytes: number; flops: number } {
   return { bytes, flops };
 }
 
-function tokens(n: number, vocab: number, salt: number): Int32Array {
+export function tokens(n: number, vocab: number, salt: number): Int32Array {
   return new Int32Array(n).map((_, i) => (i * 7919 + salt * 104729 + 13) % vocab);
 }
 
@@ -102,40 +102,5 @@ export async function benchModels(
     const gf = (traffic.flops * r.prefillTokS) / 1e9;
     rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: lim ? gf / peak : undefined, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
     rows.push({ section, name: 'decode', value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth` });
-  }
-}
-
-/** Decode tok/s at growing context on the tiny preset; stops when the prefill budget runs out. */
-export async function benchContext(kernels: Kernels, rows: BenchRow[], log: (s: string) => void, budget: number): Promise<void> {
-  const section = 'context (tiny)';
-  const dir = await benchCheckpoint('tiny', log);
-  const targets = [1024, 8192, 32768, 131072];
-  const m = await loadModel(dir, { kernels, maxSeqLen: targets[targets.length - 1]! + 64 });
-  const st = m.newState();
-  const start = now();
-  let prefillRate = 0;
-  let base = 0;
-  for (const ctx of targets) {
-    const need = ctx - st.position;
-    // prefill slows down as the context grows (measured ~4x from 8K to 32K on tiny): assume 3x
-    const eta = prefillRate > 0 ? (3 * need) / prefillRate : 0;
-    if (now() - start + eta > budget) {
-      rows.push({ section, name: `decode at ${ctx} context`, value: null, unit: 'tok/s', note: `skipped: prefill to ${ctx} needs ~${eta.toFixed(0)} s at ${prefillRate.toFixed(0)} tok/s (budget ${budget} s)` });
-      continue;
-    }
-    const t0 = now();
-    for (let p = st.position; p < ctx; ) {
-      const n = Math.min(512, ctx - p);
-      m.forward([{ state: st, tokens: tokens(n, m.vocabSize, p) }]);
-      p += n;
-    }
-    prefillRate = need / (now() - t0);
-    const t1 = now();
-    const steps = 4;
-    for (let i = 0; i < steps; i++) m.forward([{ state: st, tokens: tokens(1, m.vocabSize, 9 + i) }]);
-    const tok = steps / (now() - t1);
-    if (!base) base = tok;
-    rows.push({ section, name: `decode at ${ctx} context`, value: tok, unit: 'tok/s', ratio: tok / base, note: `time vs 1K: ${(base / tok).toFixed(2)}x; prefill ${prefillRate.toFixed(0)} tok/s` });
-    log(`  context ${ctx}: ${tok.toFixed(2)} tok/s`);
   }
 }
