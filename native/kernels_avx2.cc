@@ -109,32 +109,56 @@ inline float fp8Update(float acc, double s, float xs, float ws) {
   return acc + blk * sc;
 }
 
-// rows == 1: weights converted on the fly; NW rows would share each
-// activation load, NA independent accumulators per row hide the FMA latency.
-template <int NW, int NA>
+// rows == 1: weights converted on the fly, 4 accumulators per row hide the FMA
+// latency. Two rows run interleaved (8 independent chains, both use each
+// activation block while it is in L1); each row's 32 weights are converted
+// right before their 8 FMAs so the live registers stay within 16.
+struct Gemv8 {
+  __m256d s[4];
+  void zero() {
+    for (auto& v : s) v = _mm256_setzero_pd();
+  }
+  /** s += 32 weights at wp times 32 prepared activations at xc. */
+  inline void step(const __m256i sign, const __m256i c0, const __m256i c1, const __m256i c2, const __m256i c3,
+                   const uint8_t* wp, const double* xc) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+    const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, sign);
+    const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+    s[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c0)), _mm256_loadu_pd(xc), s[0]);
+    s[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c1)), _mm256_loadu_pd(xc + 4), s[1]);
+    s[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c2)), _mm256_loadu_pd(xc + 8), s[2]);
+    s[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c3)), _mm256_loadu_pd(xc + 12), s[3]);
+    s[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c0)), _mm256_loadu_pd(xc + 16), s[0]);
+    s[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c1)), _mm256_loadu_pd(xc + 20), s[1]);
+    s[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c2)), _mm256_loadu_pd(xc + 24), s[2]);
+    s[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c3)), _mm256_loadu_pd(xc + 28), s[3]);
+  }
+  double sum() const { return hsum(_mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3]))); }
+};
+
+/** Outputs n and n + 1 (NW = 2) or n alone (NW = 1). */
+template <int NW>
 void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
-  float acc[NW] = {};
+  const __m256i sign = cv.sign, c0 = cv.ctl[0], c1 = cv.ctl[1], c2 = cv.ctl[2], c3 = cv.ctl[3];
+  const uint8_t* w0 = a.w + size_t(n) * K;
+  const uint8_t* w1 = w0 + (NW > 1 ? K : 0);
+  float acc0 = 0.0f, acc1 = 0.0f;
   for (int kb = 0; kb < nkb; kb++) {
-    __m256d s[NW][NA];
-    for (int r = 0; r < NW; r++)
-      for (int i = 0; i < NA; i++) s[r][i] = _mm256_setzero_pd();
-    for (int c = 0; c < 4; c++) {
-      const double* xc = xd + kb * 128 + c * 32;
-      for (int r = 0; r < NW; r++) {
-        __m256d q[8];
-        cvt32(cv, a.w + size_t(n + r) * K + kb * 128 + c * 32, q);
-        for (int v = 0; v < 8; v++) s[r][v % NA] = _mm256_fmadd_pd(q[v], _mm256_loadu_pd(xc + 4 * v), s[r][v % NA]);
-      }
+    Gemv8 g0, g1;
+    g0.zero();
+    g1.zero();
+    for (int c = 0; c < 128; c += 32) {
+      const double* xc = xd + kb * 128 + c;
+      g0.step(sign, c0, c1, c2, c3, w0 + kb * 128 + c, xc);
+      if (NW > 1) g1.step(sign, c0, c1, c2, c3, w1 + kb * 128 + c, xc);
     }
-    for (int r = 0; r < NW; r++) {
-      for (int i = 1; i < NA; i++) s[r][0] = _mm256_add_pd(s[r][0], s[r][i]);
-      const float ws = T.e8m0[a.ws[size_t((n + r) >> 7) * nkb + kb]];
-      acc[r] = fp8Update(kb ? acc[r] : 0.0f, hsum(s[r][0]), a.xs[kb], ws);
-    }
+    acc0 = fp8Update(acc0, g0.sum(), a.xs[kb], T.e8m0[a.ws[size_t(n >> 7) * nkb + kb]]);
+    if (NW > 1) acc1 = fp8Update(acc1, g1.sum(), a.xs[kb], T.e8m0[a.ws[size_t((n + 1) >> 7) * nkb + kb]]);
   }
-  for (int r = 0; r < NW; r++) a.y[n + r] = acc[r];
+  a.y[n] = acc0;
+  if (NW > 1) a.y[n + 1] = acc1;
 }
 
 // rows > 1: a block of NW weight rows is converted once into wb, then dotted
@@ -191,6 +215,7 @@ constexpr int kChunk = 4 * kPiece + 32 + 32;
 constexpr int kLane4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 inline int chunks4(int K) { return (K + 255) / 256; }
+inline size_t fp4PrepBytesPerRowImpl(int K) { return size_t(chunks4(K)) * kChunk; }
 
 struct Cvt4 {
   __m256i lut, low = _mm256_set1_epi8(15);
@@ -203,11 +228,15 @@ struct Cvt4 {
   }
 };
 
-/** int32 sums of (k+12)*X over one 64-element piece: lanes 0-3 block 2p, 4-7 block 2p+1. */
-inline __m256i fp4Piece(const Cvt4& k, const uint8_t* wp, const uint8_t* xp) {
+/** The u8 weights (k + 12) of one 64-element piece: low-nibble and high-nibble elements. */
+inline void fp4Weights(const Cvt4& k, const uint8_t* wp, __m256i& wl, __m256i& wh) {
   const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-  const __m256i wl = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(b, k.low));
-  const __m256i wh = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), k.low));
+  wl = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(b, k.low));
+  wh = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), k.low));
+}
+
+/** int32 sums of (k+12)*X over one 64-element piece: lanes 0-3 block 2p, 4-7 block 2p+1. */
+inline __m256i fp4Piece(const Cvt4& k, __m256i wl, __m256i wh, const uint8_t* xp) {
   const __m256i* x = reinterpret_cast<const __m256i*>(xp);
   const __m256i v0 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 0)),
                                       _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 1)));
@@ -219,46 +248,141 @@ inline __m256i fp4Piece(const Cvt4& k, const uint8_t* wp, const uint8_t* xp) {
                           _mm256_madd_epi16(v2, k.d16k));
 }
 
-/** One output of fp4_gemm: weight row wr/sr against one prepared activation row. */
-inline float fp4Dot(const Cvt4& k, const uint8_t* wr, const uint8_t* sr, const uint8_t* xp, int K) {
-  const int nch = chunks4(K);
-  const __m256 inv1024 = _mm256_set1_ps(1.0f / 1024);
+/** The weight scales of the 8 blocks of chunk c (lane order kLane4), ue8m0 -> fp32. */
+inline __m256 fp4Scales(const Cvt4& k, const uint8_t* sr, int c, int pieces) {
   const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi32(255);
   const __m256i sub = _mm256_set1_epi32(0x00400000), nan = _mm256_set1_epi32(0x7fc00000);
-  float acc = 0;
-  alignas(32) float t[8];
-  for (int c = 0; c < nch; c++) {
-    const uint8_t* xc = xp + size_t(c) * kChunk;
-    const int pieces = (K - c * 256) >= 256 ? 4 : 2;
-    __m256i s[4];
-    for (int p = 0; p < 4; p++) s[p] = p < pieces ? fp4Piece(k, wr + c * 128 + p * 32, xc + p * kPiece) : zero;
-    __m256i r = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-    r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 4 * kPiece)));
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), inv1024);
-    v = _mm256_mul_ps(v, _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
-    // weight scales of the 8 blocks, permuted to lane order, ue8m0 -> fp32
-    __m128i sb8;
-    if (pieces == 4) sb8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr + c * 8));
-    else sb8 = _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(sr + c * 8));
-    const __m256i sb = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(sb8, k.scalePerm));
-    __m256i sbits = _mm256_slli_epi32(sb, 23);
-    sbits = _mm256_blendv_epi8(sbits, sub, _mm256_cmpeq_epi32(sb, zero));
-    sbits = _mm256_blendv_epi8(sbits, nan, _mm256_cmpeq_epi32(sb, ff));
-    v = _mm256_mul_ps(v, _mm256_castsi256_ps(sbits));
-    _mm256_store_ps(t, v);
-    // blocks in increasing K order: lanes 0,4,1,5,2,6,3,7
-    acc = acc + t[0];
-    acc = acc + t[4];
-    acc = acc + t[1];
-    acc = acc + t[5];
-    if (pieces == 4) {
-      acc = acc + t[2];
-      acc = acc + t[6];
-      acc = acc + t[3];
-      acc = acc + t[7];
-    }
+  __m128i sb8;
+  if (pieces == 4) sb8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr + c * 8));
+  else sb8 = _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(sr + c * 8));
+  const __m256i sb = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(sb8, k.scalePerm));
+  __m256i sbits = _mm256_slli_epi32(sb, 23);
+  sbits = _mm256_blendv_epi8(sbits, sub, _mm256_cmpeq_epi32(sb, zero));
+  sbits = _mm256_blendv_epi8(sbits, nan, _mm256_cmpeq_epi32(sb, ff));
+  return _mm256_castsi256_ps(sbits);
+}
+
+/** The 8 scaled block values of one chunk (lane order kLane4) from its 4 piece sums:
+ *  fl32(exact sum) * 2^-10 * act scale * weight scale, the reference's order. */
+inline __m256 fp4Values(__m256i s0, __m256i s1, __m256i s2, __m256i s3, const uint8_t* xc, __m256 ws) {
+  __m256i r = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+  r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 4 * kPiece)));
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(1.0f / 1024));
+  v = _mm256_mul_ps(v, _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
+  return _mm256_mul_ps(v, ws);
+}
+
+/** acc[j] + the blocks of v[j] in increasing K order (lanes 0,4,1,5,2,6,3,7) for 4
+ *  outputs at once: a 4x8 transpose, then one fp32 add per block, as the scalar chain. */
+inline __m128 fp4Accumulate4(__m128 acc, __m256 v0, __m256 v1, __m256 v2, __m256 v3, int pieces) {
+  const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+  const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  acc = _mm_add_ps(acc, _mm256_castps256_ps128(u0));
+  acc = _mm_add_ps(acc, _mm256_extractf128_ps(u0, 1));
+  acc = _mm_add_ps(acc, _mm256_castps256_ps128(u1));
+  acc = _mm_add_ps(acc, _mm256_extractf128_ps(u1, 1));
+  if (pieces == 4) {
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    acc = _mm_add_ps(acc, _mm256_castps256_ps128(u2));
+    acc = _mm_add_ps(acc, _mm256_extractf128_ps(u2, 1));
+    acc = _mm_add_ps(acc, _mm256_castps256_ps128(u3));
+    acc = _mm_add_ps(acc, _mm256_extractf128_ps(u3, 1));
   }
   return acc;
+}
+
+/** Scaled block values of chunk c of weight row wr (scales ws) against one prepared activation chunk. */
+inline __m256 fp4ChunkRow(const Cvt4& k, const uint8_t* wr, int c, int pieces, const uint8_t* xc, __m256 ws) {
+  __m256i s[4];
+  for (int p = 0; p < 4; p++) {
+    if (p < pieces) {
+      __m256i wl, wh;
+      fp4Weights(k, wr + c * 128 + p * 32, wl, wh);
+      s[p] = fp4Piece(k, wl, wh, xc + p * kPiece);
+    } else {
+      s[p] = _mm256_setzero_si256();
+    }
+  }
+  return fp4Values(s[0], s[1], s[2], s[3], xc, ws);
+}
+
+/** Same from weights already converted (8 vectors: wl, wh of each piece). */
+inline __m256 fp4ChunkConverted(const Cvt4& k, const __m256i* w, int pieces, const uint8_t* xc, __m256 ws) {
+  __m256i s[4];
+  for (int p = 0; p < 4; p++)
+    s[p] = p < pieces ? fp4Piece(k, _mm256_load_si256(w + 2 * p), _mm256_load_si256(w + 2 * p + 1), xc + p * kPiece)
+                      : _mm256_setzero_si256();
+  return fp4Values(s[0], s[1], s[2], s[3], xc, ws);
+}
+
+/** rows == 1: 4 weight rows at a time (the last ones repeated at the tail), fp32 accumulation
+ *  of the 4 outputs in one vector, so no per-row scalar add chain limits the stream. */
+void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, int n0, int n1) {
+  const int K = a.K, nsb = K / 32, nch = chunks4(K);
+  for (int n = n0; n < n1; n += 4) {
+    const uint8_t* wr[4];
+    const uint8_t* sr[4];
+    for (int j = 0; j < 4; j++) {
+      const int r = n + j < n1 ? n + j : n1 - 1;
+      wr[j] = a.w + size_t(r) * (K / 2);
+      sr[j] = a.ws + size_t(r) * nsb;
+    }
+    __m128 acc = _mm_setzero_ps();
+    for (int c = 0; c < nch; c++) {
+      const uint8_t* xc = xp + size_t(c) * kChunk;
+      const int pieces = (K - c * 256) >= 256 ? 4 : 2;
+      __m256 v[4];
+      for (int j = 0; j < 4; j++) v[j] = fp4ChunkRow(k, wr[j], c, pieces, xc, fp4Scales(k, sr[j], c, pieces));
+      acc = fp4Accumulate4(acc, v[0], v[1], v[2], v[3], pieces);
+    }
+    alignas(16) float t[4];
+    _mm_store_ps(t, acc);
+    for (int j = 0; j < 4 && n + j < n1; j++) a.y[n + j] = t[j];
+  }
+}
+
+/** rows > 1: NG weight rows' chunk is converted once into wb and used by every activation
+ *  row of a kMC-row group (whose prepared chunk stays in L1), 4 activation rows at a time. */
+void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
+  constexpr int NG = 8, kMC = 16;
+  const int K = a.K, nsb = K / 32, nch = chunks4(K);
+  const size_t rowBytes = fp4PrepBytesPerRowImpl(K);
+  alignas(32) __m256i wb[NG * 8];
+  __m256 ws[NG];
+  alignas(16) float acc[NG][kMC];
+  for (int mc = 0; mc < a.rows; mc += kMC) {
+    const int nm = a.rows - mc < kMC ? a.rows - mc : kMC;
+    for (int ng0 = n0; ng0 < n1; ng0 += NG) {
+      const int ng = n1 - ng0 < NG ? n1 - ng0 : NG;
+      for (int w = 0; w < ng; w++)
+        for (int m = 0; m < kMC; m++) acc[w][m] = 0.0f;
+      for (int c = 0; c < nch; c++) {
+        const int pieces = (K - c * 256) >= 256 ? 4 : 2;
+        for (int w = 0; w < ng; w++) {
+          const uint8_t* wr = a.w + size_t(ng0 + w) * (K / 2) + c * 128;
+          for (int p = 0; p < pieces; p++) {
+            __m256i wl, wh;
+            fp4Weights(k, wr + p * 32, wl, wh);
+            _mm256_store_si256(wb + w * 8 + 2 * p, wl);
+            _mm256_store_si256(wb + w * 8 + 2 * p + 1, wh);
+          }
+          ws[w] = fp4Scales(k, a.ws + size_t(ng0 + w) * nsb, c, pieces);
+        }
+        for (int m = 0; m < nm; m += 4) {
+          const uint8_t* xc[4];
+          for (int j = 0; j < 4; j++) xc[j] = prep + size_t(mc + (m + j < nm ? m + j : nm - 1)) * rowBytes + size_t(c) * kChunk;
+          for (int w = 0; w < ng; w++) {
+            __m256 v[4];
+            for (int j = 0; j < 4; j++) v[j] = fp4ChunkConverted(k, wb + w * 8, pieces, xc[j], ws[w]);
+            _mm_store_ps(&acc[w][m], fp4Accumulate4(_mm_load_ps(&acc[w][m]), v[0], v[1], v[2], v[3], pieces));
+          }
+        }
+      }
+      for (int w = 0; w < ng; w++)
+        for (int m = 0; m < nm; m++) a.y[size_t(mc + m) * a.out + ng0 + w] = acc[w][m];
+    }
+  }
 }
 
 }  // namespace
@@ -288,8 +412,8 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   const double* xd = reinterpret_cast<const double*>(prep);
   if (a.rows == 1) {
     int n = n0;
-    // one row, 4 accumulators: more rows or accumulators spill registers (measured slower)
-    for (; n < n1; n++) fp8Gemv<1, 4>(a, cv, xd, n);
+    for (; n + 2 <= n1; n += 2) fp8Gemv<2>(a, cv, xd, n);
+    if (n < n1) fp8Gemv<1>(a, cv, xd, n);
     return;
   }
   const int K = a.K, nkb = K / 128;
@@ -316,7 +440,7 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
 
 // ---------- FP4 entry points ----------
 
-size_t fp4PrepBytesPerRow(int K) { return size_t(chunks4(K)) * kChunk; }
+size_t fp4PrepBytesPerRow(int K) { return fp4PrepBytesPerRowImpl(K); }
 
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
   const Tables& T = tables();
@@ -358,17 +482,8 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  const int K = a.K, nsb = K / 32;
-  const size_t rowBytes = fp4PrepBytesPerRow(K);
-  constexpr int kRowChunk = 16;
-  for (int mc = 0; mc < a.rows; mc += kRowChunk) {
-    const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
-    for (int n = n0; n < n1; n++) {
-      const uint8_t* wr = a.w + size_t(n) * (K / 2);
-      const uint8_t* sr = a.ws + size_t(n) * nsb;
-      for (int m = mc; m < mce; m++) a.y[size_t(m) * a.out + n] = fp4Dot(cv, wr, sr, prep + m * rowBytes, K);
-    }
-  }
+  if (a.rows == 1) fp4Gemv(cv, a, prep, n0, n1);
+  else fp4Gemm(cv, a, prep, n0, n1);
 }
 
 // ---------- BF16 (exact F.linear with an error-bound check) ----------
