@@ -211,7 +211,7 @@ struct IndexerFp4Job {
 void indexerFp4Job(void* ctx, int share, int shares) {
   const IndexerFp4Job& j = *static_cast<const IndexerFp4Job*>(ctx);
   int t0, t1;
-  split(j.visible, 1, share, shares, t0, t1);
+  split(j.visible, 8, share, shares, t0, t1);  // whole groups of 8 interleaved keys
   if (t0 >= t1) return;
 #if defined(__x86_64__) || defined(_M_X64)
   if (hasAvx2()) return avx2::indexerScoresFp4(j.a, t0, t1);
@@ -557,7 +557,7 @@ napi_value IndexerScoresFp4(napi_env env, napi_callback_info info) {
   j.a.d = intArg(env, argv[6]);
   j.visible = intArg(env, argv[7]);
   const size_t H = size_t(j.a.H), D = size_t(j.a.d), V = size_t(j.visible);
-  if (!okTypes || j.a.H <= 0 || j.a.H > 512 || j.a.d <= 0 || j.a.d % 32 != 0 || j.visible < 0 || nq < H * D || nhw < H || nc < V * D ||
+  if (!okTypes || j.a.H <= 0 || j.a.H > 512 || j.a.d <= 0 || j.a.d % 32 != 0 || j.visible < 0 || nq < H * D || nhw < H || nc < (V + 7) / 8 * 8 * D ||
       nu < V * D / 32 || ne < V || ns < V || na < V) {
     napi_throw_range_error(env, nullptr, "dsv4 native indexerScoresFp4: bad argument types or sizes");
     return nullptr;

@@ -13,8 +13,10 @@
 
 namespace dsv4 {
 
-static int exponentOf(double v) {  // v a nonzero power of two (or any finite nonzero: floor(log2|v|))
-  return std::ilogb(v);
+static int exponentOf(double v) {  // floor(log2|v|) for finite nonzero v of fp32 range (a normal double)
+  uint64_t b;
+  std::memcpy(&b, &v, 8);
+  return int((b >> 52) & 0x7ff) - 1023;
 }
 
 bool indexerFp4PrepareQuery(const float* q, const float* hw, int H, int d, int8_t* qc, double* qu, int32_t* qcorr, int* qRange) {
@@ -105,14 +107,15 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
       a.amb[t] = 1;
       continue;
     }
-    const uint8_t* k = a.codes + size_t(t) * d;
+    // rows interleaved per group of 8 by 4-code chunks (src/tensor/fp4-rows.ts codeIndex)
+    const uint8_t* k = a.codes + size_t(t - t % 8) * d + (t % 8) * 4;
     const float* ku = a.units + size_t(t) * nb;
     for (int h = 0; h < H; h++) {
       const int8_t* q = a.qc + size_t(h) * d;
       double s = 0;
       for (int b = 0; b < nb; b++) {
         int32_t dot = 0;
-        for (int j = b * 32; j < b * 32 + 32; j++) dot += int32_t(k[j]) * q[j];
+        for (int j = b * 32; j < b * 32 + 32; j++) dot += int32_t(k[(j >> 2) * 32 + (j & 3)]) * q[j];
         s += double(dot - a.qcorr[h * nb + b]) * a.qu[h * nb + b] * double(ku[b]);
       }
       dots[h] = s;

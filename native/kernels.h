@@ -57,7 +57,7 @@ struct IndexerFp4Args {
   int qRange;            // max over heads of the unit exponent span of nonzero blocks
   int rangeLimit;        // indexerFp4RangeLimit(d)
   const float* hw;       // [H]
-  const uint8_t* codes;  // key codes + 12 [visible, d]
+  const uint8_t* codes;  // key codes + 12, rows interleaved per group of 8: [t/8][j/4][t%8][j%4] (fp4-rows.ts)
   const float* units;    // key block units [visible, d/32]
   const uint8_t* exact;  // [visible]
   int H;

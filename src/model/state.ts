@@ -5,7 +5,7 @@
 // fp32 as in the reference. The MTP block has its own.
 import type { SequenceState } from './api.js';
 import { bf16Bits } from '../tensor/formats.js';
-import { encodeFp4Row, FP4_BLOCK, type Fp4Rows } from '../tensor/fp4-rows.js';
+import { codeIndex, encodeFp4Row, FP4_BLOCK, FP4_GROUP, type Fp4Rows } from '../tensor/fp4-rows.js';
 
 /** BF16 bits -> f32 values, rows [r0, r1) of width w. */
 export function decodeRows(bits: Uint16Array, w: number, r0: number, r1: number, out: Float32Array = new Float32Array((r1 - r0) * w)): Float32Array {
@@ -80,6 +80,14 @@ export class EntryCache {
   }
 }
 
+/** Entries rounded up to whole groups of FP4_GROUP. */
+const groups = (n: number) => Math.ceil(n / FP4_GROUP) * FP4_GROUP;
+let rowCodeBuf = new Uint8Array(0);
+function rowCodes(w: number): Uint8Array {
+  if (rowCodeBuf.length < w) rowCodeBuf = new Uint8Array(w);
+  return rowCodeBuf;
+}
+
 /**
  * The indexer's key cache: BF16 entries (the canonical state) plus their compact FP4 form
  * (tensor/fp4-rows.ts) for the integer scoring kernel, kept in step on every push.
@@ -92,7 +100,7 @@ export class IndexerKeyCache extends EntryCache implements Fp4Rows {
   private f32Count = 0;
   constructor(width: number, capacity = 16) {
     super(width, capacity);
-    this.codes = new Uint8Array(capacity * width);
+    this.codes = new Uint8Array(groups(capacity) * width);
     this.units = new Float32Array(Math.ceil((capacity * width) / FP4_BLOCK));
     this.exact = new Uint8Array(capacity);
   }
@@ -104,7 +112,7 @@ export class IndexerKeyCache extends EntryCache implements Fp4Rows {
     super.reserve(entries);
     if (entries <= this.exact.length) return;
     const w = this.width;
-    const codes = new Uint8Array(entries * w);
+    const codes = new Uint8Array(groups(entries) * w);
     codes.set(this.codes);
     const units = new Float32Array(Math.ceil((entries * w) / FP4_BLOCK));
     units.set(this.units);
@@ -118,7 +126,16 @@ export class IndexerKeyCache extends EntryCache implements Fp4Rows {
     const w = this.width;
     if (this.exact.length <= t) this.reserve(Math.max(2 * this.exact.length, t + 1));
     // widths off the 32-block grid have no compact form (every row inexact)
-    this.exact[t] = w % FP4_BLOCK === 0 && encodeFp4Row(src, so, w, this.codes, t * w, this.units, (t * w) / FP4_BLOCK) ? 1 : 0;
+    if (w % FP4_BLOCK !== 0 || !encodeFp4Row(src, so, w, rowCodes(w), 0, this.units, (t * w) / FP4_BLOCK)) {
+      this.exact[t] = 0;
+      return;
+    }
+    const rc = rowCodes(w);
+    for (let i = 0; i < w; i += 4) {
+      const o = codeIndex(t, i, w);
+      for (let j = 0; j < 4; j++) this.codes[o + j] = rc[i + j]!;
+    }
+    this.exact[t] = 1;
   }
   /** All entries as f32 values [count, width] (decoded incrementally; do not modify). */
   override values(): Float32Array {
@@ -143,7 +160,7 @@ export class IndexerKeyCache extends EntryCache implements Fp4Rows {
     this.f32Count = 0;
     if (o instanceof IndexerKeyCache) {
       const n = o.count;
-      this.codes = o.codes.slice(0, Math.max(n, 1) * this.width);
+      this.codes = o.codes.slice(0, groups(Math.max(n, 1)) * this.width);
       this.units = o.units.slice(0, Math.ceil((Math.max(n, 1) * this.width) / FP4_BLOCK));
       this.exact = o.exact.slice(0, Math.max(n, 1));
     } else this.loaded();

@@ -9,10 +9,22 @@ export const FP4_BLOCK = 32;
 /** Codes are stored offset by this (u8 in [0, 24]) so that vpmaddubsw can take them unsigned. */
 export const FP4_CODE_OFFSET = 12;
 
+/** Rows interleaved per group of this many in `codes` (see codeIndex). */
+export const FP4_GROUP = 8;
+
+/**
+ * Index in `codes` of element i of row t: rows are interleaved in groups of 8 by 4-element
+ * chunks, [t/8][i/4][t%8][i%4], so that one 32-byte load holds the same chunk of 8 rows
+ * (a kernel then multiplies it by one broadcast query chunk, with no horizontal sums).
+ */
+export function codeIndex(t: number, i: number, width: number): number {
+  return (t - (t % FP4_GROUP)) * width + (i >> 2) * 4 * FP4_GROUP + (t % FP4_GROUP) * 4 + (i & 3);
+}
+
 /** Rows in compact form, grown by the owner; see the file comment. */
 export interface Fp4Rows {
   readonly width: number;
-  /** Offset codes (code + 12) [count, width]. */
+  /** Offset codes (code + 12), rows interleaved per group of 8 (codeIndex); whole groups allocated. */
   readonly codes: Uint8Array;
   /** Unit of each block [count, width/32] (a power of two; 0 for an all-zero block). */
   readonly units: Float32Array;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { indexerScores, type IndexerWeights } from '../../src/model/indexer.js';
 import { IndexerKeyCache } from '../../src/model/state.js';
-import { encodeFp4Row, FP4_CODE_OFFSET } from '../../src/tensor/fp4-rows.js';
+import { codeIndex, encodeFp4Row, FP4_CODE_OFFSET } from '../../src/tensor/fp4-rows.js';
 import { fp4ActQuantInPlace } from '../../src/tensor/quant.js';
 import { roundBf16 } from '../../src/tensor/formats.js';
 
@@ -163,7 +163,7 @@ test('IndexerKeyCache: compact form follows push, growth, clone and reload', () 
       assert.equal(c.exact[t], t === 5 ? 0 : 1, `${what} entry ${t}`);
       for (let i = 0; i < d; i++) {
         assert.equal(v[t * d + i], roundBf16(rows[t]![i]!), `${what} value ${t},${i}`);
-        if (t !== 5) assert.equal((c.codes[t * d + i]! - FP4_CODE_OFFSET) * c.units[t * 4 + (i >> 5)]!, v[t * d + i]! || 0, `${what} code ${t},${i}`);
+        if (t !== 5) assert.equal((c.codes[codeIndex(t, i, d)]! - FP4_CODE_OFFSET) * c.units[t * 4 + (i >> 5)]!, v[t * d + i]! || 0, `${what} code ${t},${i}`);
       }
     }
   };
