@@ -101,18 +101,21 @@ inline double hsum(__m256d v) {
   return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
 }
 
-/** Summation depth of dotTile: lane chains, the accumulator tree, hsum, the sequential tail. */
-inline int depth(int K, int nacc) { return (K & ~15) / 16 * (4 / nacc) + 4 + (K & 15); }
+/** Vector part of a row: elements [h, k16(K, h)) in chunks of 16 (h: scalar head that aligns the loads). */
+inline int k16(int K, int h) { return h + ((K - h) & ~15); }
+
+/** Summation depth of dotTile: lane chains, the accumulator tree, hsum, the sequential head and tail. */
+inline int depth(int K, int h, int nacc) { return (k16(K, h) - h) / 16 * (4 / nacc) + 4 + h + (K - k16(K, h)); }
 
 /** RT prepared activation rows against one weight row: s[r] (and t[r] = magnitude sum if TIGHT), scaled units. */
 template <DenseKind KIND, int RT, int NACC, bool TIGHT>
-inline void dotTile(const Consts& c, const uint8_t* wr, int K, const double* const* xr, double* s, double* t) {
+inline void dotTile(const Consts& c, const uint8_t* wr, int K, int h, const double* const* xr, double* s, double* t) {
   constexpr int EB = KIND == DenseKind::Bf16 ? 2 : 1;
-  const int K16 = K & ~15;
+  const int K16 = k16(K, h);
   __m256d acc[RT][NACC], tac[RT][NACC];
   for (int r = 0; r < RT; r++)
     for (int i = 0; i < NACC; i++) acc[r][i] = tac[r][i] = _mm256_setzero_pd();
-  for (int k = 0; k < K16; k += 16) {
+  for (int k = h; k < K16; k += 16) {
     _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k + 512) * EB), _MM_HINT_T0);
     __m256d q[4];
     load16<KIND>(c, wr + size_t(k) * EB, q);
@@ -134,10 +137,12 @@ inline void dotTile(const Consts& c, const uint8_t* wr, int K, const double* con
       ta = _mm256_add_pd(tac[r][0], tac[r][1 % NACC]);
     }
     double sd = hsum(a), td = TIGHT ? hsum(ta) : 0;
-    for (int k = K16; k < K; k++) {
-      const double p = placed1<KIND>(wr, k) * xr[r][k];
-      sd += p;
-      if (TIGHT) td += std::fabs(p);
+    for (int part = 0; part < 2; part++) {
+      for (int k = part ? K16 : 0; k < (part ? K : h); k++) {
+        const double p = placed1<KIND>(wr, k) * xr[r][k];
+        sd += p;
+        if (TIGHT) td += std::fabs(p);
+      }
     }
     s[r] = sd;
     if (TIGHT) t[r] = td;
@@ -146,29 +151,30 @@ inline void dotTile(const Consts& c, const uint8_t* wr, int K, const double* con
 
 /** Per-thread prepared activations for a chunk of rows, and what settling needs. */
 struct Prep {
-  std::vector<double> xp;   // [rows of the chunk, K]: x * 2^512 (* fp8 block scale), kPerm16 order
+  std::vector<double> xp;   // [rows of the chunk, K]: x * 2^512 (* fp8 block scale), chunks of [h, K16) in kPerm16 order
   std::vector<double> mx;   // [rows, nb]: max |x| per 128-block (Inf when not finite)
   std::vector<int> xlsb;    // [rows]: min lsb exponent of x (computed on demand)
+  std::vector<double> factor;  // [nb]: the activation factor of each 128-block
   int group = -1;           // fp8: the 128-row weight group xp is scaled for
 };
 
-void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group) {
-  const int K = a.K, K16 = K & ~15, nb = (K + 127) / 128;
+void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group, int h) {
+  const int K = a.K, K16 = k16(K, h), nb = (K + 127) / 128;
+  p.factor.resize(nb);
+  for (int b = 0; b < nb; b++) {
+    int e = kXExp;
+    if (a.kind == DenseKind::Fp8) {
+      const uint8_t sb = a.ws[size_t(group) * nb + b];
+      if (fp8ScaleExact(sb)) e += int(sb) - 127;  // else the bounds are NaN: flagged anyway
+    }
+    p.factor[b] = std::ldexp(1.0, e);
+  }
   for (int m = m0; m < m1; m++) {
     const float* x = a.x + size_t(m) * K;
     double* xp = p.xp.data() + size_t(m - m0) * K;
-    for (int b = 0; b < nb; b++) {
-      int e = kXExp;
-      if (a.kind == DenseKind::Fp8) {
-        const uint8_t sb = a.ws[size_t(group) * nb + b];
-        if (fp8ScaleExact(sb)) e += int(sb) - 127;  // else the bounds are NaN: flagged anyway
-      }
-      const double f = std::ldexp(1.0, e);
-      const int k1 = b * 128 + 128 < K ? b * 128 + 128 : K;
-      for (int k = b * 128; k < k1; k++) {
-        const int src = k < K16 ? (k & ~15) + kPerm16[k & 15] : k;
-        xp[k] = double(x[src]) * f;
-      }
+    for (int k = 0; k < K; k++) {
+      const int src = k >= h && k < K16 ? k - ((k - h) & 15) + kPerm16[(k - h) & 15] : k;
+      xp[k] = double(x[src]) * p.factor[src >> 7];
     }
   }
   p.group = group;
@@ -196,6 +202,12 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   constexpr int EB = KIND == DenseKind::Bf16 ? 2 : 1;
   const double R = resultScale(KIND);
   const uint8_t* W = static_cast<const uint8_t*>(a.w);
+  // a scalar head of h elements aligns the vector loads (32 bytes bf16, 16 bytes fp8) when every row
+  // starts at the same alignment; a load split over two cache lines costs about double
+  constexpr size_t AL = KIND == DenseKind::Bf16 ? 32 : 16;
+  const size_t mis = reinterpret_cast<uintptr_t>(W + size_t(a.r0) * K * EB) % AL;
+  int h = (size_t(K) * EB) % AL == 0 && mis % EB == 0 ? int((AL - mis) % AL / EB) : 0;
+  if (h > K) h = 0;
   Prep p;
   prepMax(a, p);
   const int mc = K >= 262144 ? 1 : 262144 / K;  // rows per prepared chunk (<= 2 MiB)
@@ -206,7 +218,7 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
     for (int j = j0; j < j1; j++) {
       const int r = a.r0 + j;
       const int group = KIND == DenseKind::Fp8 ? r >> 7 : 0;
-      if (p.group != group) prepRows(a, p, m0, m1, group);
+      if (p.group != group) prepRows(a, p, m0, m1, group, h);
       const uint8_t* wr = W + size_t(r) * K * EB;
       const float* br = a.bounds + size_t(r) * nb;
       int wlsb = INT_MIN + 1;
@@ -215,10 +227,10 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
         const double* xr[3];
         for (int i = 0; i < rt; i++) xr[i] = p.xp.data() + size_t(m + i - m0) * K;
         double s[3], t[3];
-        if (rt == 3) dotTile<KIND, 3, 2, false>(c, wr, K, xr, s, t);
-        else if (rt == 2) dotTile<KIND, 2, 2, false>(c, wr, K, xr, s, t);
-        else dotTile<KIND, 1, 4, false>(c, wr, K, xr, s, t);
-        const int D = depth(K, rt == 1 ? 4 : 2);
+        if (rt == 3) dotTile<KIND, 3, 2, false>(c, wr, K, h, xr, s, t);
+        else if (rt == 2) dotTile<KIND, 2, 2, false>(c, wr, K, h, xr, s, t);
+        else dotTile<KIND, 1, 4, false>(c, wr, K, h, xr, s, t);
+        const int D = depth(K, h, rt == 1 ? 4 : 2);
         for (int i = 0; i < rt; i++, m++) {
           const size_t o = size_t(m) * a.n + j;
           float* y = a.y + o;
@@ -232,13 +244,13 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
               st.tight++;
               double s1, t1;
               const double* x1[1] = {xr[i]};
-              dotTile<KIND, 1, 4, true>(c, wr, K, x1, &s1, &t1);
-              ok = settleF32(s1 * R, t1 * R, depth(K, 4), y);
+              dotTile<KIND, 1, 4, true>(c, wr, K, h, x1, &s1, &t1);
+              ok = settleF32(s1 * R, t1 * R, depth(K, h, 4), y);
               if (!ok) {
                 if (wlsb == INT_MIN + 1) wlsb = denseRowLsb(KIND, a.w, a.ws, K, r);
                 int& xl = p.xlsb[m];
                 if (xl == INT_MIN + 1) xl = minLsbExponent(a.x + size_t(m) * K, K);
-                ok = settleExactF32(s1 * R, t1 * R, depth(K, 4), productLsb(xl, wlsb), y);
+                ok = settleExactF32(s1 * R, t1 * R, depth(K, h, 4), productLsb(xl, wlsb), y);
               }
             }
           }
