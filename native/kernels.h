@@ -21,20 +21,6 @@ struct GemmArgs {
   float* y;           // [rows, out]
 };
 
-/** y[rows, out] = RN32(exact x . w^T) for fp32 x and BF16 w (F.linear under canonical
- *  rounding). Products are exact in float64; the float64 sum is accepted when its
- *  error bound leaves one fp32 rounding possible, else amb[m*out+n] = 1 and the
- *  caller computes that element exactly. */
-struct Bf16Args {
-  const float* x;      // [rows, K]
-  int rows;
-  int K;
-  const uint16_t* w;   // BF16 bits [out, K]
-  int out;
-  float* y;            // [rows, out]
-  uint8_t* amb;        // [rows, out]
-};
-
 /** Lightning-indexer scores of one query row (spec §3.5, model/indexer.ts):
  *  score[t] = bf16(RN32(sum_h bf16(RN32(relu(bf16(RN32(q_h . k_t))) * w_h)))) for
  *  t in [t0, t1); amb[t] = 1 where a float64 sum cannot be settled (caller recomputes). */
@@ -79,10 +65,6 @@ float roundBf16(float v);
 int lsbExponent(float v);
 /** min lsbExponent over v[0..n) (INT_MAX if all zero, INT_MIN if any inf/NaN). */
 int minLsbExponent(const float* v, int n);
-/** min lsbExponent over BF16 bits w[0..n). */
-int minLsbExponentBf16(const uint16_t* w, int n);
-/** The bf16 GEMM element settle: error bound first, then (rarely needed) the exactness certificate. */
-bool settleBf16(double s, double t, const float* x, const uint16_t* w, int K, float* out);
 /** lsb exponent of products of two sets with the given min lsb exponents (INT_MAX: all zero, INT_MIN: unknown). */
 inline int productLsb(int a, int b) {
   if (a == INT_MIN || b == INT_MIN) return INT_MIN;
@@ -95,9 +77,6 @@ bool settleExactF32(double s, double t, int n, int lsb, float* out);
 /** Indexer score of one entry from its per-head float64 dot sums (s), magnitude sums (t) and
  *  product lsb exponents (lsb); H <= 512. */
 bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, const int* lsb, float* score);
-
-/** Adds w[k]*x[k] (exact in float64) to s and its magnitude to t for k in [k0, k1). */
-void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t);
 
 /** RN32 of a float64 sum s of n exact products with sum of magnitudes t, or false when ambiguous. */
 bool settleF32(double s, double t, int n, float* out);
@@ -116,7 +95,6 @@ bool fp8Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp8Rows(const GemmArgs& a, const double* xd, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, double* xd, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1);
-void bf16Rows(const Bf16Args& a, int n0, int n1);
 void indexerScores(const IndexerArgs& a, int t0, int t1);
 void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1);
 }  // namespace scalar
@@ -131,7 +109,6 @@ bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
-void bf16Rows(const Bf16Args& a, int n0, int n1);
 void indexerScores(const IndexerArgs& a, int t0, int t1);
 void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1);
 bool hasNanE4m3(const uint8_t* p, size_t n);

@@ -34,17 +34,6 @@ bool settleF32(double s, double t, int n, float* out) {
   return true;
 }
 
-void bf16DotTail(const uint16_t* w, const float* x, int k0, int k1, double& s, double& t) {
-  for (int k = k0; k < k1; k++) {
-    const uint32_t bits = uint32_t(w[k]) << 16;
-    float wv;
-    std::memcpy(&wv, &bits, 4);
-    const double p = double(wv) * double(x[k]);
-    s += p;
-    t += std::fabs(p);
-  }
-}
-
 float roundBf16(float v) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
@@ -72,24 +61,6 @@ int minLsbExponent(const float* v, int n) {
     if (e < r) r = e;
   }
   return r;
-}
-
-int minLsbExponentBf16(const uint16_t* w, int n) {
-  int r = INT_MAX;
-  for (int i = 0; i < n; i++) {
-    const uint32_t bits = uint32_t(w[i]) << 16;
-    float v;
-    std::memcpy(&v, &bits, 4);
-    const int e = lsbExponent(v);
-    if (e == INT_MIN) return INT_MIN;
-    if (e < r) r = e;
-  }
-  return r;
-}
-
-bool settleBf16(double s, double t, const float* x, const uint16_t* w, int K, float* out) {
-  if (settleF32(s, t, K, out)) return true;
-  return settleExactF32(s, t, K, productLsb(minLsbExponent(x, K), minLsbExponentBf16(w, K)), out);
 }
 
 bool settleExactF32(double s, double t, int n, int lsb, float* out) {
@@ -176,20 +147,6 @@ void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1) {
         acc = acc + (float(dot) * sa) * e8m0ToFloat(sr[kb]);
       }
       a.y[size_t(m) * a.out + n] = acc;
-    }
-  }
-}
-
-void bf16Rows(const Bf16Args& a, int n0, int n1) {
-  const int K = a.K;
-  for (int n = n0; n < n1; n++) {
-    const uint16_t* wr = a.w + size_t(n) * K;
-    for (int m = 0; m < a.rows; m++) {
-      const float* xr = a.x + size_t(m) * K;
-      double s = 0, t = 0;
-      bf16DotTail(wr, xr, 0, K, s, t);
-      const size_t i = size_t(m) * a.out + n;
-      a.amb[i] = settleBf16(s, t, xr, wr, K, &a.y[i]) ? 0 : 1;
     }
   }
 }
