@@ -3,7 +3,7 @@
 // peak, and the speedup of the native kernels over the TypeScript reference.
 import { dotF32 } from '../src/tensor/exact.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
-import { indexerScoreTs } from '../src/tensor/native.js';
+import { indexerScoreTs, loadNative } from '../src/tensor/native.js';
 import { referenceKernels } from '../src/tensor/reference-kernels.js';
 import type { MachineLimits } from './machine.js';
 import { randomActs, randomFp4, randomFp8, timeIt, type BenchRow } from './util.js';
@@ -77,6 +77,16 @@ function benchIndexer(native: Kernels, rows: BenchRow[]): void {
   rows.push({ section: 'kernels', name: 'indexer speedup over TypeScript', value: ((ts / 64) * V) / s, unit: 'x' });
 }
 
+/** Fallbacks of one call of the exact dense products: level 2 (tight bound, in C) and level 3 (TypeScript). */
+function fallbacks(fn: () => void): string {
+  const { addon } = loadNative();
+  if (!addon) return '';
+  const a = addon.denseStats();
+  fn();
+  const b = addon.denseStats();
+  return `per call ${b.tight - a.tight} of ${b.elements - a.elements} re-summed in C, ${b.flagged - a.flagged} in TypeScript`;
+}
+
 /** BF16 GEMV (the output head, F.linear): native against exact TypeScript dot products. */
 function benchBf16(native: Kernels, bw: number, rows: BenchRow[]): void {
   if (!native.bf16Gemm) return;
@@ -87,7 +97,15 @@ function benchBf16(native: Kernels, bw: number, rows: BenchRow[]): void {
   const y = new Float32Array(out);
   const s = timeIt(() => native.bf16Gemm!(x, 1, w, y), 30);
   const gbs = (w.data.byteLength) / s / 1e9;
-  rows.push({ section: 'kernels', name: `bf16 GEMV 1x${inF} . ${out}x${inF}`, value: gbs, unit: 'GB/s', ratio: gbs / bw, note: `of ${bw.toFixed(1)} GB/s read` });
+  rows.push({ section: 'kernels', name: `bf16 GEMV 1x${inF} . ${out}x${inF}`, value: gbs, unit: 'GB/s', ratio: gbs / bw, note: `of ${bw.toFixed(1)} GB/s read; ${fallbacks(() => native.bf16Gemm!(x, 1, w, y))}` });
+  if (native.fp8AsBf16Gemm) {
+    // wo_a: FP8 codes used as BF16 values, read directly (GB/s of FP8 bytes)
+    const w8 = randomFp8(2 * out, inF);
+    const y8 = new Float32Array(2 * out);
+    const s8 = timeIt(() => native.fp8AsBf16Gemm!(x, 1, w8, 0, 2 * out, y8), 30);
+    const g8 = w8.data.byteLength / s8 / 1e9;
+    rows.push({ section: 'kernels', name: `fp8-as-bf16 GEMV (wo_a) 1x${inF} . ${2 * out}x${inF}`, value: g8, unit: 'GB/s', ratio: g8 / bw, note: `of ${bw.toFixed(1)} GB/s read; ${fallbacks(() => native.fp8AsBf16Gemm!(x, 1, w8, 0, 2 * out, y8))}` });
+  }
   const row = new Float32Array(inF);
   const bits = new Uint32Array(row.buffer);
   const ts = timeIt(() => {
