@@ -58,17 +58,18 @@ struct AttnArgs {
   int H;
   int d;                         // <= 1024
   const uint16_t* const* keys;   // [n] BF16 bits of each slot's key, nullptr = masked
-  const int* keyLsb;             // [n] every value of the key is a multiple of 2^keyLsb (INT_MAX: all zero)
   int n;
   float scale;
   const float* sink;             // [H]
   float* out;                    // [H, d]
   uint8_t* flag;                 // [H]: 1 = not decided here, recompute in TypeScript
 };
-/** Inner loops over a BF16 key: q·k with magnitude sum, and sum[e] += p*k[e], abs[e] += p*|k[e]|. */
+/** Inner loops: a BF16 key to float64 (with Σk², max|k| and a lower bound on its lsb exponents,
+ *  bf16LsbBound), a float64 dot product, and sum[e] += Σ_j p[j]*k_j[e]. */
 struct AttnLoops {
-  void (*dot)(const double* q, const double* qa, const uint16_t* k, int d, double* s, double* t);
-  void (*pv)(const double* p, const uint16_t* const* k, int nk, int d, double* sum, double* abs);
+  void (*cvt)(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb);
+  double (*dot)(const double* q, const double* k, int d);
+  void (*pv)(const double* p, const double* const* k, int nk, int d, double* sum);
 };
 const AttnLoops& scalarAttnLoops();
 void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1);

@@ -226,23 +226,19 @@ napi_value SparseAttn(napi_env env, napi_callback_info info) {
   x.flag = a.arr<uint8_t>(12, napi_uint8_array, Hs);
   if (!a.ok || H <= 0 || d <= 0 || d > 1024 || n < 0) return a.fail("dsv4 native sparseAttn: bad argument types or sizes");
   thread_local std::vector<const uint16_t*> keys;
-  thread_local std::vector<int> keyLsb;
   keys.assign(N, nullptr);
-  keyLsb.assign(N, 0);
   size_t active = 0;
   for (size_t i = 0; i < N; i++) {
     const uint8_t s = slotSrc[i];
     if (s == 255) continue;
     if (s > 2 || slotOff[i] < 0 || size_t(slotOff[i]) + Ds > srcLen[s]) return a.fail("dsv4 native sparseAttn: slot outside its source");
     keys[i] = src[s] + slotOff[i];
-    keyLsb[i] = ops::bf16LsbBound(keys[i], d);
     active++;
   }
   x.H = H;
   x.d = d;
   x.n = n;
   x.keys = keys.data();
-  x.keyLsb = keyLsb.data();
   AttnJob j{x, &ops::scalarAttnLoops()};
 #if defined(__x86_64__) || defined(_M_X64)
   if (cpuAvx2() && d % 16 == 0) j.loops = &ops::avx2::attnLoops();

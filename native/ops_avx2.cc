@@ -6,6 +6,7 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -33,61 +34,76 @@ inline void bf16x8(const uint16_t* p, __m256d& lo, __m256d& hi) {
   hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
 }
 
-// q·k over d (a multiple of 16) with the magnitude sum; 8 independent chains each
-void dotBf16(const double* q, const double* qa, const uint16_t* k, int d, double* s, double* t) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-  for (int i = 0; i < d; i += 16) {
-    __m256d k0, k1, k2, k3;
-    bf16x8(k + i, k0, k1);
-    bf16x8(k + i + 8, k2, k3);
-    s0 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i), k0, s0);
-    s1 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 4), k1, s1);
-    s2 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 8), k2, s2);
-    s3 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 12), k3, s3);
-    t0 = _mm256_fmadd_pd(_mm256_loadu_pd(qa + i), absPd(k0), t0);
-    t1 = _mm256_fmadd_pd(_mm256_loadu_pd(qa + i + 4), absPd(k1), t1);
-    t2 = _mm256_fmadd_pd(_mm256_loadu_pd(qa + i + 8), absPd(k2), t2);
-    t3 = _mm256_fmadd_pd(_mm256_loadu_pd(qa + i + 12), absPd(k3), t3);
+// a BF16 key (d a multiple of 16) to float64, with Σk², max|k| and the lsb bound of bf16LsbBound
+void cvtBf16(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb) {
+  __m256d n0 = _mm256_setzero_pd(), n1 = n0, m0 = n0, m1 = n0;
+  __m256i emin = _mm256_set1_epi32(256);
+  const __m256i e255 = _mm256_set1_epi32(0xff), mag = _mm256_set1_epi32(0x7fff), big = _mm256_set1_epi32(256);
+  for (int i = 0; i < d; i += 8) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i)));
+    const __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    _mm256_storeu_pd(out + i, lo);
+    _mm256_storeu_pd(out + i + 4, hi);
+    n0 = _mm256_fmadd_pd(lo, lo, n0);
+    n1 = _mm256_fmadd_pd(hi, hi, n1);
+    m0 = _mm256_max_pd(m0, absPd(lo));
+    m1 = _mm256_max_pd(m1, absPd(hi));
+    // exponent fields of the nonzero values (zeros count as 256)
+    const __m256i e = _mm256_and_si256(_mm256_srli_epi32(v, 7), e255);
+    const __m256i isZero = _mm256_cmpeq_epi32(_mm256_and_si256(v, mag), _mm256_setzero_si256());
+    emin = _mm256_min_epi32(emin, _mm256_blendv_epi8(e, big, isZero));
   }
-  *s = hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
-  *t = hsum(_mm256_add_pd(_mm256_add_pd(t0, t1), _mm256_add_pd(t2, t3)));
+  *norm2 = hsum(_mm256_add_pd(n0, n1));
+  alignas(32) double mx[4];
+  _mm256_store_pd(mx, _mm256_max_pd(m0, m1));
+  *maxAbs = std::fmax(std::fmax(mx[0], mx[1]), std::fmax(mx[2], mx[3]));
+  alignas(32) int32_t em[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(em), emin);
+  int e = 256;
+  for (int i = 0; i < 8; i++) e = em[i] < e ? em[i] : e;
+  *lsb = e == 256 ? INT_MAX : (e == 0 ? 1 : e) - 134;
+}
+
+double dotF64Pd(const double* q, const double* k, int d) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+  for (int i = 0; i < d; i += 16) {
+    s0 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i), _mm256_loadu_pd(k + i), s0);
+    s1 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 4), _mm256_loadu_pd(k + i + 4), s1);
+    s2 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 8), _mm256_loadu_pd(k + i + 8), s2);
+    s3 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 12), _mm256_loadu_pd(k + i + 12), s3);
+  }
+  return hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
 }
 
 template <int R>
-inline void pvGroup(const double* p, const uint16_t* const* k, int d, double* sum, double* abs) {
+inline void pvGroup(const double* p, const double* const* k, int d, double* sum) {
   __m256d P[R];
   for (int r = 0; r < R; r++) P[r] = _mm256_set1_pd(p[r]);
   for (int e = 0; e < d; e += 8) {
     __m256d s0 = _mm256_loadu_pd(sum + e), s1 = _mm256_loadu_pd(sum + e + 4);
-    __m256d a0 = _mm256_loadu_pd(abs + e), a1 = _mm256_loadu_pd(abs + e + 4);
     for (int r = 0; r < R; r++) {
-      __m256d v0, v1;
-      bf16x8(k[r] + e, v0, v1);
-      s0 = _mm256_fmadd_pd(P[r], v0, s0);
-      s1 = _mm256_fmadd_pd(P[r], v1, s1);
-      a0 = _mm256_fmadd_pd(P[r], absPd(v0), a0);
-      a1 = _mm256_fmadd_pd(P[r], absPd(v1), a1);
+      s0 = _mm256_fmadd_pd(P[r], _mm256_loadu_pd(k[r] + e), s0);
+      s1 = _mm256_fmadd_pd(P[r], _mm256_loadu_pd(k[r] + e + 4), s1);
     }
     _mm256_storeu_pd(sum + e, s0);
     _mm256_storeu_pd(sum + e + 4, s1);
-    _mm256_storeu_pd(abs + e, a0);
-    _mm256_storeu_pd(abs + e + 4, a1);
   }
 }
 
-// sum[e] += p_j k_j[e], abs[e] += p_j |k_j[e]| (p_j >= 0), four keys per pass over sum/abs
-void pvBf16(const double* p, const uint16_t* const* k, int nk, int d, double* sum, double* abs) {
+// sum[e] += Σ_j p_j k_j[e], four keys per pass over sum
+void pvF64(const double* p, const double* const* k, int nk, int d, double* sum) {
   int j = 0;
-  for (; j + 4 <= nk; j += 4) pvGroup<4>(p + j, k + j, d, sum, abs);
-  if (nk - j == 3) pvGroup<3>(p + j, k + j, d, sum, abs);
-  else if (nk - j == 2) pvGroup<2>(p + j, k + j, d, sum, abs);
-  else if (nk - j == 1) pvGroup<1>(p + j, k + j, d, sum, abs);
+  for (; j + 4 <= nk; j += 4) pvGroup<4>(p + j, k + j, d, sum);
+  if (nk - j == 3) pvGroup<3>(p + j, k + j, d, sum);
+  else if (nk - j == 2) pvGroup<2>(p + j, k + j, d, sum);
+  else if (nk - j == 1) pvGroup<1>(p + j, k + j, d, sum);
 }
 
 }  // namespace
 
 const AttnLoops& attnLoops() {
-  static const AttnLoops L{dotBf16, pvBf16};
+  static const AttnLoops L{cvtBf16, dotF64Pd, pvF64};
   return L;
 }
 

@@ -232,27 +232,32 @@ bool finishDot(const float* a, const float* b, int n, double s, double t, float*
 // ---------- sparse attention ----------
 
 namespace {
-void dotScalar(const double* q, const double* qa, const uint16_t* k, int d, double* s, double* t) {
-  double ss = 0, tt = 0;
+void cvtScalar(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb) {
+  double n2 = 0, mx = 0;
   for (int i = 0; i < d; i++) {
-    const double v = bf16Value(k[i]);
-    ss += q[i] * v;
-    tt += qa[i] * std::fabs(v);
+    out[i] = bf16Value(k[i]);
+    n2 += out[i] * out[i];
+    mx = std::fabs(out[i]) > mx ? std::fabs(out[i]) : mx;
   }
-  *s = ss;
-  *t = tt;
+  *norm2 = n2;
+  *maxAbs = mx;
+  *lsb = bf16LsbBound(k, d);
 }
 
-void pvScalar(const double* p, const uint16_t* const* k, int nk, int d, double* sum, double* abs) {
+double dotScalar(const double* q, const double* k, int d) {
+  double s = 0;
+  for (int i = 0; i < d; i++) s += q[i] * k[i];
+  return s;
+}
+
+void pvScalar(const double* p, const double* const* k, int nk, int d, double* sum) {
   for (int j = 0; j < nk; j++)
-    for (int e = 0; e < d; e++) {
-      const double v = bf16Value(k[j][e]);
-      sum[e] += p[j] * v;
-      abs[e] += p[j] * std::fabs(v);
-    }
+    for (int e = 0; e < d; e++) sum[e] += p[j] * k[j][e];
 }
 
 constexpr int kBlock = 64;
+// float64 sums of n <= 2^13 terms are within a relative n*u of the exact ones: 2^-40 covers it
+constexpr double kUp = 1 + 0x1p-40;
 
 /** lsb exponent of products of values with these lsb exponents (INT_MAX: a zero factor). */
 inline int sumLsb(int a, int b) {
@@ -261,102 +266,198 @@ inline int sumLsb(int a, int b) {
   return a + b;
 }
 
-/** One head: false when something is left to the TypeScript reference. */
-bool attnHead(const AttnArgs& a, const AttnLoops& L, int h) {
-  const int d = a.d;
-  alignas(32) double qd[1024], qa[1024], acc[1024], sum[1024], abs[1024];
-  double terms[1024 + kBlock + 1], pAct[kBlock];
-  const uint16_t* kAct[kBlock];
-  float s[kBlock];
-  const float* q = a.q + size_t(h) * d;
-  int qLsb = INT_MAX;
-  for (int i = 0; i < d; i++) {
-    const int e = lsbExponent(q[i]);
-    if (e == INT_MIN) return false;
-    qLsb = e < qLsb ? e : qLsb;
-    qd[i] = q[i];
-    qa[i] = std::fabs(qd[i]);
-    acc[i] = 0;
+/** min lsbExponent over v[0..n) (INT_MIN if any is non-finite). */
+int minLsb(const double* v, int n) {
+  int m = INT_MAX;
+  for (int i = 0; i < n; i++) {
+    const int e = lsbExponent(float(v[i]));
+    if (e == INT_MIN) return INT_MIN;
+    m = e < m ? e : m;
   }
-  int accLsb = INT_MAX, actLsb[kBlock];
+  return m;
+}
+
+/** This thread's working set: the block's keys as float64 (shared by its heads) and per-head rows. */
+struct AttnScratch {
+  double *kb, *qd, *acc, *sum, *terms;
+  uint8_t* ok;
+  AttnScratch(int Hs, int d) {
+    thread_local std::vector<double> buf;
+    const size_t need = size_t(kBlock) * d + 3 * size_t(Hs) * d + d + kBlock + 1 + d / 8 + 2 + 8;
+    if (buf.size() < need) buf.resize(need);
+    double* p = buf.data();
+    p += (32 - reinterpret_cast<uintptr_t>(p) % 32) % 32 / sizeof(double);
+    kb = p;
+    qd = kb + size_t(kBlock) * d;
+    acc = qd + size_t(Hs) * d;
+    sum = acc + size_t(Hs) * d;
+    terms = sum + size_t(Hs) * d;
+    ok = reinterpret_cast<uint8_t*>(terms + d + kBlock + 1);
+  }
+};
+
+struct HeadState {
   float m = -INFINITY, l = 0;
-  for (int b0 = 0; b0 < a.n; b0 += kBlock) {
-    const int nb = a.n - b0 < kBlock ? a.n - b0 : kBlock;
-    const uint16_t* const* keys = a.keys + b0;
-    float mNew = m;
-    for (int j = 0; j < nb; j++) {
-      if (!keys[j]) {
-        s[j] = -INFINITY;
+  int qLsb = INT_MAX;
+  bool qLsbKnown = false;
+  double qNorm = 0;
+  bool live = true;
+};
+
+/** One block of one head (attention.ts sparseAttnHead's block step); false when left undecided. */
+bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState& st, int hi, int b0, int nb, const double* kn,
+               const double* km, const int* kl) {
+  const int d = a.d;
+  const double* qd = S.qd + size_t(hi) * d;
+  double* acc = S.acc + size_t(hi) * d;
+  double* sum = S.sum + size_t(hi) * d;
+  double* terms = S.terms;
+  const uint16_t* const* keys = a.keys + b0;
+  float s[kBlock];
+  float mNew = st.m;
+  for (int j = 0; j < nb; j++) {
+    if (!keys[j]) {
+      s[j] = -INFINITY;
+      continue;
+    }
+    const double* k = S.kb + size_t(j) * d;
+    const double ds = L.dot(qd, k, d);
+    float dot;
+    // the magnitude sum is at most |q|·|k| (Cauchy-Schwarz); BF16 products often sum exactly onto
+    // an fp32 midpoint, which the span certificate settles; the exact magnitude sum last
+    const double tBound = st.qNorm * kn[j] * kUp;
+    if (!settleSum(ds, tBound, d, &dot)) {
+      if (!st.qLsbKnown) {
+        st.qLsb = minLsb(qd, d);
+        st.qLsbKnown = true;
+      }
+      const int lsb = sumLsb(st.qLsb, kl[j]);
+      if (!exactBySpan(ds, tBound, lsb, &dot)) {
+        double dt = 0;
+        for (int i = 0; i < d; i++) dt += std::fabs(qd[i] * k[i]);
+        if (!exactBySpan(ds, dt, lsb, &dot) && !settleSum(ds, dt, d, &dot)) {
+          for (int i = 0; i < d; i++) terms[i] = qd[i] * k[i];
+          if (!sumToF32(terms, d, 1, &dot)) return false;
+        }
+      }
+    }
+    s[j] = float(double(dot) * double(a.scale));
+    if (!std::isfinite(s[j])) return false;
+    if (s[j] > mNew) mNew = s[j];
+  }
+  if (mNew == -INFINITY) return false;  // the reference's NaN path (a leading all-masked block)
+  float c;
+  if (!exp32(float(double(st.m) - double(mNew)), &c)) return false;
+  terms[0] = double(st.l) * c;
+  double pAct[kBlock], pMax = 0;
+  const double* kAct[kBlock];
+  int na = 0;
+  // every PV term is a multiple of 2^spanLsb: lsb(acc) + lsb(c), lsb(p) + lsb(key)
+  int spanLsb = INT_MAX;
+  for (int j = 0; j < nb; j++) {
+    float p = 0;
+    if (s[j] != -INFINITY && !exp32(float(double(s[j]) - double(mNew)), &p)) return false;
+    terms[1 + j] = p;
+    const float pb = roundBf16(p);
+    if (keys[j] && pb != 0) {
+      const int lj = sumLsb(lsbExponent(pb), kl[j]);
+      spanLsb = lj < spanLsb ? lj : spanLsb;
+      pMax += pb * km[j];
+      pAct[na] = pb;
+      kAct[na++] = S.kb + size_t(j) * d;
+    }
+  }
+  if (!sumF32(terms, nb + 1, &st.l)) return false;
+  // acc = fl32(acc*c + Σ bf16(p)·v) per dim; magnitude sum at most |acc*c| + Σ bf16(p)·max|v|
+  for (int e = 0; e < d; e++) sum[e] = acc[e] * c;
+  L.pv(pAct, kAct, na, d, sum);
+  // the error-bound settle for all dims (branch-free: vectorizable), the rest one by one
+  const double bk = (nb + 3) * 0x1p-53 * 1.01 * kUp * kUp, u4 = 4 * 0x1p-53;
+  pMax *= kUp;
+  bool all = true;
+  for (int e = 0; e < d; e++) {
+    const double s1 = sum[e], err = (std::fabs(acc[e] * c) + pMax) * bk + std::fabs(s1) * u4;
+    const float r = float(s1);
+    const bool good = r != 0 && float(s1 - err) == r && float(s1 + err) == r;
+    S.ok[e] = good;
+    all = all && good;
+    acc[e] = good ? r : acc[e];
+  }
+  if (!all) {
+    const int lc = lsbExponent(c);
+    for (int e = 0; e < d; e++) {
+      if (S.ok[e]) continue;
+      const double ac = acc[e] * c;  // acc[e] still holds the old value here
+      const int le = sumLsb(lsbExponent(float(acc[e])), lc), span = le < spanLsb ? le : spanLsb;
+      float r;
+      if (exactBySpan(sum[e], (std::fabs(ac) + pMax) * kUp, span, &r)) {
+        acc[e] = r;
         continue;
       }
-      double ds, dt;
-      L.dot(qd, qa, keys[j], d, &ds, &dt);
-      float dot;
-      // BF16 products often sum exactly onto an fp32 midpoint: the span certificate settles those
-      if (!exactBySpan(ds, dt, sumLsb(qLsb, a.keyLsb[b0 + j]), &dot) && !settleSum(ds, dt, d, &dot)) {
-        for (int i = 0; i < d; i++) terms[i] = qd[i] * bf16Value(keys[j][i]);
-        if (!sumToF32(terms, d, 1, &dot)) return false;
-      }
-      s[j] = float(double(dot) * double(a.scale));
-      if (!std::isfinite(s[j])) return false;
-      if (s[j] > mNew) mNew = s[j];
-    }
-    if (mNew == -INFINITY) return false;  // the reference's NaN path (a leading all-masked block)
-    float c;
-    if (!exp32(float(double(m) - double(mNew)), &c)) return false;
-    terms[0] = double(l) * c;
-    int na = 0;
-    for (int j = 0; j < nb; j++) {
-      float p = 0;
-      if (s[j] != -INFINITY && !exp32(float(double(s[j]) - double(mNew)), &p)) return false;
-      terms[1 + j] = p;
-      const float pb = roundBf16(p);
-      if (keys[j] && pb != 0) {
-        actLsb[na] = sumLsb(lsbExponent(pb), a.keyLsb[b0 + j]);
-        pAct[na] = pb;
-        kAct[na++] = keys[j];
-      }
-    }
-    if (!sumF32(terms, nb + 1, &l)) return false;
-    // acc = fl32(acc*c + Σ bf16(p)·v) per dim
-    for (int e = 0; e < d; e++) {
-      sum[e] = acc[e] * c;
-      abs[e] = std::fabs(sum[e]);
-    }
-    L.pv(pAct, kAct, na, d, sum, abs);
-    // every term is a multiple of 2^spanLsb: lsb(acc) + lsb(c), lsb(p) + lsb(key)
-    int spanLsb = c == 0 ? INT_MAX : sumLsb(accLsb, lsbExponent(c));
-    for (int j = 0; j < na; j++) spanLsb = actLsb[j] < spanLsb ? actLsb[j] : spanLsb;
-    accLsb = INT_MAX;
-    for (int e = 0; e < d; e++) {
-      float r;
-      if (!exactBySpan(sum[e], abs[e], spanLsb, &r) && !settleSum(sum[e], abs[e], nb + 1, &r)) {
-        terms[0] = acc[e] * c;
-        for (int j = 0; j < na; j++) terms[1 + j] = pAct[j] * bf16Value(kAct[j][e]);
+      double t = std::fabs(ac);
+      for (int j = 0; j < na; j++) t += pAct[j] * std::fabs(kAct[j][e]);
+      if (!exactBySpan(sum[e], t, span, &r) && !settleSum(sum[e], t, nb + 1, &r)) {
+        terms[0] = ac;
+        for (int j = 0; j < na; j++) terms[1 + j] = pAct[j] * kAct[j][e];
         if (!sumToF32(terms, na + 1, 1, &r)) return false;
       }
       acc[e] = r;
-      const int le = lsbExponent(r);
-      accLsb = le < accLsb ? le : accLsb;
     }
-    m = mNew;
   }
-  float es;
-  if (!exp32(float(double(a.sink[h]) - double(m)), &es)) return false;
-  l = float(double(l) + double(es));
-  float* o = a.out + size_t(h) * d;
-  for (int e = 0; e < d; e++) o[e] = roundBf16(float(acc[e] / double(l)));
+  st.m = mNew;
   return true;
 }
 }  // namespace
 
 const AttnLoops& scalarAttnLoops() {
-  static const AttnLoops L{dotScalar, pvScalar};
+  static const AttnLoops L{cvtScalar, dotScalar, pvScalar};
   return L;
 }
 
 void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1) {
-  for (int h = h0; h < h1; h++) a.flag[h] = attnHead(a, L, h) ? 0 : 1;
+  const int d = a.d, Hs = h1 - h0;
+  if (Hs <= 0) return;
+  AttnScratch S(Hs, d);
+  std::vector<HeadState> st(static_cast<size_t>(Hs));
+  for (int hi = 0; hi < Hs; hi++) {
+    const float* q = a.q + size_t(h0 + hi) * d;
+    double* qd = S.qd + size_t(hi) * d;
+    double n2 = 0;
+    for (int i = 0; i < d; i++) {
+      const int e = lsbExponent(q[i]);
+      if (e == INT_MIN) st[hi].live = false;
+      st[hi].qLsb = e < st[hi].qLsb ? e : st[hi].qLsb;
+      qd[i] = q[i];
+      n2 += qd[i] * qd[i];
+      S.acc[size_t(hi) * d + i] = 0;
+    }
+    st[hi].qNorm = std::sqrt(n2 * kUp) * kUp;
+  }
+  double kn[kBlock], km[kBlock];
+  int kl[kBlock];
+  for (int b0 = 0; b0 < a.n; b0 += kBlock) {
+    const int nb = a.n - b0 < kBlock ? a.n - b0 : kBlock;
+    // the block's keys once as float64 for all of this thread's heads
+    for (int j = 0; j < nb; j++) {
+      if (!a.keys[b0 + j]) continue;
+      L.cvt(a.keys[b0 + j], d, S.kb + size_t(j) * d, &kn[j], &km[j], &kl[j]);
+      kn[j] = std::sqrt(kn[j] * kUp) * kUp;
+    }
+    for (int hi = 0; hi < Hs; hi++)
+      if (st[hi].live) st[hi].live = headBlock(a, L, S, st[hi], hi, b0, nb, kn, km, kl);
+  }
+  for (int hi = 0; hi < Hs; hi++) {
+    const int h = h0 + hi;
+    HeadState& t = st[hi];
+    float es;
+    if (t.live && exp32(float(double(a.sink[h]) - double(t.m)), &es)) {
+      const float l = float(double(t.l) + double(es));
+      float* o = a.out + size_t(h) * d;
+      const double* acc = S.acc + size_t(hi) * d;
+      for (int e = 0; e < d; e++) o[e] = roundBf16(float(acc[e] / double(l)));
+      a.flag[h] = 0;
+    } else a.flag[h] = 1;
+  }
 }
 
 }  // namespace ops

@@ -155,6 +155,8 @@ test('sparseAttention: native == sparseAttnHead bit for bit, undecided heads are
   assert.equal(attnCase({ H: 3, d: 24, n: 70, masked: (i) => i % 7 === 3, ...typical }), 0);
   // nothing masked, large and small magnitudes
   assert.equal(attnCase({ H: 2, d: 64, n: 130, masked: () => false, qMag: [-30, 8], kMag: [-40, 6], sink: 0 }), 0);
+  // uniform BF16 values of few bits: sums often land exactly on fp32 midpoints (the span certificate)
+  assert.equal(attnCase({ H: 3, d: 512, n: 150, masked: (i) => i % 9 === 0, qMag: [-1, 0], kMag: [-1, 0], sink: 0 }), 0);
   // a dominating sink (tiny weights for every key) and a negligible one
   assert.equal(attnCase({ H: 2, d: 128, n: 65, masked: (i) => i > 40, ...typical, sink: 60 }), 0);
   assert.equal(attnCase({ H: 2, d: 128, n: 65, masked: (i) => i > 40, ...typical, sink: -80 }), 0);
