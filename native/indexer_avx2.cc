@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -37,7 +38,56 @@ struct HeadSum {
   __m256d s[2], a[2], mn[2];
 };
 
+inline double hsum(__m256d v) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
 }  // namespace
+
+// ---------- float keys (queries or keys not in compact form) ----------
+
+void indexerScores(const IndexerArgs& a, int t0, int t1) {
+  const int H = a.H, d = a.d;
+  if (d % 8 != 0 || d > 1024) return scalar::indexerScores(a, t0, t1);
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  // queries as float64 (and magnitudes) once per call; keys once per entry, shared by all heads
+  std::vector<double> qd(size_t(H) * d), qa(size_t(H) * d);
+  int qlsb[512], lsb[512];
+  for (int h = 0; h < H; h++) qlsb[h] = minLsbExponent(a.q + size_t(h) * d, d);
+  for (size_t i = 0; i < qd.size(); i++) {
+    qd[i] = a.q[i];
+    qa[i] = std::fabs(qd[i]);
+  }
+  alignas(32) double kd[1024], ka[1024];
+  double ds[512], dt[512];
+  for (int t = t0; t < t1; t++) {
+    const float* k = a.keys + size_t(t) * d;
+    const int klsb = minLsbExponent(k, d);
+    for (int j = 0; j < d; j += 4) {
+      const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(k + j));
+      _mm256_store_pd(kd + j, v);
+      _mm256_store_pd(ka + j, _mm256_and_pd(v, absMask));
+    }
+    for (int h = 0; h < H; h++) {
+      const double* q = qd.data() + size_t(h) * d;
+      const double* qm = qa.data() + size_t(h) * d;
+      __m256d s0 = _mm256_setzero_pd(), s1 = s0, m0 = s0, m1 = s0;
+      for (int j = 0; j < d; j += 8) {
+        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(q + j), _mm256_load_pd(kd + j), s0);
+        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(q + j + 4), _mm256_load_pd(kd + j + 4), s1);
+        m0 = _mm256_fmadd_pd(_mm256_loadu_pd(qm + j), _mm256_load_pd(ka + j), m0);
+        m1 = _mm256_fmadd_pd(_mm256_loadu_pd(qm + j + 4), _mm256_load_pd(ka + j + 4), m1);
+      }
+      ds[h] = hsum(_mm256_add_pd(s0, s1));
+      dt[h] = hsum(_mm256_add_pd(m0, m1));
+      lsb[h] = productLsb(qlsb[h], klsb);
+    }
+    a.amb[t] = indexerFinish(a, ds, dt, lsb, &a.scores[t]) ? 0 : 1;
+  }
+}
+
+// ---------- compact FP4 keys ----------
 
 void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
   const int H = a.H, d = a.d, nb = d / 32;

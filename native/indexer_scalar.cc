@@ -1,5 +1,7 @@
-// Lightning-indexer scores against compact FP4 keys (src/tensor/fp4-rows.ts), portable
-// version and the parts both versions share. Keys and queries are fake-FP4 values:
+// Lightning-indexer scores (spec §3.5, model/indexer.ts), portable versions and the parts the
+// AVX2 versions share. Two key forms: float keys (the general path, float64 products
+// settled by error bounds) and compact FP4 keys (src/tensor/fp4-rows.ts), described here.
+// Compact form: keys and queries are fake-FP4 values:
 // per block of 32, integer codes c in [-12, 12] times a power-of-two unit. A head's
 // dot q.k is then Σ_blocks (integer code dot) * u_q * u_k: every block term is exact in
 // float64, and so is their sum when the blocks' unit exponents span <= 40 - log2(blocks)
@@ -97,7 +99,50 @@ bool indexerFp4Finish(const float* hw, int H, const double* dots, float* score) 
   return true;
 }
 
+// ---------- float keys (queries or keys not in compact form) ----------
+
+/** The per-entry tail shared by both implementations: heads' dots -> score. */
+bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, const int* lsb, float* score) {
+  double ss = 0, st = 0;
+  float terms[512];
+  for (int h = 0; h < a.H; h++) {
+    float dot;
+    if (!settleExactF32(dotS[h], dotT[h], a.d, lsb[h], &dot)) return false;
+    const float s = roundBf16(dot);
+    const float term = roundBf16(float(double(s > 0 ? s : 0.0f) * double(a.hw[h])));
+    terms[h] = term;
+    ss += term;
+    st += std::fabs(double(term));
+  }
+  float sum;
+  if (!settleExactF32(ss, st, a.H, minLsbExponent(terms, a.H), &sum)) return false;
+  *score = roundBf16(sum);
+  return true;
+}
+
 namespace scalar {
+
+void indexerScores(const IndexerArgs& a, int t0, int t1) {
+  double ds[512], dt[512];
+  int lsb[512], qlsb[512];
+  for (int h = 0; h < a.H; h++) qlsb[h] = minLsbExponent(a.q + size_t(h) * a.d, a.d);
+  for (int t = t0; t < t1; t++) {
+    const float* k = a.keys + size_t(t) * a.d;
+    const int klsb = minLsbExponent(k, a.d);
+    for (int h = 0; h < a.H; h++) {
+      lsb[h] = productLsb(qlsb[h], klsb);
+      double s = 0, m = 0;
+      for (int j = 0; j < a.d; j++) {
+        const double p = double(a.q[h * a.d + j]) * double(k[j]);
+        s += p;
+        m += std::fabs(p);
+      }
+      ds[h] = s;
+      dt[h] = m;
+    }
+    a.amb[t] = indexerFinish(a, ds, dt, lsb, &a.scores[t]) ? 0 : 1;
+  }
+}
 
 void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
   const int H = a.H, d = a.d, nb = d / 32;

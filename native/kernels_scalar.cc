@@ -72,24 +72,6 @@ bool settleExactF32(double s, double t, int n, int lsb, float* out) {
   return settleF32(s, t, n, out);
 }
 
-/** The per-entry tail shared by both implementations: heads' dots -> score. */
-bool indexerFinish(const IndexerArgs& a, const double* dotS, const double* dotT, const int* lsb, float* score) {
-  double ss = 0, st = 0;
-  float terms[512];
-  for (int h = 0; h < a.H; h++) {
-    float dot;
-    if (!settleExactF32(dotS[h], dotT[h], a.d, lsb[h], &dot)) return false;
-    const float s = roundBf16(dot);
-    const float term = roundBf16(float(double(s > 0 ? s : 0.0f) * double(a.hw[h])));
-    terms[h] = term;
-    ss += term;
-    st += std::fabs(double(term));
-  }
-  float sum;
-  if (!settleExactF32(ss, st, a.H, minLsbExponent(terms, a.H), &sum)) return false;
-  *score = roundBf16(sum);
-  return true;
-}
 
 static const double kE2M1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
 
@@ -151,27 +133,6 @@ void fp4Rows(const GemmArgs& a, const double* xd, int n0, int n1) {
   }
 }
 
-void indexerScores(const IndexerArgs& a, int t0, int t1) {
-  double ds[512], dt[512];
-  int lsb[512], qlsb[512];
-  for (int h = 0; h < a.H; h++) qlsb[h] = minLsbExponent(a.q + size_t(h) * a.d, a.d);
-  for (int t = t0; t < t1; t++) {
-    const float* k = a.keys + size_t(t) * a.d;
-    const int klsb = minLsbExponent(k, a.d);
-    for (int h = 0; h < a.H; h++) {
-      lsb[h] = productLsb(qlsb[h], klsb);
-      double s = 0, m = 0;
-      for (int j = 0; j < a.d; j++) {
-        const double p = double(a.q[h * a.d + j]) * double(k[j]);
-        s += p;
-        m += std::fabs(p);
-      }
-      ds[h] = s;
-      dt[h] = m;
-    }
-    a.amb[t] = indexerFinish(a, ds, dt, lsb, &a.scores[t]) ? 0 : 1;
-  }
-}
 
 }  // namespace scalar
 }  // namespace dsv4
