@@ -189,6 +189,40 @@ void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int 
   }
 }
 
+/** The 4 x 3 tile (12 accumulators): block sums of 4 weight rows reduced into one vector
+ *  (exact in any order), then the fp32 update of y[m + x][n .. n + 3] in vector form (same
+ *  per-element operations and order as fp8Update). */
+void fp8Tile43(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb) {
+  const int K = a.K, nkb = K / 128;
+  const Tables& T = tables();
+  __m256d acc[4][3];
+  for (int w = 0; w < 4; w++)
+    for (int x = 0; x < 3; x++) acc[w][x] = _mm256_setzero_pd();
+  const double* x0 = xd + size_t(m) * K + kb * 128;
+  const double* x1 = x0 + K;
+  const double* x2 = x1 + K;
+  for (int v = 0; v < 32; v++) {
+    const __m256d a0 = _mm256_loadu_pd(x0 + 4 * v), a1 = _mm256_loadu_pd(x1 + 4 * v), a2 = _mm256_loadu_pd(x2 + 4 * v);
+    for (int w = 0; w < 4; w++) {
+      const __m256d wv = wb[w * 32 + v];
+      acc[w][0] = _mm256_fmadd_pd(wv, a0, acc[w][0]);
+      acc[w][1] = _mm256_fmadd_pd(wv, a1, acc[w][1]);
+      acc[w][2] = _mm256_fmadd_pd(wv, a2, acc[w][2]);
+    }
+  }
+  const __m128 ws = _mm_setr_ps(T.e8m0[a.ws[size_t(n >> 7) * nkb + kb]], T.e8m0[a.ws[size_t((n + 1) >> 7) * nkb + kb]],
+                                T.e8m0[a.ws[size_t((n + 2) >> 7) * nkb + kb]], T.e8m0[a.ws[size_t((n + 3) >> 7) * nkb + kb]]);
+  for (int x = 0; x < 3; x++) {
+    const __m256d h01 = _mm256_hadd_pd(acc[0][x], acc[1][x]), h23 = _mm256_hadd_pd(acc[2][x], acc[3][x]);
+    const __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
+    const __m128 blk = _mm256_cvtpd_ps(_mm256_add_pd(sum, sum));
+    const __m128 sc = _mm_mul_ps(_mm_set1_ps(a.xs[size_t(m + x) * nkb + kb]), ws);
+    float* yp = a.y + size_t(m + x) * a.out + n;
+    const __m128 prev = kb ? _mm_loadu_ps(yp) : _mm_setzero_ps();
+    _mm_storeu_ps(yp, _mm_add_ps(prev, _mm_mul_ps(blk, sc)));
+  }
+}
+
 /** One NW x NX tile (NW, NX in 1..3) of the block kb. */
 void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb, int nw, int nx) {
   switch (nw * 4 + nx) {
@@ -418,9 +452,10 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   }
   const int K = a.K, nkb = K / 128;
   // NG weight rows are converted per K block and reused by every activation row
-  // of the chunk (3x3 register tiles; the 3 activation rows' block stays in L1),
+  // of the chunk (4x3 register tiles, 3x3 and smaller at the edges; the 3
+  // activation rows' block stays in L1),
   // so activations are re-read once per NG weight rows.
-  constexpr int NG = 12, kRowChunk = 48;
+  constexpr int NG = 16, kRowChunk = 48;
   alignas(32) __m256d wb[NG * 32];
   for (int mc = 0; mc < a.rows; mc += kRowChunk) {
     const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
@@ -431,7 +466,10 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
           for (int c = 0; c < 4; c++) cvt32(cv, a.w + size_t(n + w) * K + kb * 128 + c * 32, wb + w * 32 + c * 8);
         for (int m = mc; m < mce; m += 3) {
           const int nx = mce - m < 3 ? mce - m : 3;
-          for (int w = 0; w < ng; w += 3) fp8TileAny(a, wb + w * 32, xd, n + w, m, kb, ng - w < 3 ? ng - w : 3, nx);
+          int w = 0;
+          if (nx == 3)
+            for (; w + 4 <= ng; w += 4) fp8Tile43(a, wb + w * 32, xd, n + w, m, kb);
+          for (; w < ng; w += 3) fp8TileAny(a, wb + w * 32, xd, n + w, m, kb, ng - w < 3 ? ng - w : 3, nx);
         }
       }
     }
