@@ -246,9 +246,10 @@ napi_value SparseAttn(napi_env env, napi_callback_info info) {
   {
     Pool& p = sharedPool();
     std::lock_guard<std::mutex> g(p.callLock());
-    // a handoff costs microseconds: split heads only when each share has ~64K multiply-adds
+    // a handoff costs microseconds on a quiet machine and far more on a busy one: split heads
+    // only when the call has ~1M multiply-adds (~0.3 ms on one core)
     const double work = 2.0 * double(active) * d * H;
-    const int shares = work < 131072 ? 1 : H;
+    const int shares = work < 1048576 ? 1 : H;
     p.run(attnJob, &j, shares);
   }
   int flagged = 0;

@@ -182,33 +182,36 @@ bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale) {
 }
 
 bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out) {
-  // 4 positions per step: the products rounded to fp32, summed in stream order (as sumF32),
-  // settled by the same error bound; positions it leaves open take the scalar path
+  // 4 positions per step: the products rounded to fp32, summed in stream order (as sumF32) with
+  // TwoSum errors: where no addition rounded, the sum is exact and one rounding is the answer;
+  // else the error-bound settle; positions still open take the scalar path
   const __m256d k = _mm256_set1_pd((hc + 2) * 0x1p-53 * 1.01), u4 = _mm256_set1_pd(4 * 0x1p-53);
   const __m256d zero = _mm256_setzero_pd(), inf = _mm256_set1_pd(INFINITY);
   int d = 0;
   for (; d + 4 <= dim; d += 4) {
-    __m256d s = zero, t = zero;
+    __m256d s = zero, t = zero, errAny = zero;
     for (int j = 0; j < hc; j++) {
       const __m256d p = _mm256_mul_pd(_mm256_set1_pd(coef[j * cs]), _mm256_cvtps_pd(_mm_loadu_ps(x + size_t(j) * dim + d)));
       const __m256d tj = _mm256_cvtps_pd(_mm256_cvtpd_ps(p));
-      s = _mm256_add_pd(s, tj);
+      const __m256d sn = _mm256_add_pd(s, tj), bb = _mm256_sub_pd(sn, s);
+      const __m256d err = _mm256_add_pd(_mm256_sub_pd(s, _mm256_sub_pd(sn, bb)), _mm256_sub_pd(tj, bb));
+      errAny = _mm256_or_pd(errAny, _mm256_cmp_pd(err, zero, _CMP_NEQ_UQ));
+      s = sn;
       t = _mm256_add_pd(t, absPd(tj));
     }
     const __m256d as = absPd(s);
     const __m256d e = _mm256_add_pd(_mm256_mul_pd(t, k), _mm256_mul_pd(as, u4));
     const __m128 r = _mm256_cvtpd_ps(s);
     const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(s, e));
-    // settled: t == 0 (exact zero sum), or r != 0, s finite and s ± e round to r
-    const __m128 okBound = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r), _mm_cmpeq_ps(hi, r)), _mm_cmpneq_ps(r, _mm_setzero_ps()));
-    const __m256d fin = _mm256_cmp_pd(as, inf, _CMP_LT_OQ);
-    const __m128 finF = _mm256_cvtpd_ps(_mm256_and_pd(fin, _mm256_set1_pd(1.0)));
-    const __m128 tZero = _mm256_cvtpd_ps(_mm256_and_pd(_mm256_cmp_pd(t, zero, _CMP_EQ_OQ), _mm256_set1_pd(1.0)));
-    const __m128 ok = _mm_or_ps(_mm_and_ps(okBound, _mm_cmpneq_ps(finF, _mm_setzero_ps())), _mm_cmpneq_ps(tZero, _mm_setzero_ps()));
+    // settled: exact (no TwoSum error), or r != 0, s finite and s ± e round to r
+    const int exact = _mm256_movemask_pd(errAny) ^ 15;
+    const int finite = _mm256_movemask_pd(_mm256_cmp_pd(as, inf, _CMP_LT_OQ));
+    const int bound = _mm_movemask_ps(_mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r), _mm_cmpeq_ps(hi, r)), _mm_cmpneq_ps(r, _mm_setzero_ps())));
+    const int ok = exact | (bound & finite);
     _mm_storeu_ps(out + d, r);
-    if (_mm_movemask_ps(ok) != 15) {
+    if (ok != 15) {
       for (int i = 0; i < 4; i++)
-        if (!ops::streamSum(coef, cs, x + d + i, dim, hc, &out[d + i])) return false;
+        if (!(ok >> i & 1) && !ops::streamSum(coef, cs, x + d + i, dim, hc, &out[d + i])) return false;
     }
   }
   for (; d < dim; d++)
