@@ -33,11 +33,6 @@ inline __m256 fromPd(__m256d lo, __m256d hi) {
   return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
 }
 
-/** Per-lane running head sum, magnitude sum and smallest nonzero magnitude of one group's scores. */
-struct HeadSum {
-  __m256d s[2], a[2], mn[2];
-};
-
 inline double hsum(__m256d v) {
   const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -109,17 +104,19 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
       continue;
     }
     const uint8_t* K = a.codes + size_t(g0) * d;
-    HeadSum hs;
-    for (int i = 0; i < 2; i++) hs.s[i] = zero, hs.a[i] = zero, hs.mn[i] = inf;
+    // per-lane running head sums, magnitude sums and smallest nonzero magnitudes (lanes 0-3, 4-7)
+    __m256d ss0 = zero, ss1 = zero, sa0 = zero, sa1 = zero, mn0 = inf, mn1 = inf;
     for (int h = 0; h < H; h++) {
       const int8_t* q = a.qc + size_t(h) * d;
       __m256d dot0 = zero, dot1 = zero;
       for (int b = 0; b < nb; b++) {
+        const uint8_t* kb = K + b * 256;
+        const int8_t* qb = q + b * 32;
         __m256i acc = _mm256_setzero_si256();
         for (int c = 0; c < 8; c++) {
-          const __m256i kc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + (b * 8 + c) * 32));
           int32_t qv;
-          std::memcpy(&qv, q + b * 32 + c * 4, 4);
+          std::memcpy(&qv, qb + c * 4, 4);
+          const __m256i kc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb + c * 32));
           acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(kc, _mm256_set1_epi32(qv)));
         }
         const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(acc, ones), _mm256_set1_epi32(a.qcorr[h * nb + b]));
@@ -133,20 +130,22 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
       const __m256d w = _mm256_set1_pd(double(a.hw[h]));
       const __m256 term = roundBf16x8(fromPd(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(relu)), w),
                                              _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(relu, 1)), w)));
-      const __m256d tt[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(term)), _mm256_cvtps_pd(_mm256_extractf128_ps(term, 1))};
-      for (int i = 0; i < 2; i++) {
-        const __m256d at = _mm256_and_pd(tt[i], absMask);
-        hs.s[i] = _mm256_add_pd(hs.s[i], tt[i]);
-        hs.a[i] = _mm256_add_pd(hs.a[i], at);
-        hs.mn[i] = _mm256_min_pd(hs.mn[i], _mm256_blendv_pd(at, inf, _mm256_cmp_pd(at, zero, _CMP_EQ_OQ)));
-      }
+      const __m256d t0 = _mm256_cvtps_pd(_mm256_castps256_ps128(term)), t1 = _mm256_cvtps_pd(_mm256_extractf128_ps(term, 1));
+      const __m256d at0 = _mm256_and_pd(t0, absMask), at1 = _mm256_and_pd(t1, absMask);
+      ss0 = _mm256_add_pd(ss0, t0);
+      ss1 = _mm256_add_pd(ss1, t1);
+      sa0 = _mm256_add_pd(sa0, at0);
+      sa1 = _mm256_add_pd(sa1, at1);
+      mn0 = _mm256_min_pd(mn0, _mm256_blendv_pd(at0, inf, _mm256_cmp_pd(at0, zero, _CMP_EQ_OQ)));
+      mn1 = _mm256_min_pd(mn1, _mm256_blendv_pd(at1, inf, _mm256_cmp_pd(at1, zero, _CMP_EQ_OQ)));
     }
     alignas(32) double ss[8], sa[8], mn[8];
-    for (int i = 0; i < 2; i++) {
-      _mm256_store_pd(ss + 4 * i, hs.s[i]);
-      _mm256_store_pd(sa + 4 * i, hs.a[i]);
-      _mm256_store_pd(mn + 4 * i, hs.mn[i]);
-    }
+    _mm256_store_pd(ss, ss0);
+    _mm256_store_pd(ss + 4, ss1);
+    _mm256_store_pd(sa, sa0);
+    _mm256_store_pd(sa + 4, sa1);
+    _mm256_store_pd(mn, mn0);
+    _mm256_store_pd(mn + 4, mn1);
     for (int l = 0; l < n; l++) {
       // terms are BF16 (multiples of 2^(e_min - 7)): the float64 sums are exact below 2^(e_min + 46)
       if (!ok[l] || !(sa[l] < mn[l] * 0x1p45)) {
