@@ -325,12 +325,12 @@ napi_value DenseGemm(napi_env env, napi_callback_info info) {
   a.n = intArg(env, argv[7]);
   void *x, *bounds, *y, *amb;
   size_t nx, nbd, ny, namb;
-  const size_t R = size_t(a.rows), K = size_t(a.K), N = size_t(a.n), nb = (K + 127) / 128;
+  const size_t R = size_t(a.rows), K = size_t(a.K), N = size_t(a.n);
   const bool ok = a.rows > 0 && a.K > 0 && a.n > 0 && a.r0 >= 0 && typed(env, argv[1], napi_float32_array, &x, &nx) &&
                   denseWeight(env, fp8, argv[4], argv[5], a.K, a.r0 + a.n, &a.w, &a.ws) &&
                   typed(env, argv[8], napi_float32_array, &bounds, &nbd) && typed(env, argv[9], napi_float32_array, &y, &ny) &&
                   typed(env, argv[10], napi_uint8_array, &amb, &namb) && nx >= R * K && ny >= R * N && namb >= R * N &&
-                  (nbd == 0 || nbd >= (size_t(a.r0) + N) * nb);
+                  (nbd == 0 || nbd >= (size_t(a.r0) + N) * denseBoundsStride(a.K));
   if (!ok) {
     napi_throw_range_error(env, nullptr, "dsv4 native denseGemm: bad argument types or sizes");
     return nullptr;
@@ -365,7 +365,7 @@ napi_value DenseBounds(napi_env env, napi_callback_info info) {
   void* b;
   size_t nbd;
   if (j.K <= 0 || j.out <= 0 || !denseWeight(env, fp8, argv[1], argv[2], j.K, j.out, &j.w, &j.ws) ||
-      !typed(env, argv[5], napi_float32_array, &b, &nbd) || nbd < size_t(j.out) * ((size_t(j.K) + 127) / 128)) {
+      !typed(env, argv[5], napi_float32_array, &b, &nbd) || nbd < size_t(j.out) * denseBoundsStride(j.K)) {
     napi_throw_range_error(env, nullptr, "dsv4 native denseBounds: bad argument types or sizes");
     return nullptr;
   }

@@ -6,6 +6,7 @@
 // sum is certified in up to two passes (bf16_avx2.cc), else the element is
 // flagged for the caller's exact path.
 #pragma once
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -23,7 +24,7 @@ struct DenseArgs {
   const uint8_t* ws;    // Fp8: ue8m0 [ceil(*/128), ceil(K/128)]; Bf16: unused
   int r0;               // first weight row
   int n;                // weight rows used
-  const float* bounds;  // [*, ceil(K/128)] per-row per-block upper bounds of sum |w| (denseBounds), or null
+  const float* bounds;  // [*, denseBoundsStride(K)] per-weight-row summary (denseBounds), or null
   float* y;             // [rows, n]
   uint8_t* amb;         // [rows, n]: 1 where the caller must compute the element exactly
 };
@@ -37,16 +38,20 @@ struct DenseStats {
 /** Scale byte range where fp8 * 2^(b-127) is exactly a BF16 value. */
 inline bool fp8ScaleExact(uint8_t b) { return b >= 3 && b <= 245; }
 
-/** bounds[r, b] >= sum over the 128-column block b of |w[r, k]| (value units; NaN for NaN/Inf
- *  weights or inexact fp8 scales) for weight rows [r0, r1), K columns. */
+/** Floats per weight row in the bounds array: one per 128-column block, then the row's lsb. */
+inline int denseBoundsStride(int K) { return (K + 127) / 128 + 1; }
+
+/** For weight rows [r0, r1) (K columns), row r at bounds + r * denseBoundsStride(K): entry b >= sum
+ *  over the 128-column block b of |w[r, k]| (value units; NaN for NaN/Inf weights or inexact fp8
+ *  scales), then the min lsb exponent of the row's values (+Inf: all zero, NaN: not finite). */
 void denseBounds(DenseKind kind, const void* w, const uint8_t* ws, int K, int r0, int r1, float* bounds);
+
+/** The row lsb stored by denseBounds as an int (INT_MAX: all zero, INT_MIN: unknown). */
+inline int denseBoundsLsb(float v) { return v != v ? INT_MIN : v > 1e9f ? INT_MAX : int(v); }
 
 /** Exact values of weight row r as doubles (fp8: code value times block scale; NaN where the
  *  scale byte is outside [3, 245] or the code is NaN). */
 void denseRowValues(DenseKind kind, const void* w, const uint8_t* ws, int K, int r, double* out);
-
-/** min lsbExponent over weight row r's values (INT_MIN when any is not finite). */
-int denseRowLsb(DenseKind kind, const void* w, const uint8_t* ws, int K, int r);
 
 namespace scalar {
 /** Output columns [j0, j1): exact float64 products, tight error bound, exactness certificate. */

@@ -12,9 +12,11 @@
 // Level 1: the float64 sum s (summation depth D) is within gamma_D * T of the
 // exact one, with T = sum_b bound[r, b] * max_{k in b} |x_k| from the cached
 // per-weight block bounds (no magnitude accumulation in the hot loop). When
-// that interval holds a single fp32 rounding, it is the answer.
-// Level 2 (rare): the element again with the tight magnitude sum, then the
-// exactness certificate. What is still open is flagged (level 3, caller).
+// that interval holds a single fp32 rounding, it is the answer; else when all
+// products are multiples of 2^L (L from the cached row lsb and the activation
+// row's) and T < 2^(L+53), the float64 sum is exact (wo_a: BF16 x FP8 values).
+// Level 2 (rare): the element again with the tight magnitude sum, the same two
+// tests. What is still open is flagged (level 3, caller).
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -153,7 +155,7 @@ inline void dotTile(const Consts& c, const uint8_t* wr, int K, int h, const doub
 struct Prep {
   std::vector<double> xp;   // [rows of the chunk, K]: x * 2^512 (* fp8 block scale), chunks of [h, K16) in kPerm16 order
   std::vector<double> mx;   // [rows, nb]: max |x| per 128-block (Inf when not finite)
-  std::vector<int> xlsb;    // [rows]: min lsb exponent of x (computed on demand)
+  std::vector<int> xlsb;    // [rows]: min lsb exponent of x
   std::vector<double> factor;  // [nb]: the activation factor of each 128-block
   int group = -1;           // fp8: the 128-row weight group xp is scaled for
 };
@@ -183,9 +185,10 @@ void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group, int h) {
 void prepMax(const DenseArgs& a, Prep& p) {
   const int K = a.K, nb = (K + 127) / 128;
   p.mx.assign(size_t(a.rows) * nb, 0.0);
-  p.xlsb.assign(a.rows, INT_MIN + 1);
+  p.xlsb.resize(a.rows);
   for (int m = 0; m < a.rows; m++) {
     const float* x = a.x + size_t(m) * K;
+    p.xlsb[m] = minLsbExponent(x, K);
     for (int k = 0; k < K; k++) {
       double& mb = p.mx[size_t(m) * nb + (k >> 7)];
       const double v = std::fabs(double(x[k]));
@@ -220,8 +223,8 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
       const int group = KIND == DenseKind::Fp8 ? r >> 7 : 0;
       if (p.group != group) prepRows(a, p, m0, m1, group, h);
       const uint8_t* wr = W + size_t(r) * K * EB;
-      const float* br = a.bounds + size_t(r) * nb;
-      int wlsb = INT_MIN + 1;
+      const float* br = a.bounds + size_t(r) * denseBoundsStride(K);
+      const int wlsb = denseBoundsLsb(br[nb]);
       for (int m = m0; m < m1;) {
         const int rt = m1 - m >= 3 ? 3 : m1 - m;
         const double* xr[3];
@@ -239,19 +242,14 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
           for (int b = 0; b < nb; b++) T += double(br[b]) * mx[b];
           bool ok = false;
           if (std::isfinite(T)) {  // else NaN/Inf weights or activations: the caller's exact path
-            ok = settleF32(s[i] * R, T, D, y);
+            // the error bound, else the exactness certificate (all products multiples of 2^lsb, T < 2^(lsb+53))
+            ok = settleExactF32(s[i] * R, T, D, productLsb(p.xlsb[m], wlsb), y);
             if (!ok) {
               st.tight++;
               double s1, t1;
               const double* x1[1] = {xr[i]};
               dotTile<KIND, 1, 4, true>(c, wr, K, h, x1, &s1, &t1);
-              ok = settleF32(s1 * R, t1 * R, depth(K, h, 4), y);
-              if (!ok) {
-                if (wlsb == INT_MIN + 1) wlsb = denseRowLsb(KIND, a.w, a.ws, K, r);
-                int& xl = p.xlsb[m];
-                if (xl == INT_MIN + 1) xl = minLsbExponent(a.x + size_t(m) * K, K);
-                ok = settleExactF32(s1 * R, t1 * R, depth(K, h, 4), productLsb(xl, wlsb), y);
-              }
+              ok = settleExactF32(s1 * R, t1 * R, depth(K, h, 4), productLsb(p.xlsb[m], wlsb), y);
             }
           }
           a.amb[o] = ok ? 0 : 1;

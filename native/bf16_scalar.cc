@@ -75,8 +75,10 @@ struct AbsE4m3 {
 
 void denseBounds(DenseKind kind, const void* w, const uint8_t* ws, int K, int r0, int r1, float* bounds) {
   static const AbsE4m3 absE4m3;
-  const int nb = (K + 127) / 128;
+  const int nb = (K + 127) / 128, stride = denseBoundsStride(K);
+  std::vector<double> v(K);
   for (int r = r0; r < r1; r++) {
+    float* br = bounds + size_t(r) * stride;
     for (int b = 0; b < nb; b++) {
       const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
       double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -99,15 +101,12 @@ void denseBounds(DenseKind kind, const void* w, const uint8_t* ws, int K, int r0
         sum = fp8ScaleExact(sb) ? std::ldexp(sum, int(sb) - 127) : NAN;
       }
       // <= 128 terms summed 19 deep in float64: relative error < 2^-48
-      bounds[size_t(r) * nb + b] = roundUpF32(sum * (1 + std::ldexp(1.0, -40)));
+      br[b] = roundUpF32(sum * (1 + std::ldexp(1.0, -40)));
     }
+    denseRowValues(kind, w, ws, K, r, v.data());
+    const int lsb = valuesLsb(v.data(), K);
+    br[nb] = lsb == INT_MIN ? NAN : lsb == INT_MAX ? INFINITY : float(lsb);
   }
-}
-
-int denseRowLsb(DenseKind kind, const void* w, const uint8_t* ws, int K, int r) {
-  std::vector<double> v(K);
-  denseRowValues(kind, w, ws, K, r, v.data());
-  return valuesLsb(v.data(), K);
 }
 
 namespace scalar {

@@ -36,7 +36,10 @@ export interface NativeAddon {
     fp8: boolean, x: Float32Array, rows: number, K: number, w: Uint16Array | Uint8Array, ws: Uint8Array, r0: number, n: number,
     bounds: Float32Array, y: Float32Array, amb: Uint8Array,
   ): number;
-  /** bounds[r, b] >= sum of |W[r, k]| over the 128-column block b, for all `out` rows (NaN: not finite). */
+  /**
+   * Per weight row, ceil(K/128) + 1 floats: bounds >= sum of |W[r, k]| over each 128-column block (NaN:
+   * not finite), then the min lsb exponent of the row's values, for all `out` rows.
+   */
   denseBounds(fp8: boolean, w: Uint16Array | Uint8Array, ws: Uint8Array, K: number, out: number, bounds: Float32Array): void;
   /** Since load: elements computed, recomputed with the tight bound (level 2), flagged to TypeScript. */
   denseStats(): { elements: number; tight: number; flagged: number };
@@ -106,7 +109,7 @@ function weightBounds(addon: NativeAddon, w: Bf16Weight | Fp8Weight): Float32Arr
   const key = `${w.kind}:${w.data.byteOffset}:${w.data.length}:${w.inF}`;
   let b = m.get(key);
   if (!b) {
-    b = new Float32Array(w.out * Math.ceil(w.inF / 128));
+    b = new Float32Array(w.out * (Math.ceil(w.inF / 128) + 1));
     addon.denseBounds(w.kind === 'fp8', w.data, w.kind === 'fp8' ? w.scale : NO_SCALES, w.inF, w.out, b);
     m.set(key, b);
   }
