@@ -70,6 +70,9 @@ struct AttnLoops {
   void (*cvt)(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb);
   double (*dot)(const double* q, const double* k, int d);
   void (*pv)(const double* p, const double* const* k, int nk, int d, double* sum);
+  /** acc[e] = RN32(sum[e]) where |sum[e] - exact| <= (|acc[e]*c| + pMax) * bk + |sum[e]| * 4u decides it
+   *  (ok[e] = 1), else ok[e] = 0 and acc[e] unchanged; returns whether all were decided. */
+  bool (*settleRows)(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok);
 };
 const AttnLoops& scalarAttnLoops();
 void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1);

@@ -100,10 +100,29 @@ void pvF64(const double* p, const double* const* k, int nk, int d, double* sum) 
   else if (nk - j == 1) pvGroup<1>(p + j, k + j, d, sum);
 }
 
+// settleRowsScalar 4 dims at a time (d a multiple of 16)
+bool settleRowsAvx2(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok) {
+  const __m256d C = _mm256_set1_pd(c), P = _mm256_set1_pd(pMax), B = _mm256_set1_pd(bk), u4 = _mm256_set1_pd(4 * 0x1p-53);
+  int bad = 0;
+  for (int e = 0; e < d; e += 4) {
+    const __m256d s = _mm256_loadu_pd(sum + e), a = _mm256_loadu_pd(acc + e);
+    const __m256d err = _mm256_add_pd(_mm256_mul_pd(_mm256_add_pd(absPd(_mm256_mul_pd(a, C)), P), B), _mm256_mul_pd(absPd(s), u4));
+    const __m128 r = _mm256_cvtpd_ps(s);
+    const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, err)), hi = _mm256_cvtpd_ps(_mm256_add_pd(s, err));
+    const __m128 good = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r), _mm_cmpeq_ps(hi, r)), _mm_cmpneq_ps(r, _mm_setzero_ps()));
+    const __m256d g = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(good)));
+    _mm256_storeu_pd(acc + e, _mm256_blendv_pd(a, _mm256_cvtps_pd(r), g));
+    const int m = _mm_movemask_ps(good);
+    for (int i = 0; i < 4; i++) ok[e + i] = uint8_t(m >> i & 1);
+    bad |= m ^ 15;
+  }
+  return bad == 0;
+}
+
 }  // namespace
 
 const AttnLoops& attnLoops() {
-  static const AttnLoops L{cvtBf16, dotF64Pd, pvF64};
+  static const AttnLoops L{cvtBf16, dotF64Pd, pvF64, settleRowsAvx2};
   return L;
 }
 

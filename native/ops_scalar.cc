@@ -255,6 +255,19 @@ void pvScalar(const double* p, const double* const* k, int nk, int d, double* su
     for (int e = 0; e < d; e++) sum[e] += p[j] * k[j][e];
 }
 
+bool settleRowsScalar(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok) {
+  bool all = true;
+  for (int e = 0; e < d; e++) {
+    const double s1 = sum[e], err = (std::fabs(acc[e] * c) + pMax) * bk + std::fabs(s1) * (4 * 0x1p-53);
+    const float r = float(s1);
+    const bool good = r != 0 && float(s1 - err) == r && float(s1 + err) == r;
+    ok[e] = good;
+    all = all && good;
+    acc[e] = good ? r : acc[e];
+  }
+  return all;
+}
+
 constexpr int kBlock = 64;
 // float64 sums of n <= 2^13 terms are within a relative n*u of the exact ones: 2^-40 covers it
 constexpr double kUp = 1 + 0x1p-40;
@@ -372,18 +385,8 @@ bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState&
   for (int e = 0; e < d; e++) sum[e] = acc[e] * c;
   L.pv(pAct, kAct, na, d, sum);
   // the error-bound settle for all dims (branch-free: vectorizable), the rest one by one
-  const double bk = (nb + 3) * 0x1p-53 * 1.01 * kUp * kUp, u4 = 4 * 0x1p-53;
   pMax *= kUp;
-  bool all = true;
-  for (int e = 0; e < d; e++) {
-    const double s1 = sum[e], err = (std::fabs(acc[e] * c) + pMax) * bk + std::fabs(s1) * u4;
-    const float r = float(s1);
-    const bool good = r != 0 && float(s1 - err) == r && float(s1 + err) == r;
-    S.ok[e] = good;
-    all = all && good;
-    acc[e] = good ? r : acc[e];
-  }
-  if (!all) {
+  if (!L.settleRows(sum, acc, c, pMax, (nb + 3) * 0x1p-53 * 1.01 * kUp * kUp, d, S.ok)) {
     const int lc = lsbExponent(c);
     for (int e = 0; e < d; e++) {
       if (S.ok[e]) continue;
@@ -410,7 +413,7 @@ bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState&
 }  // namespace
 
 const AttnLoops& scalarAttnLoops() {
-  static const AttnLoops L{cvtScalar, dotScalar, pvScalar};
+  static const AttnLoops L{cvtScalar, dotScalar, pvScalar, settleRowsScalar};
   return L;
 }
 
