@@ -350,9 +350,10 @@ inline __m256 fp4ChunkConverted(const Cvt4& k, const __m256i* w, int pieces, con
   return fp4Values(s[0], s[1], s[2], s[3], xc, ws);
 }
 
-/** rows == 1: 4 weight rows at a time (the last ones repeated at the tail), fp32 accumulation
- *  of the 4 outputs in one vector, so no per-row scalar add chain limits the stream. */
-void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, int n0, int n1) {
+/** One activation row (prepared at xp) into y[n0, n1): 4 weight rows at a time (the last ones
+ *  repeated at the tail), fp32 accumulation of the 4 outputs in one vector, so no per-row
+ *  scalar add chain limits the stream. */
+void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int n0, int n1) {
   const int K = a.K, nsb = K / 32, nch = chunks4(K);
   for (int n = n0; n < n1; n += 4) {
     const uint8_t* wr[4];
@@ -372,21 +373,22 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, int n0, int n1
     }
     alignas(16) float t[4];
     _mm_store_ps(t, acc);
-    for (int j = 0; j < 4 && n + j < n1; j++) a.y[n + j] = t[j];
+    for (int j = 0; j < 4 && n + j < n1; j++) y[n + j] = t[j];
   }
 }
 
-/** rows > 1: NG weight rows' chunk is converted once into wb and used by every activation
- *  row of a kMC-row group (whose prepared chunk stays in L1), 4 activation rows at a time. */
-void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
+/** Activation rows [0, rows), rows a multiple of 4: NG weight rows' chunk is converted once
+ *  into wb and used by every activation row of a kMC-row group (whose prepared chunk stays
+ *  in L1), 4 activation rows at a time. */
+void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int rows, int n0, int n1) {
   constexpr int NG = 8, kMC = 16;
   const int K = a.K, nsb = K / 32, nch = chunks4(K);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(K);
   alignas(32) __m256i wb[NG * 8];
   __m256 ws[NG];
   alignas(16) float acc[NG][kMC];
-  for (int mc = 0; mc < a.rows; mc += kMC) {
-    const int nm = a.rows - mc < kMC ? a.rows - mc : kMC;
+  for (int mc = 0; mc < rows; mc += kMC) {
+    const int nm = rows - mc < kMC ? rows - mc : kMC;
     for (int ng0 = n0; ng0 < n1; ng0 += NG) {
       const int ng = n1 - ng0 < NG ? n1 - ng0 : NG;
       for (int w = 0; w < ng; w++)
@@ -405,7 +407,7 @@ void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int 
         }
         for (int m = 0; m < nm; m += 4) {
           const uint8_t* xc[4];
-          for (int j = 0; j < 4; j++) xc[j] = prep + size_t(mc + (m + j < nm ? m + j : nm - 1)) * rowBytes + size_t(c) * kChunk;
+          for (int j = 0; j < 4; j++) xc[j] = prep + size_t(mc + m + j) * rowBytes + size_t(c) * kChunk;
           for (int w = 0; w < ng; w++) {
             __m256 v[4];
             for (int j = 0; j < 4; j++) v[j] = fp4ChunkConverted(k, wb + w * 8, pieces, xc[j], ws[w]);
@@ -520,8 +522,12 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  if (a.rows == 1) fp4Gemv(cv, a, prep, n0, n1);
-  else fp4Gemm(cv, a, prep, n0, n1);
+  // groups of 4 activation rows through the GEMM tiles, the remaining 0-3 rows (e.g. the
+  // 1-3 tokens routed to an expert) one by one through the GEMV
+  const int full = a.rows & ~3;
+  if (full) fp4Gemm(cv, a, prep, full, n0, n1);
+  const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
+  for (int m = full; m < a.rows; m++) fp4Gemv(cv, a, prep + m * rowBytes, a.y + size_t(m) * a.out, n0, n1);
 }
 
 // ---------- utilities ----------
