@@ -177,7 +177,11 @@ void boundsJob(void* ctx, int share, int shares) {
   const BoundsJob& j = *static_cast<const BoundsJob*>(ctx);
   int r0, r1;
   split(j.out, 1, share, shares, r0, r1);
-  if (r0 < r1) denseBounds(j.kind, j.w, j.ws, j.K, r0, r1, j.bounds);
+  if (r0 >= r1) return;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (hasAvx2() && j.kind == DenseKind::Bf16) return avx2::denseBoundsBf16(static_cast<const uint16_t*>(j.w), j.K, r0, r1, j.bounds);
+#endif
+  denseBounds(j.kind, j.w, j.ws, j.K, r0, r1, j.bounds);
 }
 
 // cumulative fallback counters (denseStats)

@@ -62,6 +62,8 @@ void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st);
 namespace avx2 {
 /** Output columns [j0, j1), AVX2 + FMA (requires bounds). */
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st);
+/** denseBounds of BF16 rows (the row lsb as a lower bound: exponents only). */
+void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds);
 }  // namespace avx2
 #endif
 

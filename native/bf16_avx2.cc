@@ -262,6 +262,48 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 
 }  // namespace
 
+void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
+  const int nb = (K + 127) / 128, stride = denseBoundsStride(K);
+  const __m256i mag = _mm256_set1_epi16(0x7fff), zero = _mm256_setzero_si256();
+  for (int r = r0; r < r1; r++) {
+    const uint16_t* p = w + size_t(r) * K;
+    float* br = bounds + size_t(r) * stride;
+    __m256i emin = _mm256_set1_epi16(-1);  // min exponent field of the nonzero weights
+    unsigned emin1 = 0xffff;
+    for (int b = 0; b < nb; b++) {
+      const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
+      __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+      int k = k0;
+      for (; k + 16 <= k1; k += 16) {
+        const __m256i a = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k)), mag);
+        s0 = _mm256_add_ps(s0, _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, a)));
+        s1 = _mm256_add_ps(s1, _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, a)));
+        emin = _mm256_min_epu16(emin, _mm256_or_si256(_mm256_srli_epi16(a, 7), _mm256_cmpeq_epi16(a, zero)));
+      }
+      alignas(32) float l[8];
+      _mm256_store_ps(l, _mm256_add_ps(s0, s1));
+      float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+      for (; k < k1; k++) {
+        const unsigned a = p[k] & 0x7fff;
+        const uint32_t bits = uint32_t(a) << 16;
+        float f;
+        std::memcpy(&f, &bits, 4);
+        sum += f;
+        if (a && (a >> 7) < emin1) emin1 = a >> 7;
+      }
+      // fp32 sums of <= 128 terms, at most 12 deep: relative error < 2^-20 (Inf/NaN propagate)
+      const double v = double(sum) * (1 + std::ldexp(1.0, -16));
+      const float f = float(v);
+      br[b] = double(f) >= v ? f : std::nextafter(f, INFINITY);
+    }
+    alignas(32) uint16_t e[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(e), emin);
+    for (int i = 0; i < 16; i++) emin1 = e[i] < emin1 ? e[i] : emin1;
+    // a lower bound of the row lsb: (128 + m) * 2^(e-134), subnormals m * 2^-133
+    br[nb] = emin1 == 0xffff ? INFINITY : float(int(emin1 == 0 ? 1 : emin1) - 134);
+  }
+}
+
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
   if (a.kind == DenseKind::Bf16) rowsKind<DenseKind::Bf16>(a, j0, j1, st);

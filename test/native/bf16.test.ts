@@ -167,6 +167,42 @@ test('fp8AsBf16Gemm: NaN codes, scales where bf16(fp8*scale) rounds or overflows
   if (avx2) assert.equal(s.flagged, 0);
 });
 
+test('denseBounds: block bounds >= sum |w| (and not loose), row lsb <= the exact one, NaN for non-finite', { skip }, () => {
+  const K = 300, out = 6, stride = Math.ceil(K / 128) + 1;
+  const w = new Uint16Array(out * K).map(wide);
+  w.fill(0, 2 * K, 3 * K); // an all-zero row
+  for (let k = 0; k < K; k++) w[3 * K + k] = randInt(0x80) | (k & 1 ? 0x8000 : 0); // subnormals
+  w[4 * K + 200] = 0x7f80; // +Inf
+  w[5 * K + 7] = 0xffc1; // NaN
+  const b = new Float32Array(out * stride);
+  addon!.denseBounds(false, w, new Uint8Array(0), K, out, b);
+  for (let r = 0; r < out; r++) {
+    let lsb = Infinity;
+    for (let blk = 0; blk < stride - 1; blk++) {
+      let sum = 0;
+      for (let k = blk * 128; k < Math.min(K, blk * 128 + 128); k++) {
+        const v = Math.abs(bf16Value(w[r * K + k]!));
+        sum += v;
+        if (v > 0 && Number.isFinite(v)) lsb = Math.min(lsb, lsbOf(v));
+      }
+      const got = b[r * stride + blk]!;
+      if (!Number.isFinite(sum)) assert.ok(!Number.isFinite(got), `row ${r} block ${blk}: ${got} for a non-finite block`);
+      else {
+        assert.ok(got >= sum * (1 + 2 ** -40), `row ${r} block ${blk}: bound ${got} < sum ${sum}`);
+        assert.ok(got <= sum * (1 + 2 ** -10) || sum === 0 && got === 0, `row ${r} block ${blk}: bound ${got} loose for ${sum}`);
+      }
+    }
+    if (r < 4) assert.ok(b[r * stride + stride - 1]! <= lsb, `row ${r}: lsb ${b[r * stride + stride - 1]} > ${lsb}`);
+  }
+});
+
+/** Exponent of the lowest set bit of a positive finite value (the largest e with v / 2^e an integer). */
+function lsbOf(v: number): number {
+  let e = Math.floor(Math.log2(v));
+  while (!Number.isInteger(v / 2 ** e)) e--;
+  return e;
+}
+
 test('the portable kernel and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
   for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) {
@@ -174,6 +210,6 @@ test('the portable kernel and other thread counts give the same bits (child proc
     const { NODE_TEST_CONTEXT: _, ...base } = process.env;
     const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env: { ...base, ...env, DSV4_TEST_CHILD: '1' }, encoding: 'utf8' });
     assert.equal(r.status, 0, `with ${JSON.stringify(env)}:\n${r.stdout.split('\n').filter((l) => /not ok|fail/.test(l)).join('\n')}`);
-    assert.match(r.stdout, /# pass 7/, `with ${JSON.stringify(env)}: the child ran the tests`);
+    assert.match(r.stdout, /# pass 8/, `with ${JSON.stringify(env)}: the child ran the tests`);
   }
 });
