@@ -9,19 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { exactLinear } from '../../src/model/linear.js';
 import type { Bf16Weight, Fp8Weight } from '../../src/tensor/kernels.js';
+import { xorshift } from './rng.js';
 
 const { addon, reason } = loadNative();
 const skip = addon ? false : `native addon unavailable: ${reason}`;
 const nk = addon ? makeNativeKernels(addon) : undefined;
 const avx2 = addon ? addon.info().isa === 'avx2' : false;
 
-let seed = 0x2545f491;
-function rnd(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 32;
-}
+const rnd = xorshift(0x2545f491);
 const randInt = (n: number) => Math.floor(rnd() * n);
 const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 2 ** -40)) * Math.cos(2 * Math.PI * rnd());
 const f32 = new Float32Array(1);
