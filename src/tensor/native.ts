@@ -101,9 +101,12 @@ function checkShapes(op: string, x: QuantizedActivations, w: { out: number; inF:
 // Per-weight block bounds of sum |w| (denseBounds), computed on first use and kept with
 // the weight's buffer: weights must not change after their first product.
 const denseBoundsCache = new WeakMap<ArrayBufferLike, Map<string, Float32Array>>();
+const boundsByView = new WeakMap<Uint16Array | Uint8Array, Float32Array>(); // fast path: the weight's own array
 const NO_SCALES = new Uint8Array(0);
 
 function weightBounds(addon: NativeAddon, w: Bf16Weight | Fp8Weight): Float32Array {
+  const hit = boundsByView.get(w.data);
+  if (hit) return hit;
   let m = denseBoundsCache.get(w.data.buffer);
   if (!m) denseBoundsCache.set(w.data.buffer, (m = new Map()));
   const key = `${w.kind}:${w.data.byteOffset}:${w.data.length}:${w.inF}`;
@@ -113,6 +116,7 @@ function weightBounds(addon: NativeAddon, w: Bf16Weight | Fp8Weight): Float32Arr
     addon.denseBounds(w.kind === 'fp8', w.data, w.kind === 'fp8' ? w.scale : NO_SCALES, w.inF, w.out, b);
     m.set(key, b);
   }
+  boundsByView.set(w.data, b);
   return b;
 }
 
