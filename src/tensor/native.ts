@@ -99,25 +99,31 @@ function checkShapes(op: string, x: QuantizedActivations, w: { out: number; inF:
 }
 
 // Per-weight block bounds of sum |w| (denseBounds), computed on first use and kept with
-// the weight's buffer: weights must not change after their first product.
-const denseBoundsCache = new WeakMap<ArrayBufferLike, Map<string, Float32Array>>();
-const boundsByView = new WeakMap<Uint16Array | Uint8Array, Float32Array>(); // fast path: the weight's own array
+// the weight's buffer (and, for FP8, checked against its scale array): weights must not
+// change after their first product.
+interface BoundsEntry {
+  bounds: Float32Array;
+  scale: Uint8Array | undefined;
+}
+const denseBoundsCache = new WeakMap<ArrayBufferLike, Map<string, BoundsEntry>>();
+const boundsByView = new WeakMap<Uint16Array | Uint8Array, BoundsEntry>(); // fast path: the weight's own array
 const NO_SCALES = new Uint8Array(0);
 
 function weightBounds(addon: NativeAddon, w: Bf16Weight | Fp8Weight): Float32Array {
+  const scale = w.kind === 'fp8' ? w.scale : undefined;
   const hit = boundsByView.get(w.data);
-  if (hit) return hit;
+  if (hit && hit.scale === scale) return hit.bounds;
   let m = denseBoundsCache.get(w.data.buffer);
   if (!m) denseBoundsCache.set(w.data.buffer, (m = new Map()));
   const key = `${w.kind}:${w.data.byteOffset}:${w.data.length}:${w.inF}`;
-  let b = m.get(key);
-  if (!b) {
-    b = new Float32Array(w.out * (Math.ceil(w.inF / 128) + 1));
-    addon.denseBounds(w.kind === 'fp8', w.data, w.kind === 'fp8' ? w.scale : NO_SCALES, w.inF, w.out, b);
-    m.set(key, b);
+  let e = m.get(key);
+  if (!e || e.scale !== scale) {
+    e = { bounds: new Float32Array(w.out * (Math.ceil(w.inF / 128) + 1)), scale };
+    addon.denseBounds(w.kind === 'fp8', w.data, scale ?? NO_SCALES, w.inF, w.out, e.bounds);
+    m.set(key, e);
   }
-  boundsByView.set(w.data, b);
-  return b;
+  boundsByView.set(w.data, e);
+  return e.bounds;
 }
 
 /**
