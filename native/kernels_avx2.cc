@@ -146,6 +146,14 @@ void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   const uint8_t* w1 = w0 + (NW > 1 ? K : 0);
   float acc0 = 0.0f, acc1 = 0.0f;
   for (int kb = 0; kb < nkb; kb++) {
+    // software prefetch of the weight rows 4 ahead (the pair after next): with 2 rows per
+    // thread in flight the hardware prefetcher alone left both cores waiting on DRAM
+    // (measured 1.2-1.8x on 64 MiB GEMVs with 2 threads)
+    if ((kb & 1) == 0)
+      for (int l = 0; l < 4; l++) {
+        _mm_prefetch(reinterpret_cast<const char*>(w0 + 4 * size_t(K) + kb * 128 + 64 * l), _MM_HINT_T0);
+        if (NW > 1) _mm_prefetch(reinterpret_cast<const char*>(w1 + 4 * size_t(K) + kb * 128 + 64 * l), _MM_HINT_T0);
+      }
     Gemv8 g0, g1;
     g0.zero();
     g1.zero();
@@ -368,6 +376,12 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int 
       const uint8_t* xc = xp + size_t(c) * kChunk;
       const int pieces = (K - c * 256) >= 256 ? 4 : 2;
       __m256 v[4];
+      // software prefetch of the next 4-row group (4 streams per thread defeat the hardware
+      // prefetcher: without it 2-thread GEMVs from DRAM ran 0.4-0.7x the 1-row kernel)
+      for (int j = 0; j < 4; j++) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128 + 64), _MM_HINT_T0);
+      }
       for (int j = 0; j < 4; j++) v[j] = fp4ChunkRow(k, wr[j], c, pieces, xc, fp4Scales(k, sr[j], c, pieces));
       acc = fp4Accumulate4(acc, v[0], v[1], v[2], v[3], pieces);
     }
