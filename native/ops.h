@@ -68,7 +68,8 @@ struct AttnArgs {
  *  bf16LsbBound), a float64 dot product, and sum[e] += Σ_j p[j]*k_j[e]. */
 struct AttnLoops {
   void (*cvt)(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb);
-  double (*dot)(const double* q, const double* k, int d);
+  /** out[h] = Σ_i q[h*d + i] * k[i] for h < H (each key vector loaded once for several heads). */
+  void (*dots)(const double* q, int H, const double* k, int d, double* out);
   void (*pv)(const double* p, const double* const* k, int nk, int d, double* sum);
   /** acc[e] = RN32(sum[e]) where |sum[e] - exact| <= (|acc[e]*c| + pMax) * bk + |sum[e]| * 4u decides it
    *  (ok[e] = 1), else ok[e] = 0 and acc[e] unchanged; returns whether all were decided. */

@@ -65,15 +65,27 @@ void cvtBf16(const uint16_t* k, int d, double* out, double* norm2, double* maxAb
   *lsb = e == 256 ? INT_MAX : (e == 0 ? 1 : e) - 134;
 }
 
-double dotF64Pd(const double* q, const double* k, int d) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-  for (int i = 0; i < d; i += 16) {
-    s0 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i), _mm256_loadu_pd(k + i), s0);
-    s1 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 4), _mm256_loadu_pd(k + i + 4), s1);
-    s2 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 8), _mm256_loadu_pd(k + i + 8), s2);
-    s3 = _mm256_fmadd_pd(_mm256_loadu_pd(q + i + 12), _mm256_loadu_pd(k + i + 12), s3);
+// q·k for R heads at once (d a multiple of 8): each key vector is loaded once, 2 chains per head
+template <int R>
+inline void dotsGroup(const double* q, const double* k, int d, double* out) {
+  __m256d s0[R], s1[R];
+  for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm256_setzero_pd();
+  for (int i = 0; i < d; i += 8) {
+    const __m256d k0 = _mm256_loadu_pd(k + i), k1 = _mm256_loadu_pd(k + i + 4);
+    for (int r = 0; r < R; r++) {
+      s0[r] = _mm256_fmadd_pd(_mm256_loadu_pd(q + size_t(r) * d + i), k0, s0[r]);
+      s1[r] = _mm256_fmadd_pd(_mm256_loadu_pd(q + size_t(r) * d + i + 4), k1, s1[r]);
+    }
   }
-  return hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+  for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_pd(s0[r], s1[r]));
+}
+
+void dotsF64(const double* q, int H, const double* k, int d, double* out) {
+  int h = 0;
+  for (; h + 4 <= H; h += 4) dotsGroup<4>(q + size_t(h) * d, k, d, out + h);
+  if (H - h == 3) dotsGroup<3>(q + size_t(h) * d, k, d, out + h);
+  else if (H - h == 2) dotsGroup<2>(q + size_t(h) * d, k, d, out + h);
+  else if (H - h == 1) dotsGroup<1>(q + size_t(h) * d, k, d, out + h);
 }
 
 template <int R>
@@ -122,7 +134,7 @@ bool settleRowsAvx2(const double* sum, double* acc, double c, double pMax, doubl
 }  // namespace
 
 const AttnLoops& attnLoops() {
-  static const AttnLoops L{cvtBf16, dotF64Pd, pvF64, settleRowsAvx2};
+  static const AttnLoops L{cvtBf16, dotsF64, pvF64, settleRowsAvx2};
   return L;
 }
 

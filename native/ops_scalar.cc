@@ -244,10 +244,12 @@ void cvtScalar(const uint16_t* k, int d, double* out, double* norm2, double* max
   *lsb = bf16LsbBound(k, d);
 }
 
-double dotScalar(const double* q, const double* k, int d) {
-  double s = 0;
-  for (int i = 0; i < d; i++) s += q[i] * k[i];
-  return s;
+void dotsScalar(const double* q, int H, const double* k, int d, double* out) {
+  for (int h = 0; h < H; h++) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += q[size_t(h) * d + i] * k[i];
+    out[h] = s;
+  }
 }
 
 void pvScalar(const double* p, const double* const* k, int nk, int d, double* sum) {
@@ -292,11 +294,11 @@ int minLsb(const double* v, int n) {
 
 /** This thread's working set: the block's keys as float64 (shared by its heads) and per-head rows. */
 struct AttnScratch {
-  double *kb, *qd, *acc, *sum, *terms;
+  double *kb, *qd, *acc, *sum, *terms, *ds;
   uint8_t* ok;
   AttnScratch(int Hs, int d) {
     thread_local std::vector<double> buf;
-    const size_t need = size_t(kBlock) * d + 3 * size_t(Hs) * d + d + kBlock + 1 + d / 8 + 2 + 8;
+    const size_t need = size_t(kBlock) * d + 3 * size_t(Hs) * d + d + kBlock + 1 + d / 8 + 2 + size_t(kBlock) * Hs + 8;
     if (buf.size() < need) buf.resize(need);
     double* p = buf.data();
     p += (32 - reinterpret_cast<uintptr_t>(p) % 32) % 32 / sizeof(double);
@@ -305,7 +307,8 @@ struct AttnScratch {
     acc = qd + size_t(Hs) * d;
     sum = acc + size_t(Hs) * d;
     terms = sum + size_t(Hs) * d;
-    ok = reinterpret_cast<uint8_t*>(terms + d + kBlock + 1);
+    ds = terms + d + kBlock + 1;
+    ok = reinterpret_cast<uint8_t*>(ds + size_t(kBlock) * Hs);
   }
 };
 
@@ -319,7 +322,7 @@ struct HeadState {
 
 /** One block of one head (attention.ts sparseAttnHead's block step); false when left undecided. */
 bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState& st, int hi, int b0, int nb, const double* kn,
-               const double* km, const int* kl) {
+               const double* km, const int* kl, const double* dsAll, int Hs) {
   const int d = a.d;
   const double* qd = S.qd + size_t(hi) * d;
   double* acc = S.acc + size_t(hi) * d;
@@ -334,7 +337,7 @@ bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState&
       continue;
     }
     const double* k = S.kb + size_t(j) * d;
-    const double ds = L.dot(qd, k, d);
+    const double ds = dsAll[size_t(j) * Hs + hi];
     float dot;
     // the magnitude sum is at most |q|·|k| (Cauchy-Schwarz); BF16 products often sum exactly onto
     // an fp32 midpoint, which the span certificate settles; the exact magnitude sum last
@@ -413,7 +416,7 @@ bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState&
 }  // namespace
 
 const AttnLoops& scalarAttnLoops() {
-  static const AttnLoops L{cvtScalar, dotScalar, pvScalar, settleRowsScalar};
+  static const AttnLoops L{cvtScalar, dotsScalar, pvScalar, settleRowsScalar};
   return L;
 }
 
@@ -445,9 +448,11 @@ void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1) {
       if (!a.keys[b0 + j]) continue;
       L.cvt(a.keys[b0 + j], d, S.kb + size_t(j) * d, &kn[j], &km[j], &kl[j]);
       kn[j] = std::sqrt(kn[j] * kUp) * kUp;
+      // q·k for all of this thread's heads while the key is in L1
+      L.dots(S.qd, Hs, S.kb + size_t(j) * d, d, S.ds + size_t(j) * Hs);
     }
     for (int hi = 0; hi < Hs; hi++)
-      if (st[hi].live) st[hi].live = headBlock(a, L, S, st[hi], hi, b0, nb, kn, km, kl);
+      if (st[hi].live) st[hi].live = headBlock(a, L, S, st[hi], hi, b0, nb, kn, km, kl, S.ds, Hs);
   }
   for (int hi = 0; hi < Hs; hi++) {
     const int h = h0 + hi;
