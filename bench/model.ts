@@ -32,10 +32,12 @@ export async function benchCheckpoint(preset: string, log: (s: string) => void):
   return dir;
 }
 
-/** Weight bytes a decode step reads and its multiply-add FLOPs (routed experts: top-k of them; MTP unused). */
-export function decodeTraffic(a: ModelArgs): { bytes: number; flops: number } {
+/** Weight bytes a decode step reads and its multiply-add FLOPs (routed experts: top-k of them; MTP unused);
+ *  headFlops: the output head's share, which a prefill spends once (logits of the last token only). */
+export function decodeTraffic(a: ModelArgs): { bytes: number; flops: number; headFlops: number } {
   let bytes = 0;
   let flops = 0;
+  let headFlops = 0;
   const share = a.nActivatedExperts / a.nRoutedExperts;
   for (const t of tensorInventory(a)) {
     const b = t.shape.reduce((x, y) => x * y, 1) * (t.dtype === 'F32' || t.dtype === 'I32' ? 4 : t.dtype === 'BF16' ? 2 : 1);
@@ -48,8 +50,9 @@ export function decodeTraffic(a: ModelArgs): { bytes: number; flops: number } {
     const k = t.role === 'routed-expert' ? share : 1;
     bytes += b * k;
     flops += f * k;
+    if (t.role === 'head') headFlops += f;
   }
-  return { bytes, flops };
+  return { bytes, flops, headFlops };
 }
 
 export function tokens(n: number, vocab: number, salt: number): Int32Array {
@@ -120,7 +123,8 @@ export async function benchModels(
     const traffic = decodeTraffic(readCheckpointConfig(dir).args);
     const r = await runModel(dir, kernels, c.prefill, c.decode, 60);
     const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
-    const gf = (traffic.flops * r.prefillTokS) / 1e9;
+    // weight math of the prefill: every layer per token, the head once (last token's logits)
+    const gf = (((traffic.flops - traffic.headFlops) * c.prefill + traffic.headFlops) / (c.prefill / r.prefillTokS)) / 1e9;
     rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: lim ? gf / peak : undefined, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
     const warm = r.warmSeconds > 0 ? `; experts read beforehand (${r.warmSeconds.toFixed(1)} s)` : '; experts read lazily (too large to preload)';
     rows.push({ section, name: `decode (${r.decodeSteps} steps)`, value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth${warm}` });
