@@ -63,7 +63,9 @@ function entryScore(q: Float32Array, qo: number, hw: Float32Array, hwo: number, 
   return roundBf16(sumF32(terms, H));
 }
 
-let scoreBuf = new Float64Array(0);
+let scoreBuf = new Float32Array(0); // BF16 scores (exact in f32)
+let scoreBits = new Uint32Array(0); // the same memory as bits, for the top-k keys
+let score64 = new Float64Array(0); // for the float kernel's interface
 let flagBuf = new Uint8Array(0);
 
 /**
@@ -71,13 +73,15 @@ let flagBuf = new Uint8Array(0);
  * kernel on the compact FP4 keys when available (its unsettled entries recomputed here by the
  * formula), else the float kernel or the formula on the f32 keys.
  */
-export function indexerScores(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: IndexerKeys, visible: number, k?: Kernels): Float64Array {
+export function indexerScores(w: IndexerWeights, q: Float32Array, qRow: number, hw: Float32Array, keys: IndexerKeys, visible: number,
+  k?: Kernels): Float32Array | Float64Array {
   const H = w.nHeads;
   const d = w.headDim;
   const qo = qRow * H * d;
   const hwo = qRow * H;
   if (scoreBuf.length < visible) {
-    scoreBuf = new Float64Array(Math.max(visible, 2 * scoreBuf.length));
+    scoreBuf = new Float32Array(Math.max(visible, 2 * scoreBuf.length));
+    scoreBits = new Uint32Array(scoreBuf.buffer);
     flagBuf = new Uint8Array(scoreBuf.length);
   }
   const scores = scoreBuf;
@@ -91,8 +95,12 @@ export function indexerScores(w: IndexerWeights, q: Float32Array, qRow: number, 
     return scores;
   }
   const f = keys.values();
-  if (k?.indexerScores) k.indexerScores(q, qo, hw, hwo, H, d, f, visible, scores);
-  else for (let t = 0; t < visible; t++) scores[t] = entryScore(q, qo, hw, hwo, H, d, f, t, terms);
+  if (k?.indexerScores) {
+    if (score64.length < visible) score64 = new Float64Array(Math.max(visible, 2 * score64.length));
+    k.indexerScores(q, qo, hw, hwo, H, d, f, visible, score64);
+    return score64;
+  }
+  for (let t = 0; t < visible; t++) scores[t] = entryScore(q, qo, hw, hwo, H, d, f, t, terms);
   return scores;
 }
 
@@ -111,21 +119,27 @@ const u32 = new Uint32Array(f32.buffer);
 const hist = new Uint32Array(65536);
 let keyBuf = new Uint16Array(0);
 
+/** The bits of scores[i] as a float32 when it is one (else -1). */
+function f32BitsOf(scores: Float32Array | Float64Array, i: number): number {
+  if (scores === scoreBuf) return scoreBits[i]!;
+  const v = scores[i]!;
+  f32[0] = v;
+  return f32[0] === v || v !== v ? u32[0]! : -1;
+}
+
 /**
  * Order-preserving 16-bit keys of BF16 scores (-0 as +0) into keyBuf, counted in hist;
  * false (hist left clear) when a score is not a BF16 value or is NaN.
  */
-function bf16Keys(scores: Float64Array, n: number): boolean {
+function bf16Keys(scores: Float32Array | Float64Array, n: number): boolean {
   if (keyBuf.length < n) keyBuf = new Uint16Array(Math.max(n, 2 * keyBuf.length));
   for (let i = 0; i < n; i++) {
-    const v = scores[i]!;
-    f32[0] = v;
-    const u = u32[0]!;
-    if (f32[0] !== v || (u & 0xffff) !== 0) {
+    const u = f32BitsOf(scores, i);
+    if (u < 0 || (u & 0xffff) !== 0 || (u & 0x7fffffff) > 0x7f800000) {
       for (let j = 0; j < i; j++) hist[keyBuf[j]!] = 0;
       return false;
     }
-    const b = v === 0 ? 0 : u >>> 16;
+    const b = u === 0x80000000 ? 0 : u >>> 16;
     const key = b & 0x8000 ? ~b & 0xffff : b | 0x8000;
     keyBuf[i] = key;
     hist[key]!++;
@@ -139,7 +153,7 @@ function bf16Keys(scores: Float64Array, n: number): boolean {
  * linear time by a histogram over their bit patterns (other values: a numeric sort finds the
  * k-th score); only the chosen entries are ordered. NaN: the full sort.
  */
-export function topkOrder(scores: Float64Array, n: number, topk: number): number[] {
+export function topkOrder(scores: Float32Array | Float64Array, n: number, topk: number): number[] {
   const k = Math.min(topk, n);
   const cmp = (a: number, b: number) => scores[b]! - scores[a]! || a - b;
   let cand: number[];

@@ -82,9 +82,9 @@ export interface Kernels extends DecodeOps {
    */
   indexerScores?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Float32Array, visible: number, scores: Float64Array): void;
   /**
-   * Optional: the same scores against keys in compact FP4 form (./fp4-rows.ts), in integers.
-   * Entries it cannot settle get flagged[t] = 1 (the caller recomputes them); returns their
+   * Optional: the same scores against keys in compact FP4 form (./fp4-rows.ts), in integers, into
+   * f32 (BF16 values). Entries it cannot settle get flagged[t] = 1 (the caller recomputes them); returns their
    * count, or -1 when the query is not fake-FP4 (nothing computed).
    */
-  indexerScoresFp4?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Fp4Rows, visible: number, scores: Float64Array, flagged: Uint8Array): number;
+  indexerScoresFp4?(q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, nHeads: number, headDim: number, keys: Fp4Rows, visible: number, scores: Float32Array, flagged: Uint8Array): number;
 }

@@ -178,16 +178,12 @@ function indexerScores(
 
 function indexerScoresFp4(
   addon: NativeAddon, q: Float32Array, qOff: number, hw: Float32Array, hwOff: number, H: number, d: number, keys: Fp4Rows, visible: number,
-  scores: Float64Array, flagged: Uint8Array,
+  scores: Float32Array, flagged: Uint8Array,
 ): number {
   if (visible <= 0) return 0;
   if (d % 32 !== 0) return -1; // no compact form
   if (scores.length < visible || flagged.length < visible) throw new RangeError('indexerScoresFp4: scores or flags too short');
-  if (idxScratch.scores.length < visible) idxScratch = { scores: new Float32Array(visible * 2), amb: new Uint8Array(visible * 2) };
-  const s32 = idxScratch.scores;
-  const n = addon.indexerScoresFp4(q.subarray(qOff, qOff + H * d), hw.subarray(hwOff, hwOff + H), keys.codes, keys.units, keys.exact, H, d, visible, s32, flagged);
-  if (n >= 0) for (let t = 0; t < visible; t++) scores[t] = s32[t]!;
-  return n;
+  return addon.indexerScoresFp4(q.subarray(qOff, qOff + H * d), hw.subarray(hwOff, hwOff + H), keys.codes, keys.units, keys.exact, H, d, visible, scores, flagged);
 }
 
 /** The Kernels implementation on top of a loaded addon. */

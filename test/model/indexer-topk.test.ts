@@ -43,6 +43,7 @@ test('BF16 scores (histogram selection): same as the full sort, incl. ±0, ±inf
           scores[7] = scores[8]!;
         }
         assert.deepEqual(topkOrder(scores, n, topk), fullSort(scores, n, topk), `n=${n} topk=${topk} spread=${spread}`);
+        assert.deepEqual(topkOrder(Float32Array.from(scores), n, topk), fullSort(scores, n, topk), `f32: n=${n} topk=${topk} spread=${spread}`);
       }
     }
   }

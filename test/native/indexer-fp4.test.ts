@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
-import { indexerScores, type IndexerWeights } from '../../src/model/indexer.js';
+import { indexerScores, topkOrder, type IndexerWeights } from '../../src/model/indexer.js';
 import { IndexerKeyCache } from '../../src/model/state.js';
 import { codeIndex, encodeFp4Row, FP4_CODE_OFFSET } from '../../src/tensor/fp4-rows.js';
 import { fp4ActQuantInPlace } from '../../src/tensor/quant.js';
@@ -87,11 +87,13 @@ function runCase(c: Case): void {
     return n;
   } };
   for (const row of [0, 1]) {
-    const want = indexerScores(w, q, row, hw, cache, visible).slice(0, visible); // formula on f32 keys
-    const got = indexerScores(w, q, row, hw, cache, visible, counting).slice(0, visible);
+    const want = Array.from(indexerScores(w, q, row, hw, cache, visible).subarray(0, visible)); // formula on f32 keys
+    const got = Array.from(indexerScores(w, q, row, hw, cache, visible, counting).subarray(0, visible));
     for (let t = 0; t < visible; t++) assert.ok(Object.is(got[t], want[t]), `${c.name} row ${row} entry ${t}: ${got[t]} != ${want[t]}`);
-    const viaFloat = indexerScores(w, q, row, hw, cache, visible, { ...nk, indexerScoresFp4: undefined }).slice(0, visible);
+    const viaFloat = Array.from(indexerScores(w, q, row, hw, cache, visible, { ...nk, indexerScoresFp4: undefined }).subarray(0, visible));
     assert.deepEqual(viaFloat, want, `${c.name}: the float kernel agrees`);
+    assert.deepEqual(topkOrder(indexerScores(w, q, row, hw, cache, visible, counting), visible, 8), topkOrder(Float64Array.from(want), visible, 8),
+      `${c.name}: same selection`);
   }
   if (c.noFallback) assert.equal(flaggedSeen, 0, `${c.name}: no entry should need the formula`);
 }
@@ -140,7 +142,7 @@ test('indexerScoresFp4: a query off the FP4 grid or a non-finite head weight ret
   const q = new Float32Array(H * d);
   for (let h = 0; h < H; h++) q.set(fp4Row(d, realistic), h * d);
   const hw = new Float32Array(H).fill(0.5);
-  const s = new Float64Array(5);
+  const s = new Float32Array(5);
   const f = new Uint8Array(5);
   assert.ok(nk.indexerScoresFp4!(q, 0, hw, 0, H, d, cache, 5, s, f) >= 0);
   q[3] = 0.3;
