@@ -74,6 +74,8 @@ struct AttnLoops {
   /** acc[e] = RN32(sum[e]) where |sum[e] - exact| <= (|acc[e]*c| + pMax) * bk + |sum[e]| * 4u decides it
    *  (ok[e] = 1), else ok[e] = 0 and acc[e] unchanged; returns whether all were decided. */
   bool (*settleRows)(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok);
+  /** out[e] = bf16(fl32(acc[e] / l)). */
+  void (*finish)(const double* acc, double l, int d, float* out);
 };
 const AttnLoops& scalarAttnLoops();
 void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1);

@@ -131,10 +131,24 @@ bool settleRowsAvx2(const double* sum, double* acc, double c, double pMax, doubl
   return bad == 0;
 }
 
+// finishScalar 4 dims at a time: the division in float64, one rounding to fp32, then RNE to BF16
+// (inf/NaN kept as they are, as roundBf16)
+void finishAvx2(const double* acc, double l, int d, float* out) {
+  const __m256d L = _mm256_set1_pd(l);
+  const __m128i expMask = _mm_set1_epi32(0x7f800000), rnd = _mm_set1_epi32(0x7fff), one = _mm_set1_epi32(1);
+  const __m128i keep = _mm_set1_epi32(int(0xffff0000u));
+  for (int e = 0; e < d; e += 4) {
+    const __m128i u = _mm_castps_si128(_mm256_cvtpd_ps(_mm256_div_pd(_mm256_loadu_pd(acc + e), L)));
+    const __m128i r = _mm_and_si128(_mm_add_epi32(_mm_add_epi32(u, rnd), _mm_and_si128(_mm_srli_epi32(u, 16), one)), keep);
+    const __m128i special = _mm_cmpeq_epi32(_mm_and_si128(u, expMask), expMask);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + e), _mm_blendv_epi8(r, u, special));
+  }
+}
+
 }  // namespace
 
 const AttnLoops& attnLoops() {
-  static const AttnLoops L{cvtBf16, dotsF64, pvF64, settleRowsAvx2};
+  static const AttnLoops L{cvtBf16, dotsF64, pvF64, settleRowsAvx2, finishAvx2};
   return L;
 }
 

@@ -270,6 +270,10 @@ bool settleRowsScalar(const double* sum, double* acc, double c, double pMax, dou
   return all;
 }
 
+void finishScalar(const double* acc, double l, int d, float* out) {
+  for (int e = 0; e < d; e++) out[e] = roundBf16(float(acc[e] / l));
+}
+
 constexpr int kBlock = 64;
 // float64 sums of n <= 2^13 terms are within a relative n*u of the exact ones: 2^-40 covers it
 constexpr double kUp = 1 + 0x1p-40;
@@ -416,7 +420,7 @@ bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState&
 }  // namespace
 
 const AttnLoops& scalarAttnLoops() {
-  static const AttnLoops L{cvtScalar, dotsScalar, pvScalar, settleRowsScalar};
+  static const AttnLoops L{cvtScalar, dotsScalar, pvScalar, settleRowsScalar, finishScalar};
   return L;
 }
 
@@ -430,13 +434,12 @@ void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1) {
     double* qd = S.qd + size_t(hi) * d;
     double n2 = 0;
     for (int i = 0; i < d; i++) {
-      const int e = lsbExponent(q[i]);
-      if (e == INT_MIN) st[hi].live = false;
-      st[hi].qLsb = e < st[hi].qLsb ? e : st[hi].qLsb;
       qd[i] = q[i];
       n2 += qd[i] * qd[i];
       S.acc[size_t(hi) * d + i] = 0;
     }
+    // a non-finite query is left to the reference (its lsb bound is computed when first needed)
+    st[hi].live = std::isfinite(n2);
     st[hi].qNorm = std::sqrt(n2 * kUp) * kUp;
   }
   double kn[kBlock], km[kBlock];
@@ -460,9 +463,7 @@ void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1) {
     float es;
     if (t.live && exp32(float(double(a.sink[h]) - double(t.m)), &es)) {
       const float l = float(double(t.l) + double(es));
-      float* o = a.out + size_t(h) * d;
-      const double* acc = S.acc + size_t(hi) * d;
-      for (int e = 0; e < d; e++) o[e] = roundBf16(float(acc[e] / double(l)));
+      L.finish(S.acc + size_t(hi) * d, double(l), d, a.out + size_t(h) * d);
       a.flag[h] = 0;
     } else a.flag[h] = 1;
   }
