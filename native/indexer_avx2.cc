@@ -5,7 +5,9 @@
 // <= 2*24*12) accumulates a block's 8 chunks in int16 (<= 4608) per entry lane, and
 // vpmaddwd gives the 8 entries' block dots in int32, with no horizontal sums; the +12
 // offset is removed with the query's precomputed 12*Σq. The per-head tail (RN32, bf16,
-// relu, * weight, RN32, bf16) and the head sum run on the 8 entries as vector lanes.
+// relu, * weight, RN32, bf16) and the head sum run on the 8 entries as vector lanes; the
+// head sum's exactness certificate uses the largest and smallest nonzero |term| (integer
+// min/max of their bits).
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -104,8 +106,11 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
       continue;
     }
     const uint8_t* K = a.codes + size_t(g0) * d;
-    // per-lane running head sums, magnitude sums and smallest nonzero magnitudes (lanes 0-3, 4-7)
-    __m256d ss0 = zero, ss1 = zero, sa0 = zero, sa1 = zero, mn0 = inf, mn1 = inf;
+    // per lane: running head sum (float64, lanes 0-3 and 4-7), and the bits of the largest and
+    // (minus one, so that zeros wrap to the top) smallest nonzero |term|
+    __m256d ss0 = zero, ss1 = zero;
+    __m256i maxBits = _mm256_setzero_si256(), minBitsM1 = _mm256_set1_epi32(-1);
+    const __m256i absBits = _mm256_set1_epi32(0x7fffffff), one = _mm256_set1_epi32(1);
     for (int h = 0; h < H; h++) {
       const int8_t* q = a.qc + size_t(h) * d;
       __m256d dot0 = zero, dot1 = zero;
@@ -127,28 +132,29 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
       }
       const __m256 s = roundBf16x8(fromPd(dot0, dot1));
       const __m256 relu = _mm256_max_ps(s, _mm256_setzero_ps());  // s > 0 ? s : +0 (also for -0)
-      const __m256d w = _mm256_set1_pd(double(a.hw[h]));
-      const __m256 term = roundBf16x8(fromPd(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(relu)), w),
-                                             _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(relu, 1)), w)));
-      const __m256d t0 = _mm256_cvtps_pd(_mm256_castps256_ps128(term)), t1 = _mm256_cvtps_pd(_mm256_extractf128_ps(term, 1));
-      const __m256d at0 = _mm256_and_pd(t0, absMask), at1 = _mm256_and_pd(t1, absMask);
-      ss0 = _mm256_add_pd(ss0, t0);
-      ss1 = _mm256_add_pd(ss1, t1);
-      sa0 = _mm256_add_pd(sa0, at0);
-      sa1 = _mm256_add_pd(sa1, at1);
-      mn0 = _mm256_min_pd(mn0, _mm256_blendv_pd(at0, inf, _mm256_cmp_pd(at0, zero, _CMP_EQ_OQ)));
-      mn1 = _mm256_min_pd(mn1, _mm256_blendv_pd(at1, inf, _mm256_cmp_pd(at1, zero, _CMP_EQ_OQ)));
+      // an fp32 product is RN32 of the exact product (subnormal and overflowing results included)
+      const __m256 term = roundBf16x8(_mm256_mul_ps(relu, _mm256_set1_ps(a.hw[h])));
+      const __m256i tb = _mm256_and_si256(_mm256_castps_si256(term), absBits);
+      maxBits = _mm256_max_epu32(maxBits, tb);
+      minBitsM1 = _mm256_min_epu32(minBitsM1, _mm256_sub_epi32(tb, one));
+      ss0 = _mm256_add_pd(ss0, _mm256_cvtps_pd(_mm256_castps256_ps128(term)));
+      ss1 = _mm256_add_pd(ss1, _mm256_cvtps_pd(_mm256_extractf128_ps(term, 1)));
     }
-    alignas(32) double ss[8], sa[8], mn[8];
+    alignas(32) double ss[8];
+    alignas(32) uint32_t mx[8], mnm1[8];
     _mm256_store_pd(ss, ss0);
     _mm256_store_pd(ss + 4, ss1);
-    _mm256_store_pd(sa, sa0);
-    _mm256_store_pd(sa + 4, sa1);
-    _mm256_store_pd(mn, mn0);
-    _mm256_store_pd(mn + 4, mn1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(mx), maxBits);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(mnm1), minBitsM1);
     for (int l = 0; l < n; l++) {
-      // terms are BF16 (multiples of 2^(e_min - 7)): the float64 sums are exact below 2^(e_min + 46)
-      if (!ok[l] || !(sa[l] < mn[l] * 0x1p45)) {
+      // terms are BF16 (multiples of 2^(e_min - 7)): the float64 sum is exact when
+      // H * max|term| (>= Σ|term|) < min nonzero |term| * 2^45; inf/NaN terms fail the test
+      float tmax, tmin;
+      const uint32_t mnb = mnm1[l] + 1u;
+      std::memcpy(&tmax, &mx[l], 4);
+      std::memcpy(&tmin, &mnb, 4);
+      const bool finite = mx[l] < 0x7f800000u;
+      if (!ok[l] || !finite || !(mnb == 0 || double(H) * tmax < double(tmin) * 0x1p45)) {
         a.amb[g0 + l] = 1;
         continue;
       }
