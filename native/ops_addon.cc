@@ -3,6 +3,8 @@
 // result; src/tensor/native.ts recomputes the rest with the TypeScript reference.
 #include <node_api.h>
 
+#include <atomic>
+#include <functional>
 #include <vector>
 
 #include "kernels.h"  // roundBf16
@@ -85,6 +87,36 @@ bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, flo
   return ops::streamSums(coef, cs, x, dim, hc, out);
 }
 
+struct RowsJob {
+  size_t R;
+  const std::function<bool(size_t)>* row;
+  std::atomic<bool> ok{true};
+};
+
+void rowsJob(void* ctx, int share, int shares) {
+  RowsJob& j = *static_cast<RowsJob*>(ctx);
+  const size_t r0 = j.R * share / shares, r1 = j.R * (share + 1) / shares;
+  for (size_t r = r0; r < r1 && j.ok.load(std::memory_order_relaxed); r++)
+    if (!(*j.row)(r)) j.ok.store(false);
+}
+
+/** row(r) for r < R; the rows are split over the pool when there are several and the call
+ *  touches >= 1M elements (prefill), a handoff being cheap next to that. */
+bool forRows(size_t R, double elements, const std::function<bool(size_t)>& row) {
+  if (R < 2 || elements < double(1 << 20)) {
+    for (size_t r = 0; r < R; r++)
+      if (!row(r)) return false;
+    return true;
+  }
+  RowsJob j;
+  j.R = R;
+  j.row = &row;
+  Pool& p = sharedPool();
+  std::lock_guard<std::mutex> g(p.callLock());
+  p.run(rowsJob, &j, R > 64 ? 64 : int(R));
+  return j.ok.load();
+}
+
 // actQuant(x, rows, cols, q, scale) -> false on non-finite input
 napi_value ActQuant(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
@@ -95,17 +127,13 @@ napi_value ActQuant(napi_env env, napi_callback_info info) {
   float* s = a.arr<float>(4, napi_float32_array, R * (C / 128));
   if (!a.ok || rows < 0 || cols <= 0 || cols % 128) return a.fail("dsv4 native actQuant: bad argument types or sizes");
   const bool avx = cpuAvx2();
-  for (size_t r = 0; r < R; r++) {
-#if defined(__x86_64__) || defined(_M_X64)
-    if (avx) {
-      if (!ops::avx2::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128))) return a.boolean(false);
-      continue;
-    }
-#endif
-    if (!ops::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128))) return a.boolean(false);
-  }
   (void)avx;
-  return a.boolean(true);
+  return a.boolean(forRows(R, double(R) * C, [&](size_t r) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (avx) return ops::avx2::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128));
+#endif
+    return ops::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128));
+  }));
 }
 
 // rmsNorm(x, rows, n, weight, eps, y) -> false when a row is left to the reference
@@ -118,9 +146,7 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   const float* w = a.arr<float>(3, napi_float32_array, N);
   float* y = a.arr<float>(5, napi_float32_array, R * N);
   if (!a.ok || rows < 0 || n <= 0) return a.fail("dsv4 native rmsNorm: bad argument types or sizes");
-  for (size_t r = 0; r < R; r++)
-    if (!ops::rmsNormRow(x + r * N, n, w, eps, y + r * N)) return a.boolean(false);
-  return a.boolean(true);
+  return a.boolean(forRows(R, double(R) * N, [&](size_t r) { return ops::rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
 }
 
 // rmsDots(x, rows, flat, fn, nOut, eps, out) -> out[r*nOut+j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)); false when undecided
@@ -134,10 +160,11 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
   double* out = a.arr<double>(6, napi_float64_array, R * O);
   if (!a.ok || rows < 0 || flat <= 0 || nOut < 0) return a.fail("dsv4 native rmsDots: bad argument types or sizes");
   const bool avx = cpuAvx2();
-  for (size_t r = 0; r < R; r++) {
+  (void)avx;
+  return a.boolean(forRows(R, double(R) * O * F, [&](size_t r) {
     const float* xr = x + r * F;
     float rs;
-    if (!ops::rmsFactor(xr, flat, eps, &rs)) return a.boolean(false);
+    if (!ops::rmsFactor(xr, flat, eps, &rs)) return false;
     for (size_t j = 0; j < O; j++) {
       double s, t;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -146,12 +173,11 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
 #endif
         ops::dotF64(xr, fn + j * F, flat, &s, &t);
       float dot;
-      if (!ops::finishDot(xr, fn + j * F, flat, s, t, &dot)) return a.boolean(false);
+      if (!ops::finishDot(xr, fn + j * F, flat, s, t, &dot)) return false;
       out[r * O + j] = float(double(dot) * double(rs));
     }
-  }
-  (void)avx;
-  return a.boolean(true);
+    return true;
+  }));
 }
 
 // streams(x, rows, hc, dim, coef, y): y[r, d] = bf16(Σ_j fl32(coef[r*hc+j] * x[r, j, d])); false when undecided
@@ -163,12 +189,12 @@ napi_value Streams(napi_env env, napi_callback_info info) {
   const double* coef = a.arr<double>(4, napi_float64_array, R * H);
   float* y = a.arr<float>(5, napi_float32_array, R * D);
   if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
-  for (size_t r = 0; r < R; r++) {
+  return a.boolean(forRows(R, double(R) * H * D, [&](size_t r) {
     float* yr = y + r * D;
-    if (!streamSums(coef + r * H, 1, x + r * H * D, dim, hc, yr)) return a.boolean(false);
+    if (!streamSums(coef + r * H, 1, x + r * H * D, dim, hc, yr)) return false;
     for (size_t d = 0; d < D; d++) yr[d] = roundBf16(yr[d]);
-  }
-  return a.boolean(true);
+    return true;
+  }));
 }
 
 // hcPost(out, residual, rows, hc, dim, post, comb, y):
@@ -183,14 +209,15 @@ napi_value HcPost(napi_env env, napi_callback_info info) {
   const double* comb = a.arr<double>(6, napi_float64_array, R * H * H);
   float* y = a.arr<float>(7, napi_float32_array, R * H * D);
   if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native hcPost: bad argument types or sizes");
-  for (size_t r = 0; r < R; r++)
+  return a.boolean(forRows(R, double(R) * H * H * D, [&](size_t r) {
     for (size_t k = 0; k < H; k++) {
       const double pk = post[r * H + k];
       float* yk = y + (r * H + k) * D;
-      if (!streamSums(comb + r * H * H + k, hc, res + r * H * D, dim, hc, yk)) return a.boolean(false);
+      if (!streamSums(comb + r * H * H + k, hc, res + r * H * D, dim, hc, yk)) return false;
       for (size_t d = 0; d < D; d++) yk[d] = roundBf16(float(double(float(pk * out[r * D + d])) + double(yk[d])));
     }
-  return a.boolean(true);
+    return true;
+  }));
 }
 
 struct AttnJob {
