@@ -4,8 +4,7 @@
 // fallback counts (level 2: tight bound in C, level 3: flagged to TypeScript).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runTestFileInChild } from './child.js';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { exactLinear } from '../../src/model/linear.js';
 import type { Bf16Weight, Fp8Weight } from '../../src/tensor/kernels.js';
@@ -200,11 +199,5 @@ function lsbOf(v: number): number {
 
 test('the portable kernel and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) {
-    // without NODE_TEST_CONTEXT: inherited from this runner, it makes the child run nothing
-    const { NODE_TEST_CONTEXT: _, ...base } = process.env;
-    const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env: { ...base, ...env, DSV4_TEST_CHILD: '1' }, encoding: 'utf8' });
-    assert.equal(r.status, 0, `with ${JSON.stringify(env)}:\n${r.stdout.split('\n').filter((l) => /not ok|fail/.test(l)).join('\n')}`);
-    assert.match(r.stdout, /# pass 8/, `with ${JSON.stringify(env)}: the child ran the tests`);
-  }
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 8);
 });

@@ -3,8 +3,7 @@
 // rows>1 (GEMM), odd output sizes, K not a multiple of 256.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runTestFileInChild } from './child.js';
 import { loadNative, makeNativeKernels, getKernels } from '../../src/tensor/native.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { dotF32 } from '../../src/tensor/exact.js';
@@ -184,13 +183,7 @@ test('getKernels picks the native kernels when the addon is built', { skip }, ()
 
 test('the portable kernels and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '5' }]) {
-    const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], {
-      env: { ...process.env, ...env, DSV4_TEST_CHILD: '1' },
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, `with ${JSON.stringify(env)}:\n${r.stdout.split('\n').filter((l) => /not ok|error/.test(l)).join('\n')}`);
-  }
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '5' }]) runTestFileInChild(import.meta.url, env, 7);
 });
 
 test('bf16Gemm: native == exact dot products rounded once (incl. near-tie fallbacks)', { skip }, () => {
