@@ -126,15 +126,20 @@ export function hcPost(out: Float32Array, residual: Float32Array, rows: number, 
 }
 
 /** ParallelHead.hc_head: collapse the streams with sigmoid weights -> BF16 [rows, dim]. */
-export function hcHead(x: Float32Array, rows: number, hc: number, dim: number, p: HcParams, normEps: number, hcEps: number): Float32Array {
+export function hcHead(x: Float32Array, rows: number, hc: number, dim: number, p: HcParams, normEps: number, hcEps: number,
+  k: DecodeOps = {}): Float32Array {
   const flat = hc * dim;
   const y = new Float32Array(rows * dim);
-  const m = new Float64Array(hc);
-  const pre = new Float64Array(hc);
+  const m = new Float64Array(rows * hc);
+  const pre = new Float64Array(rows * hc);
+  const nativeMixes = k.hcMixes?.(x, rows, flat, p.fn, hc, normEps, m) ?? false;
   for (let r = 0; r < rows; r++) {
-    mixes(x, r, flat, p.fn, hc, normEps, m);
-    for (let j = 0; j < hc; j++) pre[j] = fr(sigmoid32(fr(fr(m[j]! * p.scale[0]!) + p.base[j]!)) + fr(hcEps));
-    weightedStreams(x, r, hc, dim, pre, y, r * dim);
+    const mr = m.subarray(r * hc, r * hc + hc);
+    if (!nativeMixes) mixes(x, r, flat, p.fn, hc, normEps, mr);
+    for (let j = 0; j < hc; j++) pre[r * hc + j] = fr(sigmoid32(fr(fr(mr[j]! * p.scale[0]!) + p.base[j]!)) + fr(hcEps));
+  }
+  if (!k.hcWeighted?.(x, rows, hc, dim, pre, y)) {
+    for (let r = 0; r < rows; r++) weightedStreams(x, r, hc, dim, pre.subarray(r * hc, r * hc + hc), y, r * dim);
   }
   return y;
 }

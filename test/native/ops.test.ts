@@ -10,7 +10,7 @@ import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { actQuant } from '../../src/tensor/quant.js';
 import { rmsNorm } from '../../src/tensor/norm.js';
 import { roundBf16, f32ToBf16 } from '../../src/tensor/formats.js';
-import { hcPost, hcPre, type HcParams } from '../../src/model/hc.js';
+import { hcHead, hcPost, hcPre, type HcParams } from '../../src/model/hc.js';
 import { sparseAttnHead } from '../../src/model/attention.js';
 
 const { addon, reason } = loadNative();
@@ -91,6 +91,8 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
     sameBits(nat.y, ref.y, 'hcPre y');
     sameBits(nat.post, ref.post, 'hcPre post');
     sameBits(nat.comb, ref.comb, 'hcPre comb');
+    const headP = { fn: p.fn.subarray(0, hc * hc * dim), base: p.base.subarray(0, hc), scale: p.scale };
+    sameBits(hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6, nk!), hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6), 'hcHead');
     const out = new Float32Array(rows * dim).map(() => bf(-6, 6));
     const y = new Float32Array(rows * hc * dim);
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, ref.post, ref.comb, y), true);
