@@ -4,8 +4,7 @@
 // The portable C++ path is checked by re-running this file with DSV4_NO_AVX2=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runTestFileInChild } from './child.js';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { actQuant } from '../../src/tensor/quant.js';
 import { rmsNorm } from '../../src/tensor/norm.js';
@@ -184,10 +183,6 @@ test('sparseAttention: a non-finite query or key is left to the reference', { sk
     new Float32Array(H), out, flags), RangeError);
 });
 
-test('the portable C++ path (DSV4_NO_AVX2=1) passes the same checks', { skip: skip || (process.env.DSV4_NO_AVX2 ? 'already portable' : false) }, () => {
-  const r = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], {
-    env: { ...process.env, DSV4_NO_AVX2: '1' },
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
+test('the portable C++ path (DSV4_NO_AVX2=1) and one thread pass the same checks', { skip: skip || (process.env.DSV4_TEST_CHILD ? 'in the child' : false) }, () => {
+  for (const env of [{ DSV4_NO_AVX2: '1' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 5);
 });
