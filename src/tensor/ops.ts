@@ -45,9 +45,12 @@ export function nativeDecodeOps(addon: object): DecodeOps {
     actQuant: (x, rows, cols, q, scale) => rows === 0 || a.opsActQuant(x, rows, cols, q, scale),
     rmsNorm: (x, rows, n, weight, eps, y) => rows === 0 || a.opsRmsNorm(x, rows, n, weight, eps, y),
     hcMixes: (x, rows, flat, fn, nOut, eps, out) => rows === 0 || a.opsRmsDots(x, rows, flat, fn, nOut, eps, out),
-    hcWeighted: (x, rows, hc, dim, w, y) => rows === 0 || a.opsStreams(x, rows, hc, dim, w, y),
-    hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || a.opsHcPost(out, residual, rows, hc, dim, post, comb, y),
-    sparseAttention: (q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags) =>
-      a.opsSparseAttn(q, H, d, src[0], src[1], src[2], slotSrc, slotOff, n, scale, sink, out, flags),
+    // the native versions cover hc <= 16 streams and head dims <= 1024; beyond, the references run
+    hcWeighted: (x, rows, hc, dim, w, y) => rows === 0 || (hc <= 16 && a.opsStreams(x, rows, hc, dim, w, y)),
+    hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || (hc <= 16 && a.opsHcPost(out, residual, rows, hc, dim, post, comb, y)),
+    sparseAttention: (q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags) => {
+      if (d > 1024) return flags.fill(1, 0, H), H;
+      return a.opsSparseAttn(q, H, d, src[0], src[1], src[2], slotSrc, slotOff, n, scale, sink, out, flags);
+    },
   };
 }

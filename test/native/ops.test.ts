@@ -181,6 +181,10 @@ test('sparseAttention: a non-finite query or key is left to the reference', { sk
   assert.deepEqual([...flags], [1, 0]);
   assert.throws(() => nk!.sparseAttention!(q, H, d, [keys, keys, keys], new Uint8Array(1), Int32Array.from([4 * d]), 1, 0.25,
     new Float32Array(H), out, flags), RangeError);
+  // head dims beyond the native limit: every head is left to the reference
+  const big = new Float32Array(H * 1040);
+  assert.equal(nk!.sparseAttention!(big, H, 1040, [keys, keys, keys], new Uint8Array(0), new Int32Array(0), 0, 0.25, new Float32Array(H),
+    big, flags), H);
 });
 
 test('the portable C++ path (DSV4_NO_AVX2=1) and one thread pass the same checks', { skip: skip || (process.env.DSV4_TEST_CHILD ? 'in the child' : false) }, () => {
