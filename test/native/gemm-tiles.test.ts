@@ -6,17 +6,12 @@ import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import type { Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+import { xorshift } from './rng.js';
 
 const { addon, reason } = loadNative();
 const skip = addon ? false : `native addon unavailable: ${reason}`;
 
-let seed = 0x1234567;
-function rnd(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 32;
-}
+const rnd = xorshift(0x1234567);
 /** Random e4m3 codes, NaN codes (0x7f/0xff) excluded. */
 const e4m3 = (n: number) => new Uint8Array(n).map(() => Math.floor(rnd() * 0x7f) | (rnd() < 0.5 ? 0x80 : 0));
 

@@ -8,17 +8,12 @@ import { loadNative, makeNativeKernels, getKernels } from '../../src/tensor/nati
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { dotF32 } from '../../src/tensor/exact.js';
 import type { Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+import { xorshift } from './rng.js';
 
 const { addon, reason } = loadNative();
 const skip = addon ? false : `native addon unavailable: ${reason}`;
 
-let seed = 0x9e3779b9;
-function rnd(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 32;
-}
+const rnd = xorshift(0x9e3779b9);
 const randInt = (n: number) => Math.floor(rnd() * n);
 
 /** Random e4m3 codes without NaN (act_quant never emits 0x7f/0xff). */
