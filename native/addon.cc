@@ -17,6 +17,7 @@
 
 namespace dsv4 {
 void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
+void registerBatch(napi_env env, napi_value exports);  // batch.cc
 namespace {
 
 bool hasAvx2() {
@@ -611,6 +612,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   registerOps(env, exports);
+  registerBatch(env, exports);
   return exports;
 }
 
@@ -619,6 +621,8 @@ napi_value Init(napi_env env, napi_value exports) {
 // for ops_addon.cc (decode-path operations)
 Pool& sharedPool() { return pool(); }
 bool cpuAvx2() { return hasAvx2(); }
+// for batch.cc: the gemm scratch (64-byte aligned), only under the pool's call lock
+uint8_t* gemmScratch(size_t bytes) { return scratch.get(bytes); }
 }  // namespace dsv4
 
 NAPI_MODULE_INIT() { return dsv4::Init(env, exports); }

@@ -8,7 +8,7 @@ import { f32ToBf16, roundBf16 } from '../tensor/formats.js';
 import { rmsNormWith, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { actQuantInPlace } from '../tensor/quant.js';
-import { denseLinearRows, linear } from './linear.js';
+import { groupedDenseRows, linear } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
 import { decodeRows, storeBf16, type LayerState } from './state.js';
@@ -265,9 +265,10 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const G = cfg.oGroups;
   const gw = (H * hd) / G;
   const z = new Float32Array(rows * G * cfg.oLora);
-  const wa = w.woA;
+  const groups = Array.from({ length: G }, (_, g) => (rows === 1 ? o.subarray(g * gw, g * gw + gw) : regroup(o, rows, H * hd, g * gw, gw)));
+  const parts = groupedDenseRows(k, groups, rows, w.woA, cfg.oLora);
   for (let g = 0; g < G; g++) {
-    const part = denseLinearRows(k, regroup(o, rows, H * hd, g * gw, gw), rows, wa, g * cfg.oLora, cfg.oLora);
+    const part = parts[g]!;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < cfg.oLora; j++) z[r * G * cfg.oLora + g * cfg.oLora + j] = roundBf16(part[r * cfg.oLora + j]!);
     }

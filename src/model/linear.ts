@@ -1,7 +1,7 @@
 // linear() of model.py (spec §2.4) on row-major activations [rows, inF]:
 // FP8/FP4 weights go through act_quant + the Kernels GEMM; BF16/F32 weights
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
-import type { Kernels, Weight } from '../tensor/kernels.js';
+import type { GemmJob, Kernels, QuantizedActivations, Weight } from '../tensor/kernels.js';
 import { weightRowValues } from '../tensor/dense.js';
 import { actQuantWith } from '../tensor/quant.js';
 import { dotF32x32 } from '../tensor/exact.js';
@@ -53,3 +53,45 @@ export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Fl
   return roundBf16Array(y);
 }
 
+
+export interface LinearJob {
+  readonly x: Float32Array;
+  readonly rows: number;
+  readonly w: Weight;
+}
+
+/**
+ * linear(k, x, rows, w) of every job (independent products, e.g. a layer's experts), the same bits:
+ * the FP8/FP4 products go to the kernels' gemmBatch in one call when it exists, and jobs with the
+ * same x array share one act_quant.
+ */
+export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] {
+  if (!k.gemmBatch) return jobs.map((j) => linear(k, j.x, j.rows, j.w));
+  const out: Float32Array[] = [];
+  const batch: GemmJob[] = [];
+  const quantized = new Map<Float32Array, QuantizedActivations>();
+  for (const { x, rows, w } of jobs) {
+    const y = new Float32Array(rows * w.out);
+    out.push(y);
+    if (rows === 0) continue;
+    if (w.kind === 'fp8' || w.kind === 'fp4') {
+      let qa = quantized.get(x);
+      if (!qa || qa.rows !== rows || qa.cols !== w.inF) quantized.set(x, (qa = actQuantWith(k, x, rows, w.inF)));
+      batch.push({ x: qa, w, y });
+    } else denseLinear(k, x, rows, w, y);
+  }
+  if (batch.length > 0) k.gemmBatch(batch);
+  for (const y of out) roundBf16Array(y);
+  return out;
+}
+
+/**
+ * The grouped projection of spec §3.3: ys[g] = exactLinear(xs[g], rows, W, g*n, n) for g < xs.length,
+ * in one kernels call when W is FP8 and the kernels have fp8AsBf16GemmGroups.
+ */
+export function groupedDenseRows(k: Kernels, xs: readonly Float32Array[], rows: number, w: Weight, n: number): Float32Array[] {
+  const ys = xs.map(() => new Float32Array(rows * n));
+  if (rows > 0 && n > 0 && w.kind === 'fp8' && k.fp8AsBf16GemmGroups) k.fp8AsBf16GemmGroups(xs, rows, w, n, ys);
+  else xs.forEach((x, g) => denseLinearRows(k, x, rows, w, g * n, n, ys[g]));
+  return ys;
+}

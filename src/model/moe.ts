@@ -5,7 +5,7 @@
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
-import { denseLinear, linear } from './linear.js';
+import { denseLinear, linears } from './linear.js';
 
 const fr = Math.fround;
 
@@ -94,9 +94,33 @@ export function route(k: Kernels, w: MoeWeights, cfg: MoeConfig, x: Float32Array
 
 /** Expert.forward on rows of x; `rw` (one fp32 routing weight per row) is applied before w2. */
 export function expertForward(k: Kernels, e: ExpertWeights, x: Float32Array, rows: number, limit: number, rw: Float32Array | null): Float32Array {
-  const g = linear(k, x, rows, e.w1);
-  const u = linear(k, x, rows, e.w3);
-  const inter = e.w1.out;
+  return expertsForward(k, [{ e, x, rows, rw }], limit)[0]!;
+}
+
+/** One expert's input: rows of x and their routing weights (null: none, the shared expert). */
+export interface ExpertInput {
+  e: ExpertWeights;
+  x: Float32Array;
+  rows: number;
+  rw: Float32Array | null;
+}
+
+/**
+ * expertForward of each input, the same bits: all w1/w3 products in one kernels call (linears), then
+ * all w2 products in another (fewer, bigger native calls in decode).
+ */
+export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit: number): Float32Array[] {
+  const gu = linears(k, inputs.flatMap(({ e, x, rows }) => [{ x, rows, w: e.w1 }, { x, rows, w: e.w3 }]));
+  const h = inputs.map(({ e, rows, rw }, j) => swiglu(gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw));
+  return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2 })));
+}
+
+// A batch of routed experts stops growing at this many activation rows: decode batches a whole layer,
+// long prefills keep few experts' weights and temporaries alive at a time (RAM-budgeted stores).
+const BATCH_ROWS = 256;
+
+/** BF16 h = rw * silu(clamp(g)) * clamp(u) (spec §3.7 SwiGLU with limit). */
+function swiglu(g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null): Float32Array {
   const h = new Float32Array(rows * inter);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < inter; i++) {
@@ -112,7 +136,7 @@ export function expertForward(k: Kernels, e: ExpertWeights, x: Float32Array, row
       h[r * inter + i] = roundBf16(v);
     }
   }
-  return linear(k, h, rows, e.w2);
+  return h;
 }
 
 export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStore, x: Float32Array, rows: number, dim: number,
@@ -122,6 +146,7 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
   store.prefetch?.(w.layer, [...new Set(rt.experts)].sort((a, b) => a - b));
   const y = new Float32Array(rows * dim);
   const K = cfg.topk;
+  const routed: { e: number; tok: number[]; wts: number[] }[] = [];
   for (let e = 0; e < cfg.nExperts; e++) {
     const tok: number[] = [];
     const wts: number[] = [];
@@ -133,15 +158,30 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
         }
       }
     }
-    if (tok.length === 0) continue;
-    const xs = new Float32Array(tok.length * dim);
-    tok.forEach((r, i) => xs.set(x.subarray(r * dim, r * dim + dim), i * dim));
-    const out = expertForward(k, store.get(w.layer, e), xs, tok.length, cfg.swigluLimit, Float32Array.from(wts));
-    tok.forEach((r, i) => {
-      for (let d = 0; d < dim; d++) y[r * dim + d] = fr(y[r * dim + d]! + out[i * dim + d]!);
-    });
+    if (tok.length > 0) routed.push({ e, tok, wts });
   }
-  const sh = expertForward(k, w.shared, x, rows, cfg.swigluLimit, null);
+  // batches of routed experts in increasing id (the sums keep that order), the shared expert with the last
+  let sh: Float32Array | undefined;
+  for (let i = 0; !sh; ) {
+    let end = i;
+    for (let n = 0; end < routed.length && (end === i || n + routed[end]!.tok.length <= BATCH_ROWS); end++) n += routed[end]!.tok.length;
+    const part = routed.slice(i, end);
+    const inputs: ExpertInput[] = part.map(({ e, tok, wts }) => {
+      const xs = new Float32Array(tok.length * dim);
+      tok.forEach((r, j) => xs.set(x.subarray(r * dim, r * dim + dim), j * dim));
+      return { e: store.get(w.layer, e), x: xs, rows: tok.length, rw: Float32Array.from(wts) };
+    });
+    if (end === routed.length) inputs.push({ e: w.shared, x, rows, rw: null });
+    const outs = expertsForward(k, inputs, cfg.swigluLimit);
+    part.forEach(({ tok }, j) => {
+      const out = outs[j]!;
+      tok.forEach((r, t) => {
+        for (let d = 0; d < dim; d++) y[r * dim + d] = fr(y[r * dim + d]! + out[t * dim + d]!);
+      });
+    });
+    if (end === routed.length) sh = outs[part.length]!;
+    i = end;
+  }
   for (let i = 0; i < y.length; i++) y[i] = roundBf16(fr(y[i]! + sh[i]!));
   return y;
 }

@@ -59,6 +59,13 @@ export interface QuantizedActivations {
   readonly scale: Float32Array;
 }
 
+/** One product of a batch: y[x.rows, w.out] = fp8_gemm / fp4_gemm(x, w) (fp32, caller rounds). */
+export interface GemmJob {
+  readonly x: QuantizedActivations;
+  readonly w: Fp8Weight | Fp4Weight;
+  readonly y: Float32Array;
+}
+
 export interface Kernels extends DecodeOps {
   readonly name: string;
   /** y[rows, w.out] = fp8_gemm(x, w) with fp32 accumulation; returns fp32 (caller rounds to BF16). */
@@ -75,6 +82,16 @@ export interface Kernels extends DecodeOps {
    * scale (FP8 used as BF16 values: wo_a, as exactLinear). Callers fall back when absent.
    */
   fp8AsBf16Gemm?(x: Float32Array, rows: number, w: Fp8Weight, r0: number, n: number, y: Float32Array): void;
+  /**
+   * Optional: every job's fp8Gemm / fp4Gemm in one call (independent products, e.g. a layer's routed
+   * experts), the same bits as calling them one by one. Callers fall back to one by one when absent.
+   */
+  gemmBatch?(jobs: readonly GemmJob[]): void;
+  /**
+   * Optional: fp8AsBf16Gemm for groups g < xs.length in one call: ys[g][rows, n] = xs[g] . W[g*n .. (g+1)*n)ᵀ
+   * (the grouped wo_a projection, spec §3.3). Callers fall back to one call per group when absent.
+   */
+  fp8AsBf16GemmGroups?(xs: readonly Float32Array[], rows: number, w: Fp8Weight, n: number, ys: readonly Float32Array[]): void;
   /**
    * Optional: lightning-indexer scores of one query row (spec §3.5, model/indexer.ts):
    * scores[t] = bf16(RN32(Σ_h bf16(RN32(relu(bf16(RN32(q_h·k_t))) · hw_h)))) for t < visible,

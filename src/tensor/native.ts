@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dotF32, sumF32 } from './exact.js';
 import { weightRowValues } from './dense.js';
 import { roundBf16 } from './formats.js';
-import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from './kernels.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, Kernels, QuantizedActivations } from './kernels.js';
 import type { Fp4Rows } from './fp4-rows.js';
 import { referenceKernels } from './reference-kernels.js';
 import { nativeDecodeOps } from './ops.js';
@@ -48,6 +48,17 @@ export interface NativeAddon {
   /** Indexer scores against compact FP4 keys; returns the flagged count, -1 when q is not fake-FP4. */
   indexerScoresFp4(q: Float32Array, hw: Float32Array, codes: Uint8Array, units: Float32Array, exact: Uint8Array, H: number, d: number, visible: number,
     scores: Float32Array, amb: Uint8Array): number;
+  /**
+   * Several gemm products in one call (native/batch.cc). acts: per activation matrix [xq, xs, rows, K, fp4];
+   * jobs: per product [act index, w, ws, out, y]. False when an activation holds a NaN code (nothing settled).
+   * Absent in addons built before it.
+   */
+  gemmBatch?(acts: unknown[], jobs: unknown[]): boolean;
+  /**
+   * Several denseGemm products over one weight in one call: jobs per product [x, rows, r0, n, y]; amb holds
+   * the jobs' [rows, n] flags one after another (returns their count). Absent in addons built before it.
+   */
+  denseBatch?(fp8: boolean, K: number, w: Uint16Array | Uint8Array, ws: Uint8Array, bounds: Float32Array, jobs: unknown[], amb: Uint8Array): number;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
@@ -136,19 +147,80 @@ function denseProduct(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16
   if (y.length < rows * n) throw new RangeError(`dense product: output holds ${y.length} < ${rows * n} values`);
   if (r0 < 0 || r0 + n > w.out) throw new RangeError(`dense product: rows [${r0}, ${r0 + n}) outside [0, ${w.out})`);
   if (rows === 0 || n === 0) return;
-  const amb = new Uint8Array(rows * n);
+  const amb = ambScratch(rows * n);
   const fp8 = w.kind === 'fp8';
   if (addon.denseGemm(fp8, x, rows, K, w.data, fp8 ? w.scale : NO_SCALES, r0, n, weightBounds(addon, w), y, amb) === 0) return;
-  const row = new Float32Array(K);
-  const bits = new Uint32Array(row.buffer);
+  settleFlagged(x, rows, w, r0, n, y, amb, 0);
+}
+
+// flags of dense products (the addon writes every entry), reused across calls
+let ambBuf = new Uint8Array(0);
+function ambScratch(n: number): Uint8Array {
+  if (ambBuf.length < n) ambBuf = new Uint8Array(Math.max(n, 2 * ambBuf.length));
+  return ambBuf;
+}
+
+/** The exact TypeScript sums of the elements flagged in amb[ambOff + m*n + j] of y[rows, n] = x . W[r0 .. r0+n)ᵀ. */
+function settleFlagged(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array, amb: Uint8Array, ambOff: number): void {
+  const K = w.inF;
+  let row: Float32Array | undefined;
+  let bits: Uint32Array | undefined;
   for (let j = 0; j < n; j++) {
     let loaded = false;
     for (let m = 0; m < rows; m++) {
-      if (!amb[m * n + j]) continue;
+      if (!amb[ambOff + m * n + j]) continue;
+      if (!row || !bits) bits = new Uint32Array((row = new Float32Array(K)).buffer);
       if (!loaded) loaded = weightRowValues(w, r0 + j, row, bits) === row;
       y[m * n + j] = dotF32(x, m * K, row, 0, K);
     }
   }
+}
+
+/** fp8AsBf16Gemm for each group g: ys[g] = xs[g] . W[g*n .. (g+1)*n)ᵀ, in one addon call. */
+function denseGroups(addon: NativeAddon, xs: readonly Float32Array[], rows: number, w: Fp8Weight, n: number, ys: readonly Float32Array[]): void {
+  const K = w.inF;
+  const G = xs.length;
+  if (ys.length !== G) throw new RangeError(`dense groups: ${G} inputs but ${ys.length} outputs`);
+  if (G * n > w.out) throw new RangeError(`dense groups: ${G} groups of ${n} rows exceed ${w.out} weight rows`);
+  if (rows === 0 || n === 0 || G === 0) return;
+  const jobs: unknown[] = [];
+  for (let g = 0; g < G; g++) {
+    if (xs[g]!.length < rows * K || ys[g]!.length < rows * n) throw new RangeError(`dense groups: group ${g} activations or output too short`);
+    jobs.push(xs[g], rows, g * n, n, ys[g]);
+  }
+  const amb = ambScratch(G * rows * n);
+  if (addon.denseBatch!(true, K, w.data, w.scale, weightBounds(addon, w), jobs, amb) === 0) return;
+  for (let g = 0; g < G; g++) settleFlagged(xs[g]!, rows, w, g * n, n, ys[g]!, amb, g * rows * n);
+}
+
+/**
+ * The jobs' products in one addon call where the native kernels cover them; the rest (K not a multiple of
+ * 128, NaN weight codes, or all of them when an activation holds a NaN code) one by one through `one`.
+ */
+function gemmBatch(addon: NativeAddon, jobs: readonly GemmJob[], one: (j: GemmJob) => void): void {
+  const acts: unknown[] = [];
+  const flat: unknown[] = [];
+  const batched: GemmJob[] = [];
+  const actIndex = [new Map<QuantizedActivations, number>(), new Map<QuantizedActivations, number>()]; // fp8, fp4
+  for (const j of jobs) {
+    const { x, w, y } = j;
+    checkShapes(w.kind === 'fp4' ? 'fp4Gemm' : 'fp8Gemm', x, w, y);
+    if (x.rows === 0 || w.out === 0) continue;
+    if (w.inF % 128 !== 0 || (w.kind === 'fp8' && !fp8Usable(addon, w))) {
+      one(j);
+      continue;
+    }
+    const fp4 = w.kind === 'fp4';
+    const m = actIndex[fp4 ? 1 : 0]!;
+    let a = m.get(x);
+    if (a === undefined) {
+      m.set(x, (a = acts.length / 5));
+      acts.push(x.q, x.scale, x.rows, x.cols, fp4);
+    }
+    flat.push(a, w.data, w.scale, w.out, y);
+    batched.push(j);
+  }
+  if (batched.length > 0 && !addon.gemmBatch!(acts, flat)) for (const j of batched) one(j);
 }
 
 /** One indexer score exactly as model/indexer.ts computes it (the fallback for flagged entries). */
@@ -189,7 +261,7 @@ function indexerScoresFp4(
 /** The Kernels implementation on top of a loaded addon. */
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const { isa, threads } = addon.info();
-  return {
+  const k: Kernels = {
     name: `native-${isa}-${threads}t`,
     ...nativeDecodeOps(addon),
     fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void {
@@ -221,6 +293,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       return indexerScoresFp4(addon, q, qOff, hw, hwOff, nHeads, headDim, keys, visible, scores, flagged);
     },
   };
+  const one = (j: GemmJob): void => (j.w.kind === 'fp4' ? k.fp4Gemm(j.x, j.w, j.y) : k.fp8Gemm(j.x, j.w, j.y));
+  if (addon.gemmBatch) k.gemmBatch = (jobs) => gemmBatch(addon, jobs, one);
+  if (addon.denseBatch) k.fp8AsBf16GemmGroups = (xs, rows, w, n, ys) => denseGroups(addon, xs, rows, w, n, ys);
+  return k;
 }
 
 let chosen: Kernels | undefined;
