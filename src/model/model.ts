@@ -5,7 +5,7 @@ import type { Checkpoint, ModelArgs } from '../checkpoint/types.js';
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { referenceKernels } from '../tensor/reference-kernels.js';
 import { bf16Value, roundBf16 } from '../tensor/formats.js';
-import { rmsNorm } from '../tensor/norm.js';
+import { rmsNormWith } from '../tensor/norm.js';
 import { ropeTable, type RopeTable } from '../tensor/rope.js';
 import type { ForwardSegment, ModelRunner, SequenceState } from './api.js';
 import { ModelState, type LayerShape } from './state.js';
@@ -258,8 +258,8 @@ export class Dsv4Model implements ModelRunner {
       if (s.hidden.length !== s.tokens.length * hc * dim) throw new Error('mtp: hidden rows do not match tokens');
       hiddenAll.set(s.hidden, offsets[i]! * hc * dim);
     });
-    const ep = linear(this.kernels, rmsNorm(e, rows, dim, m.enorm, a.normEps), rows, m.eProj);
-    const hp = linear(this.kernels, rmsNorm(hiddenAll, rows * hc, dim, m.hnorm, a.normEps), rows * hc, m.hProj);
+    const ep = linear(this.kernels, rmsNormWith(this.kernels, e, rows, dim, m.enorm, a.normEps), rows, m.eProj);
+    const hp = linear(this.kernels, rmsNormWith(this.kernels, hiddenAll, rows * hc, dim, m.hnorm, a.normEps), rows * hc, m.hProj);
     let X: Float32Array = new Float32Array(rows * hc * dim);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < hc; j++) {
@@ -307,11 +307,11 @@ export class Dsv4Model implements ModelRunner {
 
   private logitsOf(X: Float32Array, rows: number, offsets: number[], lens: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace): Float32Array[] {
     const { dim, hcMult: hc, normEps, hcEps } = this.args;
-    if (trace?.final) trace.final(hcHead(X, rows, hc, dim, hcp, normEps, hcEps));
+    if (trace?.final) trace.final(hcHead(X, rows, hc, dim, hcp, normEps, hcEps, this.kernels));
     return offsets.map((o, i) => {
       const last = o + lens[i]! - 1;
-      const y = hcHead(X.subarray(last * hc * dim, (last + 1) * hc * dim), 1, hc, dim, hcp, normEps, hcEps);
-      return denseLinear(this.kernels, rmsNorm(y, 1, dim, norm, normEps), 1, this.head);
+      const y = hcHead(X.subarray(last * hc * dim, (last + 1) * hc * dim), 1, hc, dim, hcp, normEps, hcEps, this.kernels);
+      return denseLinear(this.kernels, rmsNormWith(this.kernels, y, 1, dim, norm, normEps), 1, this.head);
     });
   }
 }
