@@ -85,7 +85,8 @@ struct GemmJob {
   GemmArgs a;
   bool fp4;
   const uint8_t* prep;
-  int units;  // ceil(out / align)
+  int units;     // ceil(out / align)
+  int64_t cost;  // weight bytes of one unit (threads get equal bytes: FP8 rows weigh twice FP4 rows)
 };
 
 int alignOf(bool fp4) { return fp4 ? 1 : 4; }  // as addon.cc's rowsJob split
@@ -94,7 +95,7 @@ struct Batch {
   std::vector<Act> acts;
   std::vector<GemmJob> jobs;
   uint8_t* prep = nullptr;
-  int64_t prepRows = 0, units = 0;
+  int64_t prepRows = 0, cost = 0;  // cost: sum of units x cost over the jobs
   std::atomic<bool> ok{true};
 };
 
@@ -134,14 +135,20 @@ void batchPrep(void* ctx, int share, int shares) {
   }
 }
 
-/** Output rows of units [b, e) of the concatenated units of all jobs. */
+/** First unit of a job (units of `cost` from `base` on) that starts at or after `at`, within [0, units]. */
+int64_t unitAt(int64_t at, int64_t base, int64_t cost, int64_t units) {
+  const int64_t u = at <= base ? 0 : (at - base + cost - 1) / cost;
+  return u < units ? u : units;
+}
+
+/** The units whose weight bytes start in this share's [b, e) of all jobs' bytes. */
 void batchRows(void* ctx, int share, int shares) {
   const Batch& B = *static_cast<const Batch*>(ctx);
   int64_t b, e, base = 0;
-  shareRange(B.units, share, shares, b, e);
+  shareRange(B.cost, share, shares, b, e);
   for (const GemmJob& j : B.jobs) {
-    const int64_t lo = b > base ? b - base : 0, hi = e - base < j.units ? e - base : j.units;
-    base += j.units;
+    const int64_t lo = unitAt(b, base, j.cost, j.units), hi = unitAt(e, base, j.cost, j.units);
+    base += j.units * j.cost;
     if (lo >= hi) continue;
     const int al = alignOf(j.fp4);
     const int n0 = int(lo) * al, n1 = int(hi) * al < j.a.out ? int(hi) * al : j.a.out;
@@ -191,6 +198,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
   }
   B.jobs.resize(nj / 5);
   double work = 0;
+  int64_t units = 0;
   for (uint32_t i = 0; i < nj / 5; i++) {
     GemmJob& j = B.jobs[i];
     int act = -1;
@@ -216,7 +224,9 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     j.prep = reinterpret_cast<const uint8_t*>(x.off);  // offset until the scratch is known
     const int al = alignOf(j.fp4);
     j.units = (j.a.out + al - 1) / al;
-    B.units += j.units;
+    j.cost = int64_t(al) * (j.fp4 ? int64_t(K) / 2 + int64_t(K) / 32 : int64_t(K));
+    B.cost += j.units * j.cost;
+    units += j.units;
     // as addon.cc gemm: GEMMs count a sixteenth of their MACs (they are compute-bound per byte)
     work += double(R) * O * K / (R == 1 ? 1 : 16);
   }
@@ -233,7 +243,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     size_t prepElems = 0;
     for (const Act& x : B.acts) prepElems += size_t(x.a.rows) * x.a.K;
     p.run(batchPrep, &B, prepElems >= (1 << 16) ? int(B.prepRows) : 1);
-    if (B.ok.load()) p.run(batchRows, &B, sharesFor(work, B.units));
+    if (B.ok.load()) p.run(batchRows, &B, sharesFor(work, units));
   }
   napi_get_boolean(env, B.ok.load(), &r);
   return r;
