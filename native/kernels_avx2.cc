@@ -249,10 +249,13 @@ void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xd, int n, i
 // ---------- FP4 ----------
 
 // Prepared activations per 256-element chunk: 4 pieces of 64 elements, each
-// 6 x 32 bytes (digit d in {0,1,2} for the low-nibble then the high-nibble
-// elements), then 8 int32 corrections and 8 float scales in lane order
-// kLane4 (blocks 0,2,4,6,1,3,5,7: the order hadd leaves them in).
-constexpr int kPiece = 6 * 32;
+// 4 x 32 digit bytes then 4 x 32 bytes of int16 factors, then 8 int32 corrections
+// and 8 float scales in lane order kLane4 (blocks 0,2,4,6,1,3,5,7: the order the
+// piece reduction leaves them in). Each element X = D * f with D = +-M (|D| <= 15,
+// the e4m3 significand) and f = 2^S (S <= 14): one digit byte per element in the
+// maddubs byte matching its weight nibble (the pair's other byte 0), its factor in
+// the madd int16 lane of that byte pair.
+constexpr int kPiece = 8 * 32;
 constexpr int kChunk = 4 * kPiece + 32 + 32;
 constexpr int kLane4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
@@ -277,37 +280,49 @@ inline void fp4Weights(const Cvt4& k, const uint8_t* wp, __m256i& wl, __m256i& w
   wh = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), k.low));
 }
 
-/** int32 sums of (k+12)*X over one 64-element piece: lanes 0-3 block 2p, 4-7 block 2p+1. */
-inline __m256i fp4Piece(const Cvt4& k, __m256i wl, __m256i wh, const uint8_t* xp) {
+/** int32 sums of (k+12)*X over one 64-element piece: lanes 0-3 block 2p, 4-7 block 2p+1.
+ *  maddubs gives (k+12)*D per int16 lane (one element each, <= 360), madd times f = 2^S and
+ *  the pair sum (<= 2 * 24 * 229376), all exact. */
+inline __m256i fp4Piece(const Cvt4&, __m256i wl, __m256i wh, const uint8_t* xp) {
   const __m256i* x = reinterpret_cast<const __m256i*>(xp);
-  const __m256i v0 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 0)),
-                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 1)));
-  const __m256i v1 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 2)),
-                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 3)));
-  const __m256i v2 = _mm256_add_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 4)),
-                                      _mm256_maddubs_epi16(wh, _mm256_load_si256(x + 5)));
-  return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(v0, k.d1), _mm256_madd_epi16(v1, k.d128)),
-                          _mm256_madd_epi16(v2, k.d16k));
+  const __m256i a = _mm256_madd_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 0)), _mm256_load_si256(x + 4));
+  const __m256i b = _mm256_madd_epi16(_mm256_maddubs_epi16(wl, _mm256_load_si256(x + 1)), _mm256_load_si256(x + 5));
+  const __m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(wh, _mm256_load_si256(x + 2)), _mm256_load_si256(x + 6));
+  const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(wh, _mm256_load_si256(x + 3)), _mm256_load_si256(x + 7));
+  return _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d));
 }
 
 /** The weight scales of the 8 blocks of chunk c (lane order kLane4), ue8m0 -> fp32. */
 inline __m256 fp4Scales(const Cvt4& k, const uint8_t* sr, int c, int pieces) {
-  const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi32(255);
-  const __m256i sub = _mm256_set1_epi32(0x00400000), nan = _mm256_set1_epi32(0x7fc00000);
   __m128i sb8;
-  if (pieces == 4) sb8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr + c * 8));
-  else sb8 = _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(sr + c * 8));
+  uint64_t raw;
+  if (pieces == 4) {
+    std::memcpy(&raw, sr + c * 8, 8);
+  } else {
+    uint32_t r4;
+    std::memcpy(&r4, sr + c * 8, 4);
+    raw = r4 | 0x7f7f7f7f00000000ull;
+  }
+  sb8 = _mm_cvtsi64_si128(int64_t(raw));
   const __m256i sb = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(sb8, k.scalePerm));
   __m256i sbits = _mm256_slli_epi32(sb, 23);
-  sbits = _mm256_blendv_epi8(sbits, sub, _mm256_cmpeq_epi32(sb, zero));
-  sbits = _mm256_blendv_epi8(sbits, nan, _mm256_cmpeq_epi32(sb, ff));
+  // bytes 0 (2^-127, subnormal) and 255 (NaN) are rare: fix them only when present
+  constexpr uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
+  if (((raw - lo) & ~raw & hi) | ((~raw - lo) & raw & hi)) {
+    const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi32(255);
+    sbits = _mm256_blendv_epi8(sbits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(sb, zero));
+    sbits = _mm256_blendv_epi8(sbits, _mm256_set1_epi32(0x7fc00000), _mm256_cmpeq_epi32(sb, ff));
+  }
   return _mm256_castsi256_ps(sbits);
 }
 
 /** The 8 scaled block values of one chunk (lane order kLane4) from its 4 piece sums:
  *  fl32(exact sum) * 2^-10 * act scale * weight scale, the reference's order. */
 inline __m256 fp4Values(__m256i s0, __m256i s1, __m256i s2, __m256i s3, const uint8_t* xc, __m256 ws) {
-  __m256i r = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+  // the hadd tree of (s0, s1, s2, s3) with unpacks (cheaper than vphaddd here)
+  const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+  const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+  __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
   r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 4 * kPiece)));
   __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(1.0f / 1024));
   v = _mm256_mul_ps(v, _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
@@ -334,7 +349,8 @@ inline __m128 fp4Accumulate4(__m128 acc, __m256 v0, __m256 v1, __m256 v2, __m256
   return acc;
 }
 
-/** Scaled block values of chunk c of weight row wr (scales ws) against one prepared activation chunk. */
+/** Scaled block values of chunk c of weight row wr (scales ws) against one prepared activation chunk
+ *  (each piece converted right before its use: the 1-row GEMV). */
 inline __m256 fp4ChunkRow(const Cvt4& k, const uint8_t* wr, int c, int pieces, const uint8_t* xc, __m256 ws) {
   __m256i s[4];
   for (int p = 0; p < 4; p++) {
@@ -353,15 +369,15 @@ inline __m256 fp4ChunkRow(const Cvt4& k, const uint8_t* wr, int c, int pieces, c
 inline __m256 fp4ChunkConverted(const Cvt4& k, const __m256i* w, int pieces, const uint8_t* xc, __m256 ws) {
   __m256i s[4];
   for (int p = 0; p < 4; p++)
-    s[p] = p < pieces ? fp4Piece(k, _mm256_load_si256(w + 2 * p), _mm256_load_si256(w + 2 * p + 1), xc + p * kPiece)
-                      : _mm256_setzero_si256();
+    s[p] = p < pieces ? fp4Piece(k, w[2 * p], w[2 * p + 1], xc + p * kPiece) : _mm256_setzero_si256();
   return fp4Values(s[0], s[1], s[2], s[3], xc, ws);
 }
 
-/** One activation row (prepared at xp) into y[n0, n1): 4 weight rows at a time (the last ones
- *  repeated at the tail), fp32 accumulation of the 4 outputs in one vector, so no per-row
- *  scalar add chain limits the stream. */
-void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int n0, int n1) {
+/** R = 1..3 activation rows (prepared at xp[r]) into y[r][n0, n1): 4 weight rows at a time
+ *  (the last ones repeated at the tail), each weight chunk converted once for the R rows, fp32
+ *  accumulation of the 4 outputs in one vector, so no per-row scalar add chain limits the stream. */
+template <int R>
+void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* const* y, int n0, int n1) {
   const int K = a.K, nsb = K / 32, nch = chunks4(K);
   for (int n = n0; n < n1; n += 4) {
     const uint8_t* wr[4];
@@ -371,23 +387,34 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int 
       wr[j] = a.w + size_t(r) * (K / 2);
       sr[j] = a.ws + size_t(r) * nsb;
     }
-    __m128 acc = _mm_setzero_ps();
+    __m128 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm_setzero_ps();
     for (int c = 0; c < nch; c++) {
-      const uint8_t* xc = xp + size_t(c) * kChunk;
       const int pieces = (K - c * 256) >= 256 ? 4 : 2;
-      __m256 v[4];
+      __m256 v[R][4];
       // software prefetch of the next 4-row group (4 streams per thread defeat the hardware
       // prefetcher: without it 2-thread GEMVs from DRAM ran 0.4-0.7x the 1-row kernel)
       for (int j = 0; j < 4; j++) {
         _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128 + 64), _MM_HINT_T0);
       }
-      for (int j = 0; j < 4; j++) v[j] = fp4ChunkRow(k, wr[j], c, pieces, xc, fp4Scales(k, sr[j], c, pieces));
-      acc = fp4Accumulate4(acc, v[0], v[1], v[2], v[3], pieces);
+      for (int j = 0; j < 4; j++) {
+        if (R == 1) {
+          v[0][j] = fp4ChunkRow(k, wr[j], c, pieces, xp[0] + size_t(c) * kChunk, fp4Scales(k, sr[j], c, pieces));
+          continue;
+        }
+        __m256i w[8];
+        for (int p = 0; p < pieces; p++) fp4Weights(k, wr[j] + c * 128 + p * 32, w[2 * p], w[2 * p + 1]);
+        const __m256 ws = fp4Scales(k, sr[j], c, pieces);
+        for (int r = 0; r < R; r++) v[r][j] = fp4ChunkConverted(k, w, pieces, xp[r] + size_t(c) * kChunk, ws);
+      }
+      for (int r = 0; r < R; r++) acc[r] = fp4Accumulate4(acc[r], v[r][0], v[r][1], v[r][2], v[r][3], pieces);
     }
-    alignas(16) float t[4];
-    _mm_store_ps(t, acc);
-    for (int j = 0; j < 4 && n + j < n1; j++) y[n + j] = t[j];
+    for (int r = 0; r < R; r++) {
+      alignas(16) float t[4];
+      _mm_store_ps(t, acc[r]);
+      for (int j = 0; j < 4 && n + j < n1; j++) y[r][n + j] = t[j];
+    }
   }
 }
 
@@ -513,13 +540,14 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
         if ((code & 0x7f) == 0x7f) ok = false;
         const int32_t X = T.e4m3Int[code];
         corr[i >> 5] += 12 * X;
-        // element i of the chunk: piece i/64, lane (i%64)/32, nibble parity i%2, slot ((i%32)/2)
-        const int p = i >> 6, lane = (i >> 5) & 1, hi = i & 1, j = (i & 31) >> 1;
+        // element i of the chunk: piece i/64, weight byte j = (i%64)/2 (nibble i%2); its digit goes
+        // to byte j of vector 2*(i%2) + j%2, its factor to int16 lane j/2 of that vector + 4
+        const int p = i >> 6, j = (i & 63) >> 1, v = 2 * (i & 1) + (j & 1);
         uint8_t* piece = xc + p * kPiece;
-        const int pos = lane * 16 + j;
-        piece[(0 * 2 + hi) * 32 + pos] = uint8_t(X & 127);
-        piece[(1 * 2 + hi) * 32 + pos] = uint8_t((X >> 7) & 127);
-        piece[(2 * 2 + hi) * 32 + pos] = uint8_t(int8_t(X >> 14));
+        const int e = (code >> 3) & 15, sh = e == 0 ? 0 : e - 1;
+        const int D = e == 0 ? (code & 7) : 8 + (code & 7);
+        piece[v * 32 + j] = uint8_t(int8_t((code & 0x80) ? -D : D));
+        reinterpret_cast<int16_t*>(piece + (4 + v) * 32)[j >> 1] = int16_t(1 << sh);
       }
       int32_t* cv = reinterpret_cast<int32_t*>(xc + 4 * kPiece);
       float* sv = reinterpret_cast<float*>(xc + 4 * kPiece + 32);
@@ -536,12 +564,20 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  // groups of 4 activation rows through the GEMM tiles, the remaining 0-3 rows (e.g. the
-  // 1-3 tokens routed to an expert) one by one through the GEMV
-  const int full = a.rows & ~3;
+  // groups of 4 activation rows through the GEMM tiles, the remaining 1-3 rows (e.g. the
+  // 1-3 tokens routed to an expert) together through the GEMV (weights converted once)
+  const int full = a.rows & ~3, rem = a.rows - full;
   if (full) fp4Gemm(cv, a, prep, full, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
-  for (int m = full; m < a.rows; m++) fp4Gemv(cv, a, prep + m * rowBytes, a.y + size_t(m) * a.out, n0, n1);
+  const uint8_t* xp[3];
+  float* y[3];
+  for (int r = 0; r < rem; r++) {
+    xp[r] = prep + size_t(full + r) * rowBytes;
+    y[r] = a.y + size_t(full + r) * a.out;
+  }
+  if (rem == 1) fp4Gemv<1>(cv, a, xp, y, n0, n1);
+  else if (rem == 2) fp4Gemv<2>(cv, a, xp, y, n0, n1);
+  else if (rem == 3) fp4Gemv<3>(cv, a, xp, y, n0, n1);
 }
 
 // ---------- utilities ----------

@@ -59,18 +59,20 @@ test('fp8/fp4 GEMV and GEMM tile edges match the reference bit for bit', { skip 
 test('fp4 GEMM (several activation rows) over every e2m1 code and e4m3 activation code', { skip }, () => {
   const nk = makeNativeKernels(addon!);
   const inF = 256;
-  const rows = 6;
   const out = 19;
-  // activation row r holds code (k + 51 r) % 256 at column k (NaN codes zeroed): all codes appear in every row
-  const q = new Uint8Array(rows * inF).map((_, i) => {
-    const c = ((i % inF) + 51 * Math.floor(i / inF)) & 255;
-    return (c & 0x7f) === 0x7f ? 0 : c;
-  });
-  const x: QuantizedActivations = { rows, cols: inF, q, scale: new Float32Array((rows * inF) / 128).map((_, i) => 2 ** ((i % 5) - 2)) };
-  const w: Fp4Weight = { kind: 'fp4', out, inF, data: new Uint8Array((out * inF) / 2).map((_, i) => (i * 29 + (i >> 5)) & 255), scale: new Uint8Array((out * inF) / 32).map((_, i) => 118 + (i % 19)) };
-  const want = new Float32Array(rows * out);
-  const got = new Float32Array(rows * out);
-  referenceKernels.fp4Gemm(x, w, want);
-  nk.fp4Gemm(x, w, got);
-  sameBits(got, want, 'fp4 GEMM all codes');
+  // 1-3 rows: the multi-row GEMV alone; 6, 7: GEMM tiles plus a 2- or 3-row GEMV
+  for (const rows of [1, 2, 3, 6, 7]) {
+    // activation row r holds code (k + 51 r) % 256 at column k (NaN codes zeroed): all codes appear in every row
+    const q = new Uint8Array(rows * inF).map((_, i) => {
+      const c = ((i % inF) + 51 * Math.floor(i / inF)) & 255;
+      return (c & 0x7f) === 0x7f ? 0 : c;
+    });
+    const x: QuantizedActivations = { rows, cols: inF, q, scale: new Float32Array((rows * inF) / 128).map((_, i) => 2 ** ((i % 5) - 2)) };
+    const w: Fp4Weight = { kind: 'fp4', out, inF, data: new Uint8Array((out * inF) / 2).map((_, i) => (i * 29 + (i >> 5)) & 255), scale: new Uint8Array((out * inF) / 32).map((_, i) => 118 + (i % 19)) };
+    const want = new Float32Array(rows * out);
+    const got = new Float32Array(rows * out);
+    referenceKernels.fp4Gemm(x, w, want);
+    nk.fp4Gemm(x, w, got);
+    sameBits(got, want, `fp4 GEMM all codes, rows=${rows}`);
+  }
 });
