@@ -9,11 +9,12 @@
 // 128-term block sum needs at most 43 bits, so float64 holds it exactly.
 //
 // FP4 x FP8 (fp4_gemm): integers. An e4m3 activation is X * 2^-9 with
-// |X| <= 229376 (18 bits), split in three signed-byte digits; an e2m1 weight
-// is k/2 with k in [-12, 12], stored offset as u8 (k + 12) by a nibble table.
-// vpmaddubsw/vpmaddwd give sum((k+12) X) exactly in int32; the prepared
-// per-block correction 12 * sum(X) removes the offset. cvtdq2ps rounds the
-// exact block sum once (RNE), as the reference does.
+// X = D * 2^S (|D| <= 15, S <= 14): one signed digit byte D per element and an
+// int16 factor 2^S per madd lane; an e2m1 weight is k/2 with k in [-12, 12],
+// stored offset as u8 (k + 12) by a nibble table. vpmaddubsw/vpmaddwd give
+// sum((k+12) X) exactly in int32; the prepared per-block correction 12 * sum(X)
+// removes the offset. cvtdq2ps rounds the exact block sum once (RNE), as the
+// reference does.
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
