@@ -623,6 +623,12 @@ Pool& sharedPool() { return pool(); }
 bool cpuAvx2() { return hasAvx2(); }
 // for batch.cc: the gemm scratch (64-byte aligned), only under the pool's call lock
 uint8_t* gemmScratch(size_t bytes) { return scratch.get(bytes); }
+// for batch.cc: dense products it computed, into the denseStats counters
+void countDense(uint64_t elements, uint32_t tight, uint32_t flagged) {
+  denseElements += elements;
+  denseTight += tight;
+  denseFlagged += flagged;
+}
 }  // namespace dsv4
 
 NAPI_MODULE_INIT() { return dsv4::Init(env, exports); }

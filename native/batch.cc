@@ -18,6 +18,7 @@ namespace dsv4 {
 Pool& sharedPool();                // addon.cc
 bool cpuAvx2();                    // addon.cc
 uint8_t* gemmScratch(size_t bytes);  // addon.cc, under the pool's call lock
+void countDense(uint64_t elements, uint32_t tight, uint32_t flagged);  // addon.cc (denseStats)
 
 namespace {
 
@@ -339,6 +340,7 @@ napi_value DenseBatchFn(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> g(p.callLock());
     p.run(denseBatchJob, &B, sharesFor(work, B.cols));
   }
+  countDense(ambOff, B.tight.load(), B.flagged.load());
   napi_value r;
   napi_create_uint32(env, B.flagged.load(), &r);
   return r;

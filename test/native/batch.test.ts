@@ -113,7 +113,9 @@ test('fp8AsBf16GemmGroups == fp8AsBf16Gemm per group == exactLinear, flagged ele
     if (scale.length > Math.ceil(K / 128)) scale[scale.length - 1] = 250;
     const xs = Array.from({ length: G }, () => new Float32Array(rows * K).map(() => Math.fround((rnd() * 2 - 1) * 2 ** (randInt(30) - 15))));
     const ys = xs.map(() => new Float32Array(rows * n).fill(NaN));
+    const before = addon!.denseStats().elements;
     nk!.fp8AsBf16GemmGroups!(xs, rows, w, n, ys);
+    assert.equal(addon!.denseStats().elements - before, G * rows * n, 'denseStats counts the grouped products');
     for (let g = 0; g < G; g++) {
       const one = new Float32Array(rows * n);
       nk!.fp8AsBf16Gemm!(xs[g]!, rows, w, g * n, n, one);
