@@ -401,13 +401,21 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
       }
       for (int j = 0; j < 4; j++) {
         if (R == 1) {
-          v[0][j] = fp4ChunkRow(k, wr[j], c, pieces, xp[0] + size_t(c) * kChunk, fp4Scales(k, sr[j], c, pieces));
+          // the empty asm keeps GCC from hoisting this chunk's activation loads out of the j loop
+          // (it copied them to the stack: 16 extra loads and stores per chunk)
+          const uint8_t* xc = xp[0] + size_t(c) * kChunk;
+          __asm__("" : "+r"(xc));
+          v[0][j] = fp4ChunkRow(k, wr[j], c, pieces, xc, fp4Scales(k, sr[j], c, pieces));
           continue;
         }
         __m256i w[8];
         for (int p = 0; p < pieces; p++) fp4Weights(k, wr[j] + c * 128 + p * 32, w[2 * p], w[2 * p + 1]);
         const __m256 ws = fp4Scales(k, sr[j], c, pieces);
-        for (int r = 0; r < R; r++) v[r][j] = fp4ChunkConverted(k, w, pieces, xp[r] + size_t(c) * kChunk, ws);
+        for (int r = 0; r < R; r++) {
+          const uint8_t* xc = xp[r] + size_t(c) * kChunk;
+          __asm__("" : "+r"(xc));  // as above: load the activations where they are used
+          v[r][j] = fp4ChunkConverted(k, w, pieces, xc, ws);
+        }
       }
       for (int r = 0; r < R; r++) acc[r] = fp4Accumulate4(acc[r], v[r][0], v[r][1], v[r][2], v[r][3], pieces);
     }
