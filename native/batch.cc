@@ -87,7 +87,8 @@ struct GemmJob {
   bool fp4;
   const uint8_t* prep;
   int units;     // ceil(out / align)
-  int64_t cost;  // weight bytes of one unit (threads get equal bytes: FP8 rows weigh twice FP4 rows)
+  int64_t cost;  // weight bytes of one unit x (activation rows + 1): threads get equal shares of weight
+                 // traffic and multiplies (FP8 rows weigh twice FP4 rows; prefill experts differ in rows)
 };
 
 int alignOf(bool fp4) { return fp4 ? 1 : 4; }  // as addon.cc's rowsJob split
@@ -225,7 +226,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     j.prep = reinterpret_cast<const uint8_t*>(x.off);  // offset until the scratch is known
     const int al = alignOf(j.fp4);
     j.units = (j.a.out + al - 1) / al;
-    j.cost = int64_t(al) * (j.fp4 ? int64_t(K) / 2 + int64_t(K) / 32 : int64_t(K));
+    j.cost = int64_t(al) * (j.fp4 ? int64_t(K) / 2 + int64_t(K) / 32 : int64_t(K)) * (int64_t(R) + 1);
     B.cost += j.units * j.cost;
     units += j.units;
     // as addon.cc gemm: GEMMs count a sixteenth of their MACs (they are compute-bound per byte)
