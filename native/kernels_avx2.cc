@@ -399,6 +399,7 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
         _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * size_t(K / 2) + c * 128 + 64), _MM_HINT_T0);
       }
+#pragma GCC unroll 4  // the 4 rows' block values then stay in registers (~1.08x)
       for (int j = 0; j < 4; j++) {
         if (R == 1) {
           // the empty asm keeps GCC from hoisting this chunk's activation loads out of the j loop
