@@ -374,7 +374,7 @@ inline __m256 fp4ChunkConverted(const Cvt4& k, const __m256i* w, int pieces, con
   return fp4Values(s[0], s[1], s[2], s[3], xc, ws);
 }
 
-/** R = 1..3 activation rows (prepared at xp[r]) into y[r][n0, n1): 4 weight rows at a time
+/** R = 1..4 activation rows (prepared at xp[r]) into y[r][n0, n1): 4 weight rows at a time
  *  (the last ones repeated at the tail), each weight chunk converted once for the R rows, fp32
  *  accumulation of the 4 outputs in one vector, so no per-row scalar add chain limits the stream. */
 template <int R>
@@ -574,20 +574,26 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  // groups of 4 activation rows through the GEMM tiles, the remaining 1-3 rows (e.g. the
-  // 1-3 tokens routed to an expert) together through the GEMV (weights converted once)
-  const int full = a.rows & ~3, rem = a.rows - full;
+  // up to kGemvRows activation rows (e.g. the few tokens routed to an expert) through the GEMV,
+  // 4 at a time, each weight chunk converted once for them; more through the GEMM tiles in
+  // groups of 4, the remaining 1-3 rows through the GEMV
+  constexpr int kGemvRows = 7;
+  const int full = a.rows <= kGemvRows ? 0 : a.rows & ~3;
   if (full) fp4Gemm(cv, a, prep, full, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
-  const uint8_t* xp[3];
-  float* y[3];
-  for (int r = 0; r < rem; r++) {
-    xp[r] = prep + size_t(full + r) * rowBytes;
-    y[r] = a.y + size_t(full + r) * a.out;
+  for (int m = full; m < a.rows; m += 4) {
+    const int rem = a.rows - m < 4 ? a.rows - m : 4;
+    const uint8_t* xp[4];
+    float* y[4];
+    for (int r = 0; r < rem; r++) {
+      xp[r] = prep + size_t(m + r) * rowBytes;
+      y[r] = a.y + size_t(m + r) * a.out;
+    }
+    if (rem == 1) fp4Gemv<1>(cv, a, xp, y, n0, n1);
+    else if (rem == 2) fp4Gemv<2>(cv, a, xp, y, n0, n1);
+    else if (rem == 3) fp4Gemv<3>(cv, a, xp, y, n0, n1);
+    else fp4Gemv<4>(cv, a, xp, y, n0, n1);
   }
-  if (rem == 1) fp4Gemv<1>(cv, a, xp, y, n0, n1);
-  else if (rem == 2) fp4Gemv<2>(cv, a, xp, y, n0, n1);
-  else if (rem == 3) fp4Gemv<3>(cv, a, xp, y, n0, n1);
 }
 
 // ---------- utilities ----------

@@ -60,8 +60,9 @@ test('fp4 GEMM (several activation rows) over every e2m1 code and e4m3 activatio
   const nk = makeNativeKernels(addon!);
   const inF = 256;
   const out = 19;
-  // 1-3 rows: the multi-row GEMV alone; 6, 7: GEMM tiles plus a 2- or 3-row GEMV
-  for (const rows of [1, 2, 3, 6, 7]) {
+  // 1-7 rows: the GEMV alone (up to 4 activation rows per weight conversion); 9, 11: GEMM tiles
+  // plus a 1- or 3-row GEMV
+  for (const rows of [1, 2, 3, 4, 6, 7, 9, 11]) {
     // activation row r holds code (k + 51 r) % 256 at column k (NaN codes zeroed): all codes appear in every row
     const q = new Uint8Array(rows * inF).map((_, i) => {
       const c = ((i % inF) + 51 * Math.floor(i / inF)) & 255;
