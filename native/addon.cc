@@ -14,6 +14,7 @@
 #include "bf16.h"
 #include "kernels.h"
 #include "pool.h"
+#include "methods.h"
 
 namespace dsv4 {
 void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
@@ -598,19 +599,19 @@ napi_value IndexerScoresFp4(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"denseGemm", nullptr, DenseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"denseBounds", nullptr, DenseBounds, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"denseStats", nullptr, DenseStatsFn, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"indexerScores", nullptr, IndexerScores, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"indexerScoresFp4", nullptr, IndexerScoresFp4, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"hasNanE4m3", nullptr, HasNanE4m3, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"readBandwidth", nullptr, ReadBandwidth, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_default, nullptr},
+  const Method methods[] = {
+      {"gemm", Gemm},
+      {"denseGemm", DenseGemm},
+      {"denseBounds", DenseBounds},
+      {"denseStats", DenseStatsFn},
+      {"indexerScores", IndexerScores},
+      {"indexerScoresFp4", IndexerScoresFp4},
+      {"hasNanE4m3", HasNanE4m3},
+      {"info", Info},
+      {"readBandwidth", ReadBandwidth},
+      {"fmaPeak", FmaPeak},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineMethods(env, exports, methods);
   registerOps(env, exports);
   registerBatch(env, exports);
   return exports;

@@ -12,6 +12,7 @@
 #include "bf16.h"
 #include "kernels.h"
 #include "pool.h"
+#include "methods.h"
 
 namespace dsv4 {
 
@@ -350,11 +351,11 @@ napi_value DenseBatchFn(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void registerBatch(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-      {"gemmBatch", nullptr, GemmBatch, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"denseBatch", nullptr, DenseBatchFn, nullptr, nullptr, nullptr, napi_default, nullptr},
+  const Method methods[] = {
+      {"gemmBatch", GemmBatch},
+      {"denseBatch", DenseBatchFn},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineMethods(env, exports, methods);
 }
 
 }  // namespace dsv4

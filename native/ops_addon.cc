@@ -10,6 +10,7 @@
 #include "kernels.h"  // roundBf16
 #include "ops.h"
 #include "pool.h"
+#include "methods.h"
 
 namespace dsv4 {
 
@@ -287,15 +288,15 @@ napi_value SparseAttn(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void registerOps(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-      {"opsActQuant", nullptr, ActQuant, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"opsRmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"opsRmsDots", nullptr, RmsDots, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"opsStreams", nullptr, Streams, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"opsHcPost", nullptr, HcPost, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"opsSparseAttn", nullptr, SparseAttn, nullptr, nullptr, nullptr, napi_default, nullptr},
+  const Method methods[] = {
+      {"opsActQuant", ActQuant},
+      {"opsRmsNorm", RmsNorm},
+      {"opsRmsDots", RmsDots},
+      {"opsStreams", Streams},
+      {"opsHcPost", HcPost},
+      {"opsSparseAttn", SparseAttn},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineMethods(env, exports, methods);
 }
 
 }  // namespace dsv4
