@@ -129,6 +129,11 @@ export class ExpertCache {
     return { parts, bytes: at };
   }
 
+  /** Experts whose weights are valid together: under a finite budget a load may recycle an evicted expert's slab. */
+  get batchLimit(): number {
+    return Number.isFinite(this.budgetBytes) ? 1 : Infinity;
+  }
+
   /** Returns the expert's weights, loading it (and evicting others) if needed. Valid until it is evicted. */
   get(layer: number, expert: number): ExpertWeightSet {
     const key = layer * this.nExperts + expert;

@@ -20,6 +20,11 @@ export interface ExpertStore {
   get(layer: number, expert: number): ExpertWeights;
   /** Optional hint: these experts of `layer` will be asked for next, in this order (lets a cache read ahead). */
   prefetch?(layer: number, experts: readonly number[]): void;
+  /**
+   * Most experts whose weights stay valid together (a RAM-budgeted cache reuses an evicted expert's memory
+   * for the next one it loads); moe() batches no more than this many. Unset: unlimited.
+   */
+  readonly batchLimit?: number;
 }
 
 export interface MoeWeights {
@@ -161,10 +166,11 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     if (tok.length > 0) routed.push({ e, tok, wts });
   }
   // batches of routed experts in increasing id (the sums keep that order), the shared expert with the last
+  const maxExperts = store.batchLimit ?? Infinity;
   let sh: Float32Array | undefined;
   for (let i = 0; !sh; ) {
     let end = i;
-    for (let n = 0; end < routed.length && (end === i || n + routed[end]!.tok.length <= BATCH_ROWS); end++) n += routed[end]!.tok.length;
+    for (let n = 0; end < routed.length && (end === i || (n + routed[end]!.tok.length <= BATCH_ROWS && end - i < maxExperts)); end++) n += routed[end]!.tok.length;
     const part = routed.slice(i, end);
     const inputs: ExpertInput[] = part.map(({ e, tok, wts }) => {
       const xs = new Float32Array(tok.length * dim);
