@@ -8,7 +8,7 @@ import { f32ToBf16, roundBf16 } from '../tensor/formats.js';
 import { rmsNormWith, rsqrt32 } from '../tensor/norm.js';
 import { applyRope, type RopeTable } from '../tensor/rope.js';
 import { actQuantInPlace } from '../tensor/quant.js';
-import { groupedDenseRows, linear } from './linear.js';
+import { groupedDenseRows, linear, linears } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
 import { decodeRows, storeBf16, type LayerState } from './state.js';
@@ -120,8 +120,10 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   positions: Int32Array, segs: LayerSegment[], trace?: AttentionTrace): Float32Array {
   const { nHeads: H, headDim: hd, ropeDim: rd, window: W, ratio } = cfg;
   const nd = hd - rd;
+  // wq_a and wkv read the same x: one batched kernels call
+  const [qa, kva] = linears(k, [{ x, rows, w: w.wqA }, { x, rows, w: w.wkv }]) as [Float32Array, Float32Array];
   // queries
-  const qr = rmsNormWith(k, linear(k, x, rows, w.wqA), rows, w.wqA.out, w.qNorm, cfg.normEps);
+  const qr = rmsNormWith(k, qa, rows, w.wqA.out, w.qNorm, cfg.normEps);
   const q = linear(k, qr, rows, w.wqB);
   const sq = new Float64Array(hd);
   const eps = fr(cfg.normEps);
@@ -137,7 +139,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     }
   }
   // this token's KV
-  const kv = rmsNormWith(k, linear(k, x, rows, w.wkv), rows, hd, w.kvNorm, cfg.normEps);
+  const kv = rmsNormWith(k, kva, rows, hd, w.kvNorm, cfg.normEps);
   for (let r = 0; r < rows; r++) {
     applyRope(kv, r * hd + nd, cfg.table, positions[r]!);
     actQuantInPlace(kv, r * hd, nd, 64);
