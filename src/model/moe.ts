@@ -121,7 +121,7 @@ export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit
 }
 
 // A batch of routed experts stops growing at this many activation rows: decode batches a whole layer,
-// long prefills keep few experts' weights and temporaries alive at a time (RAM-budgeted stores).
+// long prefills keep few experts' temporaries alive at a time. ExpertStore.batchLimit caps the expert count.
 const BATCH_ROWS = 256;
 
 /** BF16 h = rw * silu(clamp(g)) * clamp(u) (spec §3.7 SwiGLU with limit). */
