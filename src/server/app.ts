@@ -17,6 +17,7 @@ import { listModels } from './models.js';
 import { parseChatRequest } from './openai-request.js';
 import { respondChat } from './openai.js';
 import type { RunContext, ServerDeps } from './runner.js';
+import { tenantId } from './tenant.js';
 import { Reader } from './validate.js';
 
 type Handler = (c: RequestCtx) => Promise<void>;
@@ -26,6 +27,8 @@ interface RequestCtx {
   req: IncomingMessage;
   res: ServerResponse;
   key: string;
+  /** Set when the server authenticates: the key's tenant id (tenant.ts), never the key itself. */
+  tenant?: string;
   path: string;
   signal: AbortSignal;
 }
@@ -168,7 +171,8 @@ export function createHandler(deps: ServerDeps, assets: StaticAsset[]) {
         active.set(key, (active.get(key) ?? 1) - 1);
         deps.metrics.active--;
       };
-      h({ deps, req, res, key, path, signal: abort.signal })
+      const tenant = deps.cfg.apiKeys.length ? tenantId(key) : undefined;
+      h({ deps, req, res, key, tenant, path, signal: abort.signal })
         .catch(fail)
         .finally(() => {
           release();
@@ -222,7 +226,7 @@ export function createHandler(deps: ServerDeps, assets: StaticAsset[]) {
   }
 
   function runCtx(c: RequestCtx, channel: Channel, served: string): RunContext {
-    return { deps, channel, key: c.key, signal: c.signal, servedModel: served };
+    return { deps, channel, key: c.key, tenant: c.tenant, signal: c.signal, servedModel: served };
   }
 }
 

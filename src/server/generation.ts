@@ -48,7 +48,7 @@ export interface GenerationSpec {
   raw?: boolean;
   requestId?: string;
   cacheHitGranularity: number;
-  /** Prefix-cache isolation scope (`user_id`, §9.4). */
+  /** Prefix-cache isolation scope: the dialects set `user_id` (§9.4), drive() narrows it to the tenant. */
   cacheScope?: string;
 }
 

@@ -8,6 +8,7 @@ import type { ServerConfig } from './config.js';
 import { ApiError, overloaded } from './errors.js';
 import { EngineFailure, type GenEvent, type GenerationSpec, runGeneration } from './generation.js';
 import type { Metrics } from './metrics.js';
+import { cacheScope } from './tenant.js';
 
 export interface ServerDeps {
   cfg: ServerConfig;
@@ -21,13 +22,18 @@ export interface RunContext {
   deps: ServerDeps;
   channel: Channel;
   key: string;
+  /** tenantId(key) when the server authenticates (apiKeys set); scopes the prefix cache (tenant.ts). */
+  tenant?: string;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
   servedModel: string;
 }
 
-export async function* drive(ctx: RunContext, spec: GenerationSpec): AsyncGenerator<GenEvent> {
+export async function* drive(ctx: RunContext, request: GenerationSpec): AsyncGenerator<GenEvent> {
   const { deps, channel } = ctx;
+  // A cache hit never crosses API keys: the dialects' user_id scope is narrowed to the tenant here, the one
+  // path every generation takes.
+  const spec: GenerationSpec = { ...request, cacheScope: cacheScope(ctx.tenant, request.cacheScope) };
   const m = deps.metrics;
   if (m.waiting >= deps.cfg.maxQueued) throw overloaded();
   const abort = new AbortController();
