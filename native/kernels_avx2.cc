@@ -170,80 +170,97 @@ void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   if (NW > 1) a.y[n + 1] = acc1;
 }
 
-// rows > 1: a block of NW weight rows is converted once into wb, then dotted
-// with NX activation rows at a time (NW*NX float64 accumulators).
-template <int NW, int NX>
-void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb) {
-  const int K = a.K, nkb = K / 128;
-  const Tables& T = tables();
-  __m256d acc[NW][NX];
-  for (int w = 0; w < NW; w++)
-    for (int x = 0; x < NX; x++) acc[w][x] = _mm256_setzero_pd();
-  const double* xr[NX];
-  for (int x = 0; x < NX; x++) xr[x] = xd + size_t(m + x) * K + kb * 128;
-  for (int v = 0; v < 32; v++) {
-    __m256d xv[NX];
-    for (int x = 0; x < NX; x++) xv[x] = _mm256_loadu_pd(xr[x] + 4 * v);
-    for (int w = 0; w < NW; w++) {
-      const __m256d wv = wb[w * 32 + v];
-      for (int x = 0; x < NX; x++) acc[w][x] = _mm256_fmadd_pd(wv, xv[x], acc[w][x]);
+// rows > 1: activations are prepared in natural K order in blocks of kRowChunk rows, each K
+// block's rows contiguous ([kb][row][128]: no cache-set conflicts at large K). Weights are
+// converted per K block with 4 rows interleaved (one vector = 4 rows at one k), so a tile
+// broadcasts each activation and its accumulators already hold 4 outputs each: no horizontal
+// sums, and the fp32 block update runs on 4 outputs per vector.
+constexpr int kRowChunk = 48;
+
+/** Offset (in doubles) of row m's K block kb in the prepared activations (rows > 1). */
+inline size_t fp8PrepAt(int rows, int K, int m, int kb) {
+  const int mc = m - m % kRowChunk, nr = rows - mc < kRowChunk ? rows - mc : kRowChunk;
+  return size_t(mc) * K + (size_t(kb) * nr + (m - mc)) * 128;
+}
+
+/** 4 weight rows' 128-code block (r[j]) -> 128 vectors (k = 0..127) of the 4 rows' float64
+ *  values (value * 2^-1016): bytes of rows 0/1 paired in the low lane and 2/3 in the high
+ *  lane, then cvt32's placement, which emits them in k order. */
+inline void cvt4x128(const Cvt8& k, const uint8_t* const r[4], __m256d* out) {
+  for (int c = 0; c < 128; c += 32) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[0] + c));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[1] + c));
+    const __m256i b2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[2] + c));
+    const __m256i b3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[3] + c));
+    const __m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
+    const __m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
+    // k 0-7, 8-15, 16-23, 24-31 of this chunk
+    const __m256i q[4] = {_mm256_permute2x128_si256(l01, l23, 0x20), _mm256_permute2x128_si256(h01, h23, 0x20),
+                          _mm256_permute2x128_si256(l01, l23, 0x31), _mm256_permute2x128_si256(h01, h23, 0x31)};
+    for (int i = 0; i < 4; i++) {
+      const __m256i lo = _mm256_add_epi8(q[i], q[i]), hi = _mm256_and_si256(q[i], k.sign);
+      const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+      __m256d* o = out + c + 8 * i;
+      for (int g = 0; g < 4; g++) {
+        o[g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w0, k.ctl[g]));
+        o[4 + g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w1, k.ctl[g]));
+      }
     }
   }
-  for (int w = 0; w < NW; w++) {
-    const float ws = T.e8m0[a.ws[size_t((n + w) >> 7) * nkb + kb]];
+}
+
+/** The first `valid` (< 4) outputs of a block update (the last group of an odd-sized weight). */
+__attribute__((noinline)) void fp8StorePart(float* y, __m128 upd, int kb, int valid) {
+  alignas(16) float t[4];
+  _mm_store_ps(t, upd);
+  for (int j = 0; j < valid; j++) y[j] = kb ? y[j] + t[j] : t[j];
+}
+
+/** NG x NX tile of the block kb: NG groups of 4 weight rows (wb, 128 vectors per group, scales
+ *  wsr) times NX activation rows (xb, 128 apart), outputs y[m + x][n + 4g + j] for 4g + j < nout. */
+template <int NG, int NX>
+void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xb, const float* wsr, int n, int m, int kb, int nout) {
+  const int nkb = a.K / 128;
+  __m256d acc[NG][NX];
+  for (int g = 0; g < NG; g++)
+    for (int x = 0; x < NX; x++) acc[g][x] = _mm256_setzero_pd();
+  for (int k = 0; k < 128; k++) {
+    __m256d wv[NG];
+    for (int g = 0; g < NG; g++) wv[g] = wb[g * 128 + k];
     for (int x = 0; x < NX; x++) {
-      float* yp = a.y + size_t(m + x) * a.out + n + w;
-      *yp = fp8Update(kb ? *yp : 0.0f, hsum(acc[w][x]), a.xs[size_t(m + x) * nkb + kb], ws);
+      const __m256d xv = _mm256_broadcast_sd(xb + x * 128 + k);
+      for (int g = 0; g < NG; g++) acc[g][x] = _mm256_fmadd_pd(wv[g], xv, acc[g][x]);
+    }
+  }
+  // fp8Update per element: acc + fl32(2 s) * (xs * ws)
+#pragma GCC unroll 4
+  for (int x = 0; x < NX; x++) {
+    const __m128 xs = _mm_set1_ps(a.xs[size_t(m + x) * nkb + kb]);
+    float* yr = a.y + size_t(m + x) * a.out + n;
+#pragma GCC unroll 3
+    for (int g = 0; g < NG; g++) {
+      const __m128 blk = _mm256_cvtpd_ps(_mm256_add_pd(acc[g][x], acc[g][x]));
+      const __m128 upd = _mm_mul_ps(blk, _mm_mul_ps(xs, _mm_load_ps(wsr + 4 * g)));
+      if (4 * g + 4 <= nout) _mm_storeu_ps(yr + 4 * g, kb ? _mm_add_ps(_mm_loadu_ps(yr + 4 * g), upd) : upd);
+      else fp8StorePart(yr + 4 * g, upd, kb, nout - 4 * g);
     }
   }
 }
 
-/** The 4 x 3 tile (12 accumulators): block sums of 4 weight rows reduced into one vector
- *  (exact in any order), then the fp32 update of y[m + x][n .. n + 3] in vector form (same
- *  per-element operations and order as fp8Update). */
-void fp8Tile43(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb) {
-  const int K = a.K, nkb = K / 128;
-  const Tables& T = tables();
-  __m256d acc[4][3];
-  for (int w = 0; w < 4; w++)
-    for (int x = 0; x < 3; x++) acc[w][x] = _mm256_setzero_pd();
-  const double* x0 = xd + size_t(m) * K + kb * 128;
-  const double* x1 = x0 + K;
-  const double* x2 = x1 + K;
-  for (int v = 0; v < 32; v++) {
-    const __m256d a0 = _mm256_loadu_pd(x0 + 4 * v), a1 = _mm256_loadu_pd(x1 + 4 * v), a2 = _mm256_loadu_pd(x2 + 4 * v);
-    for (int w = 0; w < 4; w++) {
-      const __m256d wv = wb[w * 32 + v];
-      acc[w][0] = _mm256_fmadd_pd(wv, a0, acc[w][0]);
-      acc[w][1] = _mm256_fmadd_pd(wv, a1, acc[w][1]);
-      acc[w][2] = _mm256_fmadd_pd(wv, a2, acc[w][2]);
-    }
-  }
-  const __m128 ws = _mm_setr_ps(T.e8m0[a.ws[size_t(n >> 7) * nkb + kb]], T.e8m0[a.ws[size_t((n + 1) >> 7) * nkb + kb]],
-                                T.e8m0[a.ws[size_t((n + 2) >> 7) * nkb + kb]], T.e8m0[a.ws[size_t((n + 3) >> 7) * nkb + kb]]);
-  for (int x = 0; x < 3; x++) {
-    const __m256d h01 = _mm256_hadd_pd(acc[0][x], acc[1][x]), h23 = _mm256_hadd_pd(acc[2][x], acc[3][x]);
-    const __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
-    const __m128 blk = _mm256_cvtpd_ps(_mm256_add_pd(sum, sum));
-    const __m128 sc = _mm_mul_ps(_mm_set1_ps(a.xs[size_t(m + x) * nkb + kb]), ws);
-    float* yp = a.y + size_t(m + x) * a.out + n;
-    const __m128 prev = kb ? _mm_loadu_ps(yp) : _mm_setzero_ps();
-    _mm_storeu_ps(yp, _mm_add_ps(prev, _mm_mul_ps(blk, sc)));
-  }
+template <int NX>
+void fp8TileX(const GemmArgs& a, const __m256d* wb, const double* xb, const float* wsr, int n, int m, int kb, int ng, int nout) {
+  if (ng == 3) fp8Tile<3, NX>(a, wb, xb, wsr, n, m, kb, nout);
+  else if (ng == 2) fp8Tile<2, NX>(a, wb, xb, wsr, n, m, kb, nout);
+  else fp8Tile<1, NX>(a, wb, xb, wsr, n, m, kb, nout);
 }
 
-/** One NW x NX tile (NW, NX in 1..3) of the block kb. */
-void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xd, int n, int m, int kb, int nw, int nx) {
-  switch (nw * 4 + nx) {
-    case 15: return fp8Tile<3, 3>(a, wb, xd, n, m, kb);
-    case 14: return fp8Tile<3, 2>(a, wb, xd, n, m, kb);
-    case 13: return fp8Tile<3, 1>(a, wb, xd, n, m, kb);
-    case 11: return fp8Tile<2, 3>(a, wb, xd, n, m, kb);
-    case 10: return fp8Tile<2, 2>(a, wb, xd, n, m, kb);
-    case 9: return fp8Tile<2, 1>(a, wb, xd, n, m, kb);
-    case 7: return fp8Tile<1, 3>(a, wb, xd, n, m, kb);
-    case 6: return fp8Tile<1, 2>(a, wb, xd, n, m, kb);
-    default: return fp8Tile<1, 1>(a, wb, xd, n, m, kb);
+/** A tile of ng (1..3) row groups and nx (1..4) activation rows. */
+void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xb, const float* wsr, int n, int m, int kb, int ng, int nx, int nout) {
+  switch (nx) {
+    case 4: return fp8TileX<4>(a, wb, xb, wsr, n, m, kb, ng, nout);
+    case 3: return fp8TileX<3>(a, wb, xb, wsr, n, m, kb, ng, nout);
+    case 2: return fp8TileX<2>(a, wb, xb, wsr, n, m, kb, ng, nout);
+    default: return fp8TileX<1>(a, wb, xb, wsr, n, m, kb, ng, nout);
   }
 }
 
@@ -483,19 +500,23 @@ bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
   bool ok = true;
   for (int m = m0; m < m1; m++) {
     const uint8_t* q = a.xq + size_t(m) * a.K;
-    double* xd = reinterpret_cast<double*>(prep) + size_t(m) * a.K;
-    for (int c = 0; c < a.K; c += 32)
-      for (int p = 0; p < 32; p++) {
-        const uint8_t code = q[c + kPerm8.src[p]];
-        if ((code & 0x7f) == 0x7f) ok = false;
-        xd[c + p] = T.e4m3Scaled[code];
-      }
+    for (int kb = 0; kb < a.K / 128; kb++) {
+      // one row: the GEMV's kPerm8 order; more: natural order in the blocked layout
+      double* xd = reinterpret_cast<double*>(prep) + (a.rows == 1 ? size_t(kb) * 128 : fp8PrepAt(a.rows, a.K, m, kb));
+      for (int c = 0; c < 128; c += 32)
+        for (int p = 0; p < 32; p++) {
+          const uint8_t code = q[kb * 128 + c + (a.rows == 1 ? kPerm8.src[p] : p)];
+          if ((code & 0x7f) == 0x7f) ok = false;
+          xd[c + p] = T.e4m3Scaled[code];
+        }
+    }
   }
   return ok;
 }
 
 void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt8 cv;
+  static const uint8_t zeros[128] = {};
   const double* xd = reinterpret_cast<const double*>(prep);
   if (a.rows == 1) {
     int n = n0;
@@ -504,25 +525,42 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
     return;
   }
   const int K = a.K, nkb = K / 128;
-  // NG weight rows are converted per K block and reused by every activation row
-  // of the chunk (4x3 register tiles, 3x3 and smaller at the edges; the 3
-  // activation rows' block stays in L1),
-  // so activations are re-read once per NG weight rows.
-  constexpr int NG = 16, kRowChunk = 48;
-  alignas(32) __m256d wb[NG * 32];
+  const Tables& T = tables();
+  // K blocks outermost within a chunk of kRowChunk activation rows: the chunk's block (48 KiB)
+  // stays in L2 while each NG-row weight group of this thread is converted into wb and used by
+  // all its rows (12x4 register tiles, smaller at the edges); each output's blocks are still
+  // added in increasing K order.
+  constexpr int NG = 24;
+  alignas(32) __m256d wb[NG * 128 / 4 * 4];
+  alignas(16) float wsr[NG];
   for (int mc = 0; mc < a.rows; mc += kRowChunk) {
-    const int mce = mc + kRowChunk < a.rows ? mc + kRowChunk : a.rows;
-    for (int n = n0; n < n1; n += NG) {
-      const int ng = n1 - n < NG ? n1 - n : NG;
-      for (int kb = 0; kb < nkb; kb++) {
-        for (int w = 0; w < ng; w++)
-          for (int c = 0; c < 4; c++) cvt32(cv, a.w + size_t(n + w) * K + kb * 128 + c * 32, wb + w * 32 + c * 8);
-        for (int m = mc; m < mce; m += 3) {
-          const int nx = mce - m < 3 ? mce - m : 3;
-          int w = 0;
-          if (nx == 3)
-            for (; w + 4 <= ng; w += 4) fp8Tile43(a, wb + w * 32, xd, n + w, m, kb);
-          for (; w < ng; w += 3) fp8TileAny(a, wb + w * 32, xd, n + w, m, kb, ng - w < 3 ? ng - w : 3, nx);
+    const int nr = a.rows - mc < kRowChunk ? a.rows - mc : kRowChunk;
+    for (int kb = 0; kb < nkb; kb++) {
+      const double* xb = xd + fp8PrepAt(a.rows, K, mc, kb);
+      for (int n = n0; n < n1; n += NG) {
+        const int ng = n1 - n < NG ? n1 - n : NG, groups = (ng + 3) / 4;
+        for (int g = 0; g < groups; g++) {
+          const uint8_t* r[4];
+          for (int j = 0; j < 4; j++) {
+            const int w = 4 * g + j;
+            r[j] = w < ng ? a.w + size_t(n + w) * K + kb * 128 : zeros;
+            // the next group's block of this row: rows are K bytes apart, beyond the hardware prefetcher
+            if (w < ng) {
+              _mm_prefetch(reinterpret_cast<const char*>(r[j] + NG * size_t(K)), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(r[j] + NG * size_t(K) + 64), _MM_HINT_T0);
+            }
+            wsr[w] = w < ng ? T.e8m0[a.ws[size_t((n + w) >> 7) * nkb + kb]] : 0.0f;
+          }
+          cvt4x128(cv, r, wb + g * 128);
+        }
+        for (int m = 0; m < nr; m += 4) {
+          const int nx = nr - m < 4 ? nr - m : 4;
+          const double* xm = xb + size_t(m) * 128;
+          for (int g = 0; g < groups; g += 3) {
+            const int gg = groups - g < 3 ? groups - g : 3;
+            if (gg == 3 && nx == 4 && 4 * g + 12 <= ng) fp8Tile<3, 4>(a, wb + g * 128, xm, wsr + 4 * g, n + 4 * g, mc + m, kb, 12);
+            else fp8TileAny(a, wb + g * 128, xm, wsr + 4 * g, n + 4 * g, mc + m, kb, gg, nx, ng - 4 * g);
+          }
         }
       }
     }

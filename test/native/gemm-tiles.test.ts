@@ -28,11 +28,13 @@ function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   }
 }
 
-// rows around the 4-row and 16-row groups, outputs around the 2/4/8-row groups,
-// K with a trailing half chunk (K % 256 == 128) and without
+// rows around the 4-row and 16-row groups and the FP8 GEMM's 48-row activation chunks, outputs
+// around the 2/4/8-row groups, the FP8 GEMM's 4-row vectors, 12-row tiles, 24-row converted groups
+// and 128-row scale blocks, K with a trailing half chunk (K % 256 == 128) and without
 const shapes: [rows: number, out: number, inF: number][] = [
   [1, 2, 128], [1, 3, 384], [1, 5, 256], [1, 9, 1152],
   [2, 8, 128], [3, 7, 384], [4, 9, 640], [5, 16, 256], [15, 17, 384], [16, 8, 128], [17, 25, 1152], [33, 3, 256],
+  [47, 13, 128], [50, 30, 256], [97, 131, 384], [6, 150, 128],
 ];
 
 test('fp8/fp4 GEMV and GEMM tile edges match the reference bit for bit', { skip }, () => {
