@@ -35,9 +35,10 @@ export interface SubmitOptions {
     | { kind: 'json_schema'; schema: unknown }
     /**
      * Strict tool calls (spec §6.2 DSML): thinking = reasoning until </think> first; forced = the turn is a
-     * tool-call block (right after </think> in thinking mode); tool arguments follow each JSON schema.
+     * tool-call block (right after </think> in thinking mode); tool arguments follow each JSON schema;
+     * prefix = this turn's text already at the end of the prompt (prefix completion), consumed first.
      */
-    | { kind: 'dsml_tools'; tools: { name: string; parameters: unknown }[]; thinking: boolean; forced?: boolean }
+    | { kind: 'dsml_tools'; tools: { name: string; parameters: unknown }[]; thinking: boolean; forced?: boolean; prefix?: string }
     | null;
   /** Whether prefix-cache lookup and snapshot are allowed (default true). */
   usePrefixCache?: boolean;

@@ -25,6 +25,11 @@ export interface DsmlToolsSpec {
   tools: { name: string; parameters: unknown }[];
   thinking: boolean;
   forced?: boolean;
+  /**
+   * Text of this turn already in the prompt (prefix completion, spec §6.1): the machine consumes it first, so
+   * generation continues from where it ends (e.g. inside a tool-call block). Throws if it leaves the grammar.
+   */
+  prefix?: string;
 }
 
 /** UTF-8 bytes of a JS string as a latin1 string (one char per byte). */
@@ -185,7 +190,11 @@ export class DsmlMachine {
     const g = new DsmlGrammar(spec);
     const forcedBlock: Phase = { k: 'lit', options: [{ text: BLOCK_OPEN, to: { k: 'block' } }], got: '' };
     const phase: Phase = spec.thinking ? { k: 'free', mode: 'reasoning', tail: '' } : spec.forced ? forcedBlock : { k: 'free', mode: 'content', tail: '' };
-    return new DsmlMachine(g, phase, -1, []);
+    const m = new DsmlMachine(g, phase, -1, []);
+    for (const b of Buffer.from(spec.prefix ?? '', 'utf8')) {
+      if (!m.push(b)) throw new Error('dsml_tools: the prefix does not follow the tool-call grammar');
+    }
+    return m;
   }
 
   clone(): DsmlMachine {

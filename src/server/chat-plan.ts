@@ -2,6 +2,7 @@
 // (§5.4, §8.2), tool choice (§5.6), prefix completion (§6.1), token limits (§3), sampling (§5.3).
 // Both openai.ts and anthropic.ts normalize their request into a ChatRequest and call planChat().
 import type { SamplingParams } from '../engine/api.js';
+import { DsmlMachine } from '../engine/dsml-constraint.js';
 import type { ChatCodec, V4Message } from './codec.js';
 import type { ServerConfig } from './config.js';
 import { contextOverflow, invalidRequest, maxTokensRange } from './errors.js';
@@ -121,7 +122,7 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
   // §6.2: strict tools (all-or-none, checked by the dialect) are decoded under the engine's DSML constraint,
   // which also forces the tool-call block itself; a named choice narrows the tools to that one.
   const strictTools =
-    renderTools && !req.prefix && req.tools.every((t) => t.strict)
+    renderTools && req.tools.every((t) => t.strict)
       ? {
           tools: req.tools
             .filter((t) => named === null || t.name === named)
@@ -129,6 +130,16 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
           forced,
         }
       : undefined;
+  if (strictTools && req.prefix) {
+    // §6.1 with §6.2: the constraint and the output parser start where the given prefix ends (which may be
+    // inside a tool-call block: its call is then returned whole, with schema-valid arguments).
+    forcedAnswerPrefix = startInReasoning ? (req.prefix.reasoning ?? '') : req.prefix.content;
+    try {
+      DsmlMachine.start({ kind: 'dsml_tools', ...strictTools, thinking: startInReasoning, prefix: forcedAnswerPrefix });
+    } catch {
+      throw invalidRequest('Invalid prefix: the assistant prefix does not follow the strict tool-call format');
+    }
+  }
   if (!strictTools && !req.prefix && !thinking && forced && renderTools) {
     // Forced tool use (non-thinking only): the answer is made to start with the tool-call block.
     forcedAnswerPrefix = codec.toolCallsOpen + codec.invokeOpen;

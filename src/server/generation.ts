@@ -42,7 +42,10 @@ export interface GenerationSpec {
   jsonAnswer: boolean;
   /** Strict tools (§6.2): the engine's `dsml_tools` constraint makes tool arguments match their schemas. */
   strictTools?: StrictTools;
-  /** Text already forced at the start of the answer (e.g. a tool-call opener); parsed, not emitted as text. */
+  /**
+   * This turn's text already at the end of the prompt, where generation resumes (a forced tool-call opener, or
+   * a prefix completion under strict tools): parsed, never emitted as text; the strict constraint starts after it.
+   */
   forcedAnswerPrefix?: string;
   /** Raw text mode (FIM): no parsing, every piece of text is content. */
   raw?: boolean;
@@ -50,6 +53,24 @@ export interface GenerationSpec {
   cacheHitGranularity: number;
   /** Prefix-cache isolation scope: the dialects set `user_id` (§9.4), drive() narrows it to the tenant. */
   cacheScope?: string;
+}
+
+interface HeldText {
+  kind: 'reasoning' | 'content';
+  text: string;
+}
+
+/**
+ * The free text a parser holds back at the end of `prefix` (e.g. a final "\n" that may start a tool-call
+ * block): what a second parser releases when the prefix ends there. None when the prefix ends inside a block.
+ */
+function heldBack(codec: ChatCodec, startInReasoning: boolean, prefix: string): HeldText | null {
+  const p = codec.parser(startInReasoning);
+  p.push(prefix);
+  const rest = p.end();
+  if (rest.some((d) => d.type !== 'reasoning' && d.type !== 'content')) return null;
+  const text = rest.map((d) => ('text' in d ? d.text : '')).join('');
+  return text && rest[0] ? { kind: rest[0].type as HeldText['kind'], text } : null;
 }
 
 /** Thrown out of the iterator when the engine reports an internal failure before anything was sent. */
@@ -77,9 +98,23 @@ export async function* runGeneration(
   let cachedTokens = 0;
   let started = false;
 
+  // The forced prefix's tail the parser held back (a possible marker start): released as text, it is cut.
+  let echo: HeldText | null = null;
+  const cutEcho = (type: HeldText['kind'], text: string): string => {
+    if (!echo) return text;
+    const n = Math.min(text.length, echo.text.length);
+    if (type !== echo.kind || text.slice(0, n) !== echo.text.slice(0, n)) {
+      echo = null; // it became markup
+      return text;
+    }
+    echo = n < echo.text.length ? { kind: echo.kind, text: echo.text.slice(n) } : null;
+    return text.slice(n);
+  };
+
   const translate = function* (deltas: ReturnType<OutputParser['push']>, lp: Logprob | undefined): Generator<GenEvent> {
     let attached = false;
     for (const d of deltas) {
+      if (d.type !== 'reasoning' && d.type !== 'content') echo = null;
       if (d.type !== 'reasoning' && attr.pendingReasoning.length) {
         // Reasoning is over: its last logprobs (e.g. the </think> token) go out before the answer starts.
         yield { type: 'reasoning', text: '', logprobs: attr.pendingReasoning.splice(0) };
@@ -92,7 +127,8 @@ export async function* runGeneration(
           attached = true;
         }
         if (d.type === 'content') inReasoning = false;
-        if (d.text || logprobs.length) yield { type: d.type, text: d.text, logprobs };
+        const text = cutEcho(d.type, d.text);
+        if (text || logprobs.length) yield { type: d.type, text, logprobs };
       } else if (d.type === 'tool_start') {
         inReasoning = false;
         toolCount = Math.max(toolCount, d.index + 1);
@@ -109,8 +145,9 @@ export async function* runGeneration(
   let inReasoningAtToken = inReasoning;
 
   if (parser && spec.forcedAnswerPrefix) {
-    // The forced opener is part of the prompt; parse it so the parser's state is right, drop text deltas.
-    for (const ev of translate(parser.push(spec.forcedAnswerPrefix), undefined)) if (ev.type !== 'content') yield ev;
+    // The forced text is part of the prompt; parse it so the parser's state is right, drop its text deltas.
+    for (const ev of translate(parser.push(spec.forcedAnswerPrefix), undefined)) if (ev.type !== 'content' && ev.type !== 'reasoning') yield ev;
+    echo = heldBack(codec, spec.startInReasoning, spec.forcedAnswerPrefix);
   }
 
   // Phase 1 (reasoning) and phase 2 (JSON answer) when JSON mode meets thinking: the JSON constraint must
@@ -127,7 +164,10 @@ export async function* runGeneration(
     const options: SubmitOptions = { requestId: spec.requestId };
     if (spec.cacheScope !== undefined) options.cacheScope = spec.cacheScope;
     if (phase === 1) sampling.stop = [...sampling.stop, codec.thinkEnd];
-    else if (spec.strictTools) options.constraint = { kind: 'dsml_tools', tools: spec.strictTools.tools, thinking: inReasoning, forced: spec.strictTools.forced };
+    else if (spec.strictTools) {
+      options.constraint = { kind: 'dsml_tools', tools: spec.strictTools.tools, thinking: inReasoning, forced: spec.strictTools.forced };
+      if (spec.forcedAnswerPrefix) options.constraint.prefix = spec.forcedAnswerPrefix;
+    }
     else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
     const handle = engine.submit(prompt, sampling, options);
     const onAbort = () => handle.cancel();

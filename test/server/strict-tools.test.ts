@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { ServingModel } from '../../src/server/index.js';
 import { TEST_KEY, startTestServer } from './harness.js';
+import { schemaOf, strictTools, validates } from './strict-schemas.js';
 
 let server: ServingModel;
 let client: OpenAI;
@@ -15,34 +16,7 @@ before(async () => {
 });
 after(async () => server?.shutdown());
 
-const weather = {
-  type: 'object',
-  properties: {
-    unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
-    days: { type: 'integer', enum: [1, 3, 7] },
-  },
-  required: ['unit', 'days'],
-  additionalProperties: false,
-};
-const time = { type: 'object', properties: { zone: { type: 'string', enum: ['UTC', 'CET'] } }, required: ['zone'], additionalProperties: false };
-const tools = [
-  { type: 'function' as const, function: { name: 'get_weather', strict: true, parameters: weather } },
-  { type: 'function' as const, function: { name: 'get_time', strict: true, parameters: time } },
-];
-
-/** The test schemas' subset of JSON Schema: object with required enum / integer / boolean properties. */
-function validates(schema: typeof weather | typeof time, value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const o = value as Record<string, unknown>;
-  if (Object.keys(o).some((k) => !(k in schema.properties))) return false;
-  return schema.required.every((k) => {
-    const p = (schema.properties as Record<string, { type: string; enum?: unknown[] }>)[k]!;
-    const v = o[k];
-    if (p.enum) return (p.enum as unknown[]).includes(v);
-    if (p.type === 'integer') return Number.isInteger(v);
-    return typeof v === p.type;
-  });
-}
+const tools = strictTools;
 
 describe('strict tools (/beta, openai client)', () => {
   for (const [i, choice] of (['required', { type: 'function', function: { name: 'get_time' } }, { type: 'function', function: { name: 'get_weather' } }] as const).entries()) {
@@ -64,7 +38,7 @@ describe('strict tools (/beta, openai client)', () => {
         assert.equal(c.type, 'function');
         const fn = (c as OpenAI.ChatCompletionMessageFunctionToolCall).function;
         if (typeof choice !== 'string') assert.equal(fn.name, choice.function.name);
-        const schema = fn.name === 'get_weather' ? weather : fn.name === 'get_time' ? time : null;
+        const schema = schemaOf(fn.name);
         assert.ok(schema, `known tool name, got ${fn.name}`);
         assert.ok(validates(schema, JSON.parse(fn.arguments)), fn.arguments);
       }

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import type { Engine, EngineEvent, SamplingParams, SubmitOptions } from '../../src/engine/api.js';
+import type { SamplingParams } from '../../src/engine/api.js';
 import { startServer, tokenizerCodec, type RunningServer } from '../../src/server/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
 import { parseSse, post } from './harness.js';
+import { scriptedEngine, type Submitted } from './scripted-engine.js';
 
 type Loose = Record<string, unknown>;
 const D = '｜DSML｜';
@@ -19,37 +20,13 @@ const block = (...calls: string[]) => `\n\n<${D}tool_calls>\n${calls.join('\n')}
 let tokenizer: Tokenizer;
 let server: RunningServer;
 let script = '';
-const prompts: string[] = [];
-const samplings: SamplingParams[] = [];
-
-function scriptedEngine(): Engine {
-  return {
-    submit(prompt: Int32Array, sampling: SamplingParams, _o?: SubmitOptions) {
-      prompts.push(tokenizer.decode(prompt));
-      samplings.push(sampling);
-      const ids = tokenizer.encode(script);
-      let cancelled = false;
-      async function* events(): AsyncGenerator<EngineEvent> {
-        yield { type: 'started', cachedTokens: 0, promptTokens: prompt.length };
-        let n = 0;
-        for (const id of ids) {
-          if (cancelled) break;
-          n++;
-          yield { type: 'token', tokenId: id, text: tokenizer.decode([id]) };
-        }
-        yield { type: 'done', finishReason: cancelled ? 'cancelled' : 'stop', usage: { promptTokens: prompt.length, completionTokens: n, cachedTokens: 0 } };
-      }
-      return { id: 'scripted', events: events(), cancel: () => void (cancelled = true) };
-    },
-    stats: () => ({ active: 0, queued: 0 }),
-    maxSeqLen: 1 << 20,
-    close: async () => {},
-  } as Engine;
-}
+const submitted: Submitted[] = [];
+const lastPrompt = (): string => submitted[submitted.length - 1]!.prompt;
+const lastSampling = (): SamplingParams => submitted[submitted.length - 1]!.sampling;
 
 before(async () => {
   tokenizer = await loadTokenizer();
-  server = await startServer({ engine: scriptedEngine(), codec: tokenizerCodec(tokenizer), config: { port: 0 } });
+  server = await startServer({ engine: scriptedEngine(tokenizer, () => script, submitted), codec: tokenizerCodec(tokenizer), config: { port: 0 } });
 });
 after(async () => server?.close());
 
@@ -77,7 +54,7 @@ describe('tool calls in the OpenAI dialect', () => {
     assert.equal(calls[0]!.function.arguments, '{"city": "Paris"}');
     assert.equal(calls[1]!.function.arguments, '{"city": "Rome", "days": 3}');
     // The tools were rendered into the prompt.
-    assert.ok(prompts[prompts.length - 1]!.includes('## Tools'));
+    assert.ok(lastPrompt().includes('## Tools'));
   });
 
   it('streamed: first tool delta has id/type/name/arguments "", then argument fragments only', async () => {
@@ -116,17 +93,17 @@ describe('tool calls in the OpenAI dialect', () => {
     assert.equal(c.finish_reason, 'tool_calls');
     const calls = (c.message as Loose).tool_calls as { function: { name: string; arguments: string } }[];
     assert.deepEqual(calls.map((x) => x.function), [{ name: 'get_weather', arguments: '{"city": "Rome"}' }]);
-    assert.ok(prompts[prompts.length - 1]!.endsWith(`</think>\n\n<${D}tool_calls>\n<${D}invoke name="get_weather">\n`));
-    assert.equal(samplings[samplings.length - 1]!.temperature, 0.3);
+    assert.ok(lastPrompt().endsWith(`</think>\n\n<${D}tool_calls>\n<${D}invoke name="get_weather">\n`));
+    assert.equal(lastSampling().temperature, 0.3);
   });
 
   it('thinking mode ignores sampling parameters (§5.3) and max effort renders its preamble', async () => {
     script = 'x</think>y';
     await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-pro', messages: ask, temperature: 0.1, top_p: 0.2, reasoning_effort: 'xhigh' });
-    const s = samplings[samplings.length - 1]!;
+    const s = lastSampling();
     assert.equal(s.temperature, 1);
     assert.equal(s.topP, 1);
-    assert.ok(prompts[prompts.length - 1]!.includes('Reasoning Effort: Absolute maximum'));
+    assert.ok(lastPrompt().includes('Reasoning Effort: Absolute maximum'));
   });
 });
 
@@ -135,13 +112,13 @@ describe('effort (§5.2)', () => {
   it('detected agent traffic defaults to max effort; an explicit effort wins', async () => {
     script = 'x</think>y';
     await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask }, { 'user-agent': 'claude-cli/2.1.0 (external, cli)' });
-    assert.ok(prompts[prompts.length - 1]!.includes(maxPreamble));
+    assert.ok(lastPrompt().includes(maxPreamble));
     await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask, reasoning_effort: 'high' }, { 'x-opencode-session': 's1' });
-    assert.ok(!prompts[prompts.length - 1]!.includes(maxPreamble));
+    assert.ok(!lastPrompt().includes(maxPreamble));
     await post(`${server.url}/anthropic/v1/messages`, { model: 'claude-opus-4-1', max_tokens: 5, messages: ask }, { 'anthropic-beta': 'claude-code-20250219' });
-    assert.ok(prompts[prompts.length - 1]!.includes(maxPreamble));
+    assert.ok(lastPrompt().includes(maxPreamble));
     await post(`${server.url}/chat/completions`, { model: 'deepseek-v4-flash', messages: ask });
-    assert.ok(!prompts[prompts.length - 1]!.includes(maxPreamble));
+    assert.ok(!lastPrompt().includes(maxPreamble));
   });
 
   it('reasoning_effort "none" turns thinking off', async () => {
@@ -150,7 +127,7 @@ describe('effort (§5.2)', () => {
     const msg = ((r.choices as Loose[])[0] as Loose).message as Loose;
     assert.equal(msg.content, 'plain answer');
     assert.ok(!('reasoning_content' in msg));
-    assert.ok(prompts[prompts.length - 1]!.endsWith('<｜Assistant｜></think>'));
+    assert.ok(lastPrompt().endsWith('<｜Assistant｜></think>'));
   });
 });
 
