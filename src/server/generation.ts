@@ -167,8 +167,7 @@ export async function* runGeneration(
     else if (spec.strictTools) {
       options.constraint = { kind: 'dsml_tools', tools: spec.strictTools.tools, thinking: inReasoning, forced: spec.strictTools.forced };
       if (spec.forcedAnswerPrefix) options.constraint.prefix = spec.forcedAnswerPrefix;
-    }
-    else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
+    } else if (spec.jsonAnswer) options.constraint = { kind: 'json_object' };
     const handle = engine.submit(prompt, sampling, options);
     const onAbort = () => handle.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
