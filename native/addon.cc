@@ -154,15 +154,28 @@ struct DenseJob {
 
 void denseJob(void* ctx, int share, int shares) {
   DenseJob& j = *static_cast<DenseJob*>(ctx);
-  int j0, j1;
-  split(j.a.n, 1, share, shares, j0, j1);
-  if (j0 >= j1) return;
+  // few output columns and many rows (prefill through small weights): split the activation rows,
+  // so each thread prepares only its own (the tiled kernel converts the few weight rows again)
+  DenseArgs a = j.a;
+  int j0 = 0, j1 = a.n;
+  if (a.n < 256 && a.rows >= 8 * shares) {
+    int m0, m1;
+    split(a.rows, 1, share, shares, m0, m1);
+    if (m0 >= m1) return;
+    a.x += size_t(m0) * a.K;
+    a.y += size_t(m0) * a.n;
+    a.amb += size_t(m0) * a.n;
+    a.rows = m1 - m0;
+  } else {
+    split(a.n, 1, share, shares, j0, j1);
+    if (j0 >= j1) return;
+  }
   DenseStats st;
 #if defined(__x86_64__) || defined(_M_X64)
-  if (hasAvx2()) avx2::denseRows(j.a, j0, j1, st);
+  if (hasAvx2()) avx2::denseRows(a, j0, j1, st);
   else
 #endif
-    scalar::denseRows(j.a, j0, j1, st);
+    scalar::denseRows(a, j0, j1, st);
   j.tight.fetch_add(st.tight);
   j.flagged.fetch_add(st.flagged);
 }

@@ -17,12 +17,19 @@
 // row's) and T < 2^(L+53), the float64 sum is exact (wo_a: BF16 x FP8 values).
 // Level 2 (rare): the element again with the tight magnitude sum, the same two
 // tests. What is still open is flagged (level 3, caller).
+//
+// Three loops: the GEMV above for 1-3 activation rows (BF16, and FP8 with 2-3),
+// the FP8 GEMV (one row: wo_a in decode) and the tiled GEMM from 4 rows; any
+// summation order gives the same bits, as each result is a certified rounding
+// of the exact sum.
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -260,6 +267,449 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   }
 }
 
+
+// ---------- settling 4 outputs at a time (GEMV groups, GEMM panels) ----------
+
+/** settleF32's test on 4 sums s (exact products, depth D: eT = (D + 2) u 1.01) with magnitude bounds T:
+ *  bit i set where s[i] certainly rounds to rv[i] (rv[i] != 0). */
+inline int settle4(__m256d s, __m256d T, __m256d eT, __m128& rv) {
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  const __m256d e = _mm256_add_pd(_mm256_mul_pd(T, eT), _mm256_mul_pd(_mm256_and_pd(s, absMask), _mm256_set1_pd(std::ldexp(1.0, -51))));
+  rv = _mm256_cvtpd_ps(s);
+  const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(s, e));
+  return _mm_movemask_ps(_mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, rv), _mm_cmpeq_ps(hi, rv)), _mm_cmpneq_ps(rv, _mm_setzero_ps())));
+}
+
+inline __m256d settleFactor(int D) { return _mm256_set1_pd(double(D + 2) * std::ldexp(1.0, -53) * 1.01); }
+
+/** One output that settle4 left open: the certificate (products multiples of 2^lsb), else level 2 with
+ *  the tight magnitude sum from tight(s1, t1) (scaled; returns its depth). NaN/Inf bounds: flagged. */
+template <class Tight>
+inline bool settleOne(double s, double T, int D, int lsb, float* y, DenseStats& st, Tight tight) {
+  if (!std::isfinite(T)) return false;  // NaN/Inf weights or activations: the caller's exact path
+  if (settleExactF32(s, T, D, lsb, y)) return true;
+  st.tight++;
+  double s1, t1;
+  const int D1 = tight(s1, t1);
+  return settleExactF32(s1, t1, D1, lsb, y);
+}
+
+// ---------- FP8 GEMV (one activation row; wo_a in decode) ----------
+//
+// 32 codes per step as in fp8_gemm's GEMV (kernels_avx2.cc): one add and one and give each
+// code's top 16 bits (sign<<15 | (c & 0x7f)<<1, the placement above), two byte unpacks and
+// eight vpshufb spread them over 8 x 4 float64 lanes: position 4i + e of a step holds element
+// (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1), the prepared activations' order. Two weight
+// rows share each activation load (8 independent FMA chains); each lane sums 2 products per
+// 32-code step, then 2 levels join the 4 accumulators and 2 the lanes.
+
+struct Cvt32 {
+  __m256i sign = _mm256_set1_epi8(char(0x80));
+  __m256i ctl[4];
+  Cvt32() {
+    for (int g = 0; g < 4; g++) {
+      alignas(32) int8_t b[32];
+      for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < 16; i++) b[l * 16 + i] = -128;
+        b[l * 16 + 6] = int8_t(4 * g);
+        b[l * 16 + 7] = int8_t(4 * g + 1);
+        b[l * 16 + 14] = int8_t(4 * g + 2);
+        b[l * 16 + 15] = int8_t(4 * g + 3);
+      }
+      ctl[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    }
+  }
+};
+
+/** acc += the 32 codes at wp times the 32 prepared activations at xc. */
+inline void fp8Step(__m256i sign, __m256i c0, __m256i c1, __m256i c2, __m256i c3, const uint8_t* wp, const double* xc, __m256d acc[4]) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+  const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, sign);
+  const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+  acc[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c0)), _mm256_loadu_pd(xc), acc[0]);
+  acc[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c1)), _mm256_loadu_pd(xc + 4), acc[1]);
+  acc[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c2)), _mm256_loadu_pd(xc + 8), acc[2]);
+  acc[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c3)), _mm256_loadu_pd(xc + 12), acc[3]);
+  acc[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c0)), _mm256_loadu_pd(xc + 16), acc[0]);
+  acc[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c1)), _mm256_loadu_pd(xc + 20), acc[1]);
+  acc[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c2)), _mm256_loadu_pd(xc + 24), acc[2]);
+  acc[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c3)), _mm256_loadu_pd(xc + 28), acc[3]);
+}
+
+/** Vector sums of NW weight rows (K apart from w0) over the steps [0, L). */
+template <int NW>
+void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* xq, double* sums) {
+  const __m256i sign = c.sign, c0 = c.ctl[0], c1 = c.ctl[1], c2 = c.ctl[2], c3 = c.ctl[3];
+  __m256d acc[NW][4];
+  for (int i = 0; i < NW; i++)
+    for (int g = 0; g < 4; g++) acc[i][g] = _mm256_setzero_pd();
+  for (int k = 0; k < L; k += 32) {
+    // software prefetch of the rows 4 ahead (the pair after next), as fp8_gemm's GEMV
+    for (int i = 0; i < NW; i++) _mm_prefetch(reinterpret_cast<const char*>(w0 + size_t(4 + i) * K + k), _MM_HINT_T0);
+    for (int i = 0; i < NW; i++) {
+      const double* xc = xq + k;
+      asm("" : "+r"(xc));  // each row loads the activations itself (GCC would keep them for both rows and spill)
+      fp8Step(sign, c0, c1, c2, c3, w0 + size_t(i) * K + k, xc, acc[i]);
+    }
+  }
+  for (int i = 0; i < NW; i++) sums[i] = hsum(_mm256_add_pd(_mm256_add_pd(acc[i][0], acc[i][1]), _mm256_add_pd(acc[i][2], acc[i][3])));
+}
+
+/** Prepared row for weight group `group`: x * 2^(512 + scale - 127) per 128-block (nat, K doubles); xq: the
+ *  steps' grid [0, L) (element k at grid position k + mis, zero outside [0, K)) in the steps' order. */
+void fp8GemvPrep(const DenseArgs& a, int group, int mis, int L, double* xq, double* nat, double* grid) {
+  const int K = a.K, nb = (K + 127) / 128;
+  const float* x = a.x;
+  for (int b = 0; b < nb; b++) {
+    const uint8_t sb = a.ws[size_t(group) * nb + b];
+    const __m256d f = _mm256_set1_pd(std::ldexp(1.0, kXExp + (fp8ScaleExact(sb) ? int(sb) - 127 : 0)));  // else flagged (NaN bound)
+    const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
+    int k = k0;
+    for (; k + 4 <= k1; k += 4) _mm256_storeu_pd(nat + k, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + k)), f));
+    for (; k < k1; k++) nat[k] = double(x[k]) * _mm256_cvtsd_f64(f);
+  }
+  for (int g = 0; g < L; g++) grid[g] = g >= mis && g - mis < K ? nat[g - mis] : 0.0;
+  for (int k = 0; k < L; k += 32)
+    for (int i = 0; i < 8; i += 2) {
+      // positions 4i..4i+7 hold elements (2i', 2i'+1, 16+2i', 17+2i') for i' = i, i + 1 (8 more for i >= 4)
+      const int e = (i < 4 ? 0 : 8) + 2 * (i & 3);
+      const __m256d lo = _mm256_loadu_pd(grid + k + e), hi = _mm256_loadu_pd(grid + k + e + 16);
+      _mm256_storeu_pd(xq + k + 4 * i, _mm256_permute2f128_pd(lo, hi, 0x20));
+      _mm256_storeu_pd(xq + k + 4 * i + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+    }
+}
+
+/** Exact products of one weight row with the natural-order prepared row, sum and magnitude sum (sequential). */
+inline void fp8GemvTight(const uint8_t* wr, const double* nat, int K, double& s, double& t) {
+  s = t = 0;
+  for (int k = 0; k < K; k++) {
+    const double p = placed1<DenseKind::Fp8>(wr, k) * nat[k];
+    s += p;
+    t += std::fabs(p);
+  }
+}
+
+/** Weight rows [r0 + j0, r0 + j1) against the single activation row. */
+void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
+  static const Cvt32 c;
+  thread_local std::vector<double> xqBuf, natBuf, mxBuf;
+  const int K = a.K, nb = (K + 127) / 128;
+  const uint8_t* W = static_cast<const uint8_t*>(a.w);
+  // When every row starts at the same alignment (K % 32 == 0), the 32-byte loads run on the aligned grid
+  // from mis bytes before each row, the activations zero outside it (the codes there are finite placed
+  // values; an aligned block never crosses a page). Else unaligned steps over [0, L) and a scalar tail.
+  const int mis = K % 32 == 0 ? int(reinterpret_cast<uintptr_t>(W + size_t(a.r0) * K) % 32) : 0;
+  const int L = K % 32 == 0 ? (K + mis + 31) / 32 * 32 : K & ~31;
+  const int D = L / 16 + 4 + (K % 32 == 0 ? 0 : K - L);
+  const double R = std::ldexp(1.0, 504);
+  thread_local std::vector<double> gridBuf;
+  xqBuf.resize(L + 32);
+  natBuf.resize(K);
+  gridBuf.resize(L + 32);
+  mxBuf.assign(nb, 0.0);
+  double* xq = xqBuf.data();
+  double* nat = natBuf.data();
+  double* mx = mxBuf.data();
+  for (int k = 0; k < K; k++) {
+    const double v = std::fabs(double(a.x[k]));
+    if (!(v <= 3.5e38)) mx[k >> 7] = INFINITY;  // Inf/NaN: the row's bound is not finite
+    else if (v > mx[k >> 7]) mx[k >> 7] = v;
+  }
+  const int xlsb = minLsbExponent(a.x, K);
+  int group = -1;
+  const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
+  for (int j = j0; j < j1;) {
+    const int r = a.r0 + j;
+    if (r >> 7 != group) fp8GemvPrep(a, group = r >> 7, mis, L, xq, nat, gridBuf.data());
+    // up to 4 rows of one scale group, two at a time through the FMAs, settled together
+    const int n4 = std::min(std::min(4, j1 - j), 128 - (r & 127));
+    const uint8_t* w0 = W + size_t(r) * K;
+    alignas(32) double sd[4] = {0, 0, 0, 0}, Td[4] = {0, 0, 0, 0};
+    for (int i = 0; i < n4; i += 2) {
+      if (n4 - i >= 2) fp8GemvSums<2>(c, w0 + size_t(i) * K - mis, K, L, xq, sd + i);
+      else fp8GemvSums<1>(c, w0 + size_t(i) * K - mis, K, L, xq, sd + i);
+    }
+    for (int i = 0; i < n4; i++) {
+      if (K % 32)
+        for (int k = L; k < K; k++) sd[i] += placed1<DenseKind::Fp8>(w0 + size_t(i) * K, k) * nat[k];
+      const float* br = a.bounds + size_t(r + i) * denseBoundsStride(K);
+      for (int b = 0; b < nb; b++) Td[i] += double(br[b]) * mx[b];
+    }
+    __m128 rv;
+    const __m256d s4 = _mm256_mul_pd(_mm256_load_pd(sd), vR);
+    const int ok4 = settle4(s4, _mm256_load_pd(Td), eT, rv);
+    if (ok4 == 15 && n4 == 4) {
+      _mm_storeu_ps(a.y + j, rv);
+      std::memset(a.amb + j, 0, 4);
+    } else {
+      alignas(16) float rf[4];
+      _mm_store_ps(rf, rv);
+      _mm256_store_pd(sd, s4);
+      for (int i = 0; i < n4; i++) {
+        bool ok = ok4 >> i & 1;
+        if (ok) a.y[j + i] = rf[i];
+        else {
+          const uint8_t* wr = w0 + size_t(i) * K;
+          const int lsb = productLsb(xlsb, denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
+          ok = settleOne(sd[i], Td[i], D, lsb, a.y + j + i, st, [&](double& s1, double& t1) {
+            fp8GemvTight(wr, nat, K, s1, t1);
+            s1 *= R;
+            t1 *= R;
+            return K + 2;
+          });
+        }
+        a.amb[j + i] = ok ? 0 : 1;
+        st.flagged += ok ? 0 : 1;
+      }
+    }
+    j += n4;
+  }
+}
+
+// ---------- GEMM (rows >= kGemmRows): register tiles over converted weight panels ----------
+//
+// A panel of up to kPanel weight rows is converted to float64 once per chunk of activation
+// rows (FP8: times 2^(scale byte - 3), exact, so the activations need no per-group factor:
+// products are w x * 2^-380, BF16 ones w x * 2^-384), then each 4x3 tile of (weight rows,
+// activation rows) accumulates its 12 dot products in registers over a slice of K whose panel
+// part stays in L1 (partial sums kept in S between slices). Every lane sums Kv = ceil(K/4)
+// products in sequence and the final reduction adds two levels: depth Kv + 2. Level 1 runs 4
+// outputs at a time in vector form (settleF32's test); the rest goes the per-element way.
+
+constexpr int kGemmRows = 4;     // activation rows from which the tiled GEMM runs
+constexpr int kPanel = 8;       // weight rows per converted panel
+constexpr int kSliceV = 64;     // vectors of 4 per L1 slice (256 elements: the panel's slice is 16 KB)
+constexpr int kChunkRows = 96;  // activation rows prepared per chunk
+
+/** A growable 64-byte aligned buffer of doubles (per thread). */
+struct AlignedBuf {
+  double* p = nullptr;
+  size_t n = 0;
+  double* need(size_t k) {
+    if (k > n) {
+      std::free(p);
+      p = static_cast<double*>(std::aligned_alloc(64, (k * 8 + 63) / 64 * 64));
+      n = p ? k : 0;
+    }
+    return p;
+  }
+  ~AlignedBuf() { std::free(p); }
+};
+
+struct GemmScratch {
+  AlignedBuf xp, wb, S, mx, bt;
+  std::vector<int> xlsb;
+};
+
+constexpr int kLsbUnknown = INT_MIN + 1;
+
+/** Offset of vector v of chunk row m in the prepared activations: slice by slice, each slice's rows one
+ *  after another (the tiles then read one sequential stream per slice). */
+inline size_t chunkAt(int MC, int m, int v) { return (size_t(v / kSliceV) * MC + m) * kSliceV * 4 + size_t(v % kSliceV) * 4; }
+
+/** Activation rows [m0, m1) as x * 2^512 in kPerm16 order per 16 (the tail as is, zero to 4 Kv), layout
+ *  chunkAt; mx: max |x| per 128-block (Inf when the block holds Inf/NaN). */
+void gemmPrep(const DenseArgs& a, int m0, int m1, int MC, int Kv, double* xp, double* mx) {
+  const int K = a.K, K16 = K & ~15, nb = (K + 127) / 128;
+  const double f1 = std::ldexp(1.0, kXExp);
+  const __m256d f = _mm256_set1_pd(f1);
+  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
+  for (int m = m0; m < m1; m++) {
+    const float* x = a.x + size_t(m) * K;
+    for (int k = 0; k < K16; k += 16) {
+      double* d = xp + chunkAt(MC, m - m0, k / 4) - k;
+      const __m128 a0 = _mm_loadu_ps(x + k), a1 = _mm_loadu_ps(x + k + 4), b0 = _mm_loadu_ps(x + k + 8), b1 = _mm_loadu_ps(x + k + 12);
+      _mm256_store_pd(d + k, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(1, 0, 1, 0))), f));
+      _mm256_store_pd(d + k + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 2, 3, 2))), f));
+      _mm256_store_pd(d + k + 8, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(1, 0, 1, 0))), f));
+      _mm256_store_pd(d + k + 12, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
+    }
+    for (int k = K16; k < Kv * 4; k++) xp[chunkAt(MC, m - m0, k / 4) + k % 4] = k < K ? double(x[k]) * f1 : 0.0;
+    // block maxima on the magnitude bits: Inf and NaN compare above every finite value
+    double* mr = mx + size_t(m - m0) * nb;
+    for (int b = 0; b < nb; b++) {
+      const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
+      __m256i v = _mm256_setzero_si256();
+      int k = k0;
+      for (; k + 8 <= k1; k += 8) v = _mm256_max_epu32(v, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)), mag));
+      alignas(32) uint32_t l[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
+      uint32_t top = 0;
+      for (int i = 0; i < 8; i++) top = l[i] > top ? l[i] : top;
+      for (; k < k1; k++) {
+        uint32_t u;
+        std::memcpy(&u, x + k, 4);
+        u &= 0x7fffffff;
+        top = u > top ? u : top;
+      }
+      float t;
+      std::memcpy(&t, &top, 4);
+      mr[b] = top >= 0x7f800000u ? INFINITY : double(t);
+    }
+  }
+}
+
+/** Offset of weight row w's vector v in a converted panel: slice by slice, each slice's rows one after
+ *  another (contiguous in L1: rows K apart would share cache sets when K is a multiple of 512). */
+inline size_t panelAt(int w, int v) { return (size_t(v / kSliceV) * kPanel + w) * kSliceV * 4 + size_t(v % kSliceV) * 4; }
+
+/** Weight rows [r, r + nw) as float64 (BF16: value * 2^-896; FP8: value * scale * 2^-892) in kPerm16
+ *  order per 16, the tail as is, zero to 4 Kv; layout panelAt. */
+template <DenseKind KIND>
+void convertPanel(const Consts& c, const DenseArgs& a, int r, int nw, int Kv, double* wb) {
+  constexpr int EB = KIND == DenseKind::Bf16 ? 2 : 1;
+  const int K = a.K, K16 = K & ~15, nb = (K + 127) / 128;
+  const uint8_t* W = static_cast<const uint8_t*>(a.w);
+  for (int w = 0; w < nw; w++) {
+    const uint8_t* wr = W + size_t(r + w) * K * EB;
+    const uint8_t* sr = KIND == DenseKind::Fp8 ? a.ws + size_t((r + w) >> 7) * nb : nullptr;
+    double f1 = 1;
+    for (int k = 0; k < K16; k += 16) {
+      __m256d q[4];
+      load16<KIND>(c, wr + size_t(k) * EB, q);
+      if (KIND == DenseKind::Fp8) {
+        if ((k & 127) == 0) f1 = fp8ScaleExact(sr[k >> 7]) ? std::ldexp(1.0, int(sr[k >> 7]) - 3) : 1;  // else flagged (NaN bound)
+        const __m256d f = _mm256_set1_pd(f1);
+        for (int i = 0; i < 4; i++) q[i] = _mm256_mul_pd(q[i], f);
+      }
+      double* d = wb + panelAt(w, k / 4);  // kSliceV is a multiple of 4: the chunk stays in one slice
+      for (int i = 0; i < 4; i++) _mm256_store_pd(d + 4 * i, q[i]);
+    }
+    for (int k = K16; k < Kv * 4; k++) {
+      if (KIND == DenseKind::Fp8 && k < K) f1 = fp8ScaleExact(sr[k >> 7]) ? std::ldexp(1.0, int(sr[k >> 7]) - 3) : 1;
+      wb[panelAt(w, k / 4) + k % 4] = k < K ? placed1<KIND>(wr, k) * f1 : 0.0;
+    }
+  }
+}
+
+/** NW weight rows x NX activation rows over nv vectors: sums continue from S[x * kPanel + w]. */
+template <int NW, int NX>
+inline void gemmTile(const double* wb, size_t ws, const double* xb, size_t xs, int nv, double* S) {
+  __m256d acc[NW][NX];
+  for (int w = 0; w < NW; w++)
+    for (int x = 0; x < NX; x++) acc[w][x] = _mm256_load_pd(S + (x * kPanel + w) * 4);
+  for (int v = 0; v < nv; v++) {
+    __m256d xv[NX];
+    for (int x = 0; x < NX; x++) xv[x] = _mm256_load_pd(xb + x * xs + 4 * size_t(v));
+    for (int w = 0; w < NW; w++) {
+      const __m256d wv = _mm256_load_pd(wb + w * ws + 4 * size_t(v));
+      for (int x = 0; x < NX; x++) acc[w][x] = _mm256_fmadd_pd(wv, xv[x], acc[w][x]);
+    }
+  }
+  for (int w = 0; w < NW; w++)
+    for (int x = 0; x < NX; x++) _mm256_store_pd(S + (x * kPanel + w) * 4, acc[w][x]);
+}
+
+void gemmTileAny(int nw, int nx, const double* wb, size_t ws, const double* xb, size_t xs, int nv, double* S) {
+  switch (nw * 4 + nx) {
+#define DSV4_TILE(W, X) \
+  case W * 4 + X:       \
+    return gemmTile<W, X>(wb, ws, xb, xs, nv, S);
+    DSV4_TILE(4, 3) DSV4_TILE(4, 2) DSV4_TILE(4, 1) DSV4_TILE(3, 3) DSV4_TILE(3, 2) DSV4_TILE(3, 1)
+    DSV4_TILE(2, 3) DSV4_TILE(2, 2) DSV4_TILE(2, 1) DSV4_TILE(1, 3) DSV4_TILE(1, 2)
+#undef DSV4_TILE
+    default: return gemmTile<1, 1>(wb, ws, xb, xs, nv, S);
+  }
+}
+
+/** The 4 lane sums of 4 accumulators, one per lane of the result (two addition levels). */
+inline __m256d reduce4(const double* S) {
+  const __m256d h01 = _mm256_hadd_pd(_mm256_load_pd(S), _mm256_load_pd(S + 4));
+  const __m256d h23 = _mm256_hadd_pd(_mm256_load_pd(S + 8), _mm256_load_pd(S + 12));
+  return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
+}
+
+/** Exact-product dot of one converted weight row and one prepared activation row with its magnitude sum. */
+inline void tightDot(const double* wb, int w, const double* xp, int MC, int m, int Kv, double& s, double& t) {
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  __m256d a = _mm256_setzero_pd(), b = a;
+  for (int v = 0; v < Kv; v++) {
+    const __m256d wv = _mm256_load_pd(wb + panelAt(w, v)), xv = _mm256_load_pd(xp + chunkAt(MC, m, v));
+    a = _mm256_fmadd_pd(wv, xv, a);
+    b = _mm256_fmadd_pd(_mm256_and_pd(wv, absMask), _mm256_and_pd(xv, absMask), b);
+  }
+  s = hsum(a);
+  t = hsum(b);
+}
+
+template <DenseKind KIND>
+void gemmKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
+  static const Consts c;
+  thread_local GemmScratch g;
+  const int K = a.K, nb = (K + 127) / 128, Kv = (K + 3) / 4, D = Kv + 2;
+  const size_t stride = size_t(Kv) * 4;
+  const double R = std::ldexp(1.0, KIND == DenseKind::Bf16 ? 384 : 380);
+  const int MC = a.rows < kChunkRows ? a.rows : kChunkRows;
+  double* xp = g.xp.need(size_t(MC) * ((Kv + kSliceV - 1) / kSliceV) * kSliceV * 4);
+  double* wb = g.wb.need(size_t(kPanel) * ((Kv + kSliceV - 1) / kSliceV) * kSliceV * 4);
+  double* S = g.S.need(size_t(MC) * kPanel * 4);
+  double* mx = g.mx.need(size_t(MC) * nb);
+  double* bt = g.bt.need(size_t(nb) * kPanel);
+  if (!xp || !wb || !S || !mx || !bt) return rowsKind<KIND>(a, j0, j1, st);
+  g.xlsb.resize(MC);
+  const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
+  for (int m0 = 0; m0 < a.rows; m0 += MC) {
+    const int m1 = m0 + MC < a.rows ? m0 + MC : a.rows;
+    gemmPrep(a, m0, m1, MC, Kv, xp, mx);
+    for (int m = m0; m < m1; m++) g.xlsb[m - m0] = kLsbUnknown;
+    for (int jp = j0; jp < j1; jp += kPanel) {
+      const int nw = j1 - jp < kPanel ? j1 - jp : kPanel, r = a.r0 + jp;
+      convertPanel<KIND>(c, a, r, nw, Kv, wb);
+      for (int b = 0; b < nb; b++)
+        for (int w = 0; w < kPanel; w++) bt[b * kPanel + w] = w < nw ? double(a.bounds[size_t(r + w) * denseBoundsStride(K) + b]) : 0.0;
+      std::memset(S, 0, sizeof(double) * size_t(m1 - m0) * kPanel * 4);
+      for (int v0 = 0; v0 < Kv; v0 += kSliceV) {
+        const int nv = v0 + kSliceV < Kv ? kSliceV : Kv - v0;
+        for (int m = m0; m < m1; m += 3) {
+          const int nx = m1 - m < 3 ? m1 - m : 3;
+          for (int w = 0; w < nw; w += 4)
+            gemmTileAny(nw - w < 4 ? nw - w : 4, nx, wb + panelAt(w, v0), size_t(kSliceV) * 4, xp + chunkAt(MC, m - m0, v0), size_t(kSliceV) * 4, nv,
+                        S + (size_t(m - m0) * kPanel + w) * 4);
+        }
+      }
+      // settle: 4 outputs at a time
+      for (int m = m0; m < m1; m++) {
+        const double* mr = mx + size_t(m - m0) * nb;
+        for (int w = 0; w < nw; w += 4) {
+          const size_t o0 = size_t(m) * a.n + size_t(jp + w);
+          const int n4 = nw - w < 4 ? nw - w : 4;
+          const __m256d s4 = _mm256_mul_pd(reduce4(S + (size_t(m - m0) * kPanel + w) * 4), vR);
+          __m256d T4 = _mm256_setzero_pd();
+          for (int b = 0; b < nb; b++) T4 = _mm256_add_pd(T4, _mm256_mul_pd(_mm256_set1_pd(mr[b]), _mm256_load_pd(bt + b * kPanel + w)));
+          __m128 rv;
+          const int ok4 = settle4(s4, T4, eT, rv);
+          if (ok4 == 15 && n4 == 4) {
+            _mm_storeu_ps(a.y + o0, rv);
+            std::memset(a.amb + o0, 0, 4);
+            continue;
+          }
+          alignas(16) float rf[4];
+          alignas(32) double sd[4], Td[4];
+          _mm_store_ps(rf, rv);
+          _mm256_store_pd(sd, s4);
+          _mm256_store_pd(Td, T4);
+          for (int i = 0; i < n4; i++) {
+            bool ok = ok4 >> i & 1;
+            if (ok) a.y[o0 + i] = rf[i];
+            else {
+              int& xl = g.xlsb[m - m0];
+              if (xl == kLsbUnknown) xl = minLsbExponent(a.x + size_t(m) * K, K);
+              const int lsb = productLsb(xl, denseBoundsLsb(a.bounds[size_t(r + w + i) * denseBoundsStride(K) + nb]));
+              ok = settleOne(sd[i], Td[i], D, lsb, a.y + o0 + i, st, [&](double& s1, double& t1) {
+                tightDot(wb, w + i, xp, MC, m - m0, Kv, s1, t1);
+                s1 *= R;
+                t1 *= R;
+                return D;
+              });
+            }
+            a.amb[o0 + i] = ok ? 0 : 1;
+            st.flagged += ok ? 0 : 1;
+          }
+        }
+      }
+    }
+  }
+}
 }  // namespace
 
 void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
@@ -306,8 +756,10 @@ void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
 
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
-  if (a.kind == DenseKind::Bf16) rowsKind<DenseKind::Bf16>(a, j0, j1, st);
-  else rowsKind<DenseKind::Fp8>(a, j0, j1, st);
+  const bool tiled = a.rows >= kGemmRows;
+  if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : rowsKind<DenseKind::Bf16>(a, j0, j1, st);
+  else if (a.rows == 1) fp8Gemv(a, j0, j1, st);
+  else tiled ? gemmKind<DenseKind::Fp8>(a, j0, j1, st) : rowsKind<DenseKind::Fp8>(a, j0, j1, st);
 }
 
 }  // namespace avx2

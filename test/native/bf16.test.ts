@@ -199,5 +199,73 @@ function lsbOf(v: number): number {
 
 test('the portable kernel and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 8);
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 11);
+});
+
+// The tiled GEMM (native/bf16_avx2.cc, from 4 activation rows): 4x3 register tiles over 8-row weight
+// panels and 96-row activation chunks, 4 outputs settled per vector; and the FP8 GEMV of wo_a
+// (one activation row: 32 codes per step on the aligned grid, 4 rows settled together).
+
+test('bf16Gemm / fp8AsBf16Gemm tiled: rows 4..13 and across the 96-row chunks, odd output counts and K', { skip }, () => {
+  for (const [rows, out, K] of [[4, 9, 200], [5, 1, 13], [6, 17, 129], [7, 3, 256], [11, 12, 1000], [13, 33, 64], [95, 7, 128], [97, 10, 300], [100, 20, 40]] as const) {
+    const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(wide) };
+    bf16Product(new Float32Array(rows * K).map(wideX), rows, w, `bf16 tiled ${rows}x${out}x${K}`);
+    const nb = Math.ceil(K / 128);
+    const fout = 300;
+    const scale = new Uint8Array(Math.ceil(fout / 128) * nb).map(() => 100 + randInt(40));
+    const wf: Fp8Weight = { kind: 'fp8', out: fout, inF: K, data: codes(fout * K), scale };
+    const x = new Float32Array(rows * K).map(() => bf16Value(bf16(gauss())));
+    // row ranges inside one 128-row scale group and across two
+    for (const [r0, n] of [[0, out], [121, out], [127, 2 * out + 3]] as const) fp8Product(x, rows, wf, r0, n, `fp8 tiled ${rows}x${K} rows ${r0}+${n}`);
+  }
+});
+
+test('tiled GEMM: cancellation, ties and non-finite values go through level 2 / the flags as in the GEMV', { skip }, () => {
+  const K = 300, out = 13, rows = 6;
+  const w = new Uint16Array(out * K).map(wide);
+  const x = new Float32Array(rows * K).map(wideX);
+  const row = (n: number) => w.subarray(n * K, n * K + K);
+  for (let k = 0; k + 1 < K; k += 2) {
+    row(0)[k] = wide();
+    row(0)[k + 1] = row(0)[k]! ^ 0x8000;
+    for (let m = 0; m < rows; m++) x[m * K + k + 1] = x[m * K + k]!;
+  }
+  row(1).fill(0);
+  row(1)[0] = bf16(1);
+  row(1)[1] = bf16(1);
+  x[2 * K] = 1;
+  x[2 * K + 1] = 2 ** -24; // a tie: 1 + 2^-24 rounds to 1
+  row(4)[17] = 0x7f80; // +Inf weight
+  row(5)[42] = 0x7fc0; // NaN weight
+  row(6).forEach((_, k) => (row(6)[k] = randInt(0x7f) | (k & 1 ? 0x8000 : 0))); // subnormal weights
+  for (let k = 0; k < K; k++) row(7)[k] = bf16(k & 1 ? -1 : 1); // products cancel to 0 for equal pairs
+  x[3 * K + 5] = Infinity; // row 3: an Inf activation
+  x[4 * K + 9] = NaN; // row 4: a NaN activation
+  x[5 * K + 2] = 1e-45; // a subnormal activation
+  const s = stats(() => bf16Product(x, rows, { kind: 'bf16', out, inF: K, data: w }, 'tiled adversarial'));
+  if (avx2) assert.ok(s.tight > 0, 'the cancelling row goes through level 2');
+  assert.ok(s.flagged >= 2 * rows, 'non-finite weights are flagged to the exact TypeScript sum');
+  const y = new Float32Array(rows * out);
+  nk!.bf16Gemm!(x, rows, { kind: 'bf16', out, inF: K, data: w }, y);
+  assert.equal(y[2 * out + 1], 1);
+});
+
+test('fp8AsBf16Gemm, one row: every alignment of K % 32 == 0 rows, row ranges across scale groups, NaN codes', { skip }, () => {
+  const K = 256, out = 260, nb = K / 128;
+  const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 100 + randInt(40));
+  const x = new Float32Array(K).map(() => bf16Value(bf16(gauss())));
+  for (let off = 0; off < 32; off += 3) {
+    const data = codes(out * K + 32).subarray(off, off + out * K);
+    const w: Fp8Weight = { kind: 'fp8', out, inF: K, data, scale };
+    for (const [r0, n] of [[0, out], [125, 7], [1, 1], [126, 130]] as const) fp8Product(x, 1, w, r0, n, `fp8 gemv offset ${off} rows ${r0}+${n}`);
+  }
+  // a NaN code and an inexact scale byte: flagged, the reference's value
+  const data = codes(out * K);
+  data[3 * K + 7] = 0x7f;
+  const sc = scale.slice();
+  sc[nb + 1] = 250;
+  fp8Product(x, 1, { kind: 'fp8', out, inF: K, data, scale: sc }, 0, out, 'fp8 gemv NaN code / inexact scale');
+  const xi = x.slice();
+  xi[100] = Infinity;
+  fp8Product(xi, 1, { kind: 'fp8', out, inF: K, data: codes(out * K), scale }, 0, out, 'fp8 gemv Inf activation');
 });
