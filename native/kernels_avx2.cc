@@ -35,6 +35,8 @@ namespace {
 struct Tables {
   double e4m3Scaled[256];  // e4m3 value * 2^1015 (fp8 activations)
   int32_t e4m3Int[256];    // e4m3 value * 2^9 (fp4 activations)
+  uint16_t digitLo[256];   // fp4 activations: the signed digit D as the low byte of an int16 (high byte 0)
+  int16_t factor[256];     // fp4 activations: 2^S (value * 2^9 = D * 2^S)
   float e8m0[256];
   Tables() {
     for (int c = 0; c < 256; c++) {
@@ -42,6 +44,9 @@ struct Tables {
       const int mag = e == 0 ? m : (8 + m) << (e - 1);  // value * 2^9
       const int v = (c & 0x80) ? -mag : mag;
       e4m3Int[c] = v;
+      const int sh = e == 0 ? 0 : e - 1, d = e == 0 ? m : 8 + m;
+      digitLo[c] = uint8_t(int8_t((c & 0x80) ? -d : d));
+      factor[c] = int16_t(1 << sh);
       e4m3Scaled[c] = std::ldexp(double(v), 1015 - 9);
       e8m0[c] = e8m0ToFloat(uint8_t(c));
     }
@@ -578,30 +583,39 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
   for (int m = m0; m < m1; m++) {
     const uint8_t* q = a.xq + size_t(m) * K;
     uint8_t* row = prep + size_t(m) * nch * kChunk;
-    std::memset(row, 0, size_t(nch) * kChunk);
     for (int c = 0; c < nch; c++) {
       uint8_t* xc = row + size_t(c) * kChunk;
+      const int pieces = K - c * 256 < 256 ? 2 : 4;
+      if (pieces < 4) std::memset(xc + pieces * kPiece, 0, size_t(4 - pieces) * kPiece);
       int32_t corr[8] = {};
-      const int n = K - c * 256 < 256 ? K - c * 256 : 256;
-      for (int i = 0; i < n; i++) {
-        const uint8_t code = q[c * 256 + i];
-        if ((code & 0x7f) == 0x7f) ok = false;
-        const int32_t X = T.e4m3Int[code];
-        corr[i >> 5] += 12 * X;
-        // element i of the chunk: piece i/64, weight byte j = (i%64)/2 (nibble i%2); its digit goes
-        // to byte j of vector 2*(i%2) + j%2, its factor to int16 lane j/2 of that vector + 4
-        const int p = i >> 6, j = (i & 63) >> 1, v = 2 * (i & 1) + (j & 1);
-        uint8_t* piece = xc + p * kPiece;
-        const int e = (code >> 3) & 15, sh = e == 0 ? 0 : e - 1;
-        const int D = e == 0 ? (code & 7) : 8 + (code & 7);
-        piece[v * 32 + j] = uint8_t(int8_t((code & 0x80) ? -D : D));
-        reinterpret_cast<int16_t*>(piece + (4 + v) * 32)[j >> 1] = int16_t(1 << sh);
+      uint8_t nan = 0;
+      for (int p = 0; p < pieces; p++) {
+        // element t = 4j + r of the piece (weight byte 2j + (r >> 1), nibble r & 1) goes to digit
+        // vector v = 2 (r & 1) + (r >> 1), byte 2j + (r >> 1) (the pair's other byte 0), its factor
+        // to int16 lane j of vector 4 + v
+        const uint8_t* qp = q + c * 256 + p * 64;
+        uint16_t* d = reinterpret_cast<uint16_t*>(xc + p * kPiece);
+        int16_t* f = reinterpret_cast<int16_t*>(xc + p * kPiece + 4 * 32);
+        for (int j = 0; j < 16; j++) {
+          const uint8_t c0 = qp[4 * j], c1 = qp[4 * j + 1], c2 = qp[4 * j + 2], c3 = qp[4 * j + 3];
+          nan |= uint8_t(((c0 & 0x7f) + 1) | ((c1 & 0x7f) + 1) | ((c2 & 0x7f) + 1) | ((c3 & 0x7f) + 1));
+          d[j] = T.digitLo[c0];
+          d[16 + j] = uint16_t(T.digitLo[c2] << 8);
+          d[32 + j] = T.digitLo[c1];
+          d[48 + j] = uint16_t(T.digitLo[c3] << 8);
+          f[j] = T.factor[c0];
+          f[16 + j] = T.factor[c2];
+          f[32 + j] = T.factor[c1];
+          f[48 + j] = T.factor[c3];
+          corr[2 * p + (j >> 3)] += T.e4m3Int[c0] + T.e4m3Int[c1] + T.e4m3Int[c2] + T.e4m3Int[c3];
+        }
       }
+      if (nan & 0x80) ok = false;  // (code & 0x7f) + 1 == 0x80: a NaN code
       int32_t* cv = reinterpret_cast<int32_t*>(xc + 4 * kPiece);
       float* sv = reinterpret_cast<float*>(xc + 4 * kPiece + 32);
       for (int l = 0; l < 8; l++) {
         const int blk = kLane4[l];
-        cv[l] = corr[blk];
+        cv[l] = 12 * corr[blk];
         const int kb = (c * 256 + blk * 32) / 128;
         sv[l] = kb < nkb ? a.xs[size_t(m) * nkb + kb] : 0.0f;
       }
