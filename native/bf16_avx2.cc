@@ -268,6 +268,33 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 }
 
 
+/** max |x| per 128-block of one row (Inf when the block holds Inf/NaN), on the magnitude bits: Inf and NaN
+ *  compare above every finite value. */
+void blockMax(const float* x, int K, double* mr) {
+  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
+  for (int b = 0; b < (K + 127) / 128; b++) {
+    const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
+    __m256i v = _mm256_setzero_si256();
+    int k = k0;
+    for (; k + 8 <= k1; k += 8) v = _mm256_max_epu32(v, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)), mag));
+    alignas(32) uint32_t l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
+    uint32_t top = 0;
+    for (int i = 0; i < 8; i++) top = l[i] > top ? l[i] : top;
+    for (; k < k1; k++) {
+      uint32_t u;
+      std::memcpy(&u, x + k, 4);
+      u &= 0x7fffffff;
+      top = u > top ? u : top;
+    }
+    float t;
+    std::memcpy(&t, &top, 4);
+    mr[b] = top >= 0x7f800000u ? INFINITY : double(t);
+  }
+}
+
+constexpr int kLsbUnknown = INT_MIN + 1;  // an activation row lsb not computed yet
+
 // ---------- settling 4 outputs at a time (GEMV groups, GEMM panels) ----------
 
 /** settleF32's test on 4 sums s (exact products, depth D: eT = (D + 2) u 1.01) with magnitude bounds T:
@@ -368,7 +395,9 @@ void fp8GemvPrep(const DenseArgs& a, int group, int mis, int L, double* xq, doub
     for (; k + 4 <= k1; k += 4) _mm256_storeu_pd(nat + k, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + k)), f));
     for (; k < k1; k++) nat[k] = double(x[k]) * _mm256_cvtsd_f64(f);
   }
-  for (int g = 0; g < L; g++) grid[g] = g >= mis && g - mis < K ? nat[g - mis] : 0.0;
+  std::fill(grid, grid + mis, 0.0);
+  std::memcpy(grid + mis, nat, sizeof(double) * (L - mis < K ? L - mis : K));
+  if (mis + K < L) std::fill(grid + mis + K, grid + L, 0.0);
   for (int k = 0; k < L; k += 32)
     for (int i = 0; i < 8; i += 2) {
       // positions 4i..4i+7 hold elements (2i', 2i'+1, 16+2i', 17+2i') for i' = i, i + 1 (8 more for i >= 4)
@@ -406,16 +435,12 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   xqBuf.resize(L + 32);
   natBuf.resize(K);
   gridBuf.resize(L + 32);
-  mxBuf.assign(nb, 0.0);
+  mxBuf.resize(nb);
   double* xq = xqBuf.data();
   double* nat = natBuf.data();
   double* mx = mxBuf.data();
-  for (int k = 0; k < K; k++) {
-    const double v = std::fabs(double(a.x[k]));
-    if (!(v <= 3.5e38)) mx[k >> 7] = INFINITY;  // Inf/NaN: the row's bound is not finite
-    else if (v > mx[k >> 7]) mx[k >> 7] = v;
-  }
-  const int xlsb = minLsbExponent(a.x, K);
+  blockMax(a.x, K, mx);
+  int xlsb = kLsbUnknown;  // on first need
   int group = -1;
   const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
   for (int j = j0; j < j1;) {
@@ -450,6 +475,7 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
         if (ok) a.y[j + i] = rf[i];
         else {
           const uint8_t* wr = w0 + size_t(i) * K;
+          if (xlsb == kLsbUnknown) xlsb = minLsbExponent(a.x, K);
           const int lsb = productLsb(xlsb, denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
           ok = settleOne(sd[i], Td[i], D, lsb, a.y + j + i, st, [&](double& s1, double& t1) {
             fp8GemvTight(wr, nat, K, s1, t1);
@@ -466,7 +492,7 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   }
 }
 
-// ---------- GEMM (rows >= kGemmRows): register tiles over converted weight panels ----------
+// ---------- GEMM (rows >= kGemmRows*): register tiles over converted weight panels ----------
 //
 // A panel of up to kPanel weight rows is converted to float64 once per chunk of activation
 // rows (FP8: times 2^(scale byte - 3), exact, so the activations need no per-group factor:
@@ -476,7 +502,8 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 // products in sequence and the final reduction adds two levels: depth Kv + 2. Level 1 runs 4
 // outputs at a time in vector form (settleF32's test); the rest goes the per-element way.
 
-constexpr int kGemmRows = 4;     // activation rows from which the tiled GEMM runs
+// activation rows from which the tiled GEMM runs (FP8: the GEMV converts 16 codes with fewer ops)
+constexpr int kGemmRowsBf16 = 2, kGemmRowsFp8 = 4;
 constexpr int kPanel = 8;       // weight rows per converted panel
 constexpr int kSliceV = 64;     // vectors of 4 per L1 slice (256 elements: the panel's slice is 16 KB)
 constexpr int kChunkRows = 96;  // activation rows prepared per chunk
@@ -501,7 +528,6 @@ struct GemmScratch {
   std::vector<int> xlsb;
 };
 
-constexpr int kLsbUnknown = INT_MIN + 1;
 
 /** Offset of vector v of chunk row m in the prepared activations: slice by slice, each slice's rows one
  *  after another (the tiles then read one sequential stream per slice). */
@@ -513,7 +539,6 @@ void gemmPrep(const DenseArgs& a, int m0, int m1, int MC, int Kv, double* xp, do
   const int K = a.K, K16 = K & ~15, nb = (K + 127) / 128;
   const double f1 = std::ldexp(1.0, kXExp);
   const __m256d f = _mm256_set1_pd(f1);
-  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
   for (int m = m0; m < m1; m++) {
     const float* x = a.x + size_t(m) * K;
     for (int k = 0; k < K16; k += 16) {
@@ -525,27 +550,7 @@ void gemmPrep(const DenseArgs& a, int m0, int m1, int MC, int Kv, double* xp, do
       _mm256_store_pd(d + k + 12, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
     }
     for (int k = K16; k < Kv * 4; k++) xp[chunkAt(MC, m - m0, k / 4) + k % 4] = k < K ? double(x[k]) * f1 : 0.0;
-    // block maxima on the magnitude bits: Inf and NaN compare above every finite value
-    double* mr = mx + size_t(m - m0) * nb;
-    for (int b = 0; b < nb; b++) {
-      const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
-      __m256i v = _mm256_setzero_si256();
-      int k = k0;
-      for (; k + 8 <= k1; k += 8) v = _mm256_max_epu32(v, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)), mag));
-      alignas(32) uint32_t l[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
-      uint32_t top = 0;
-      for (int i = 0; i < 8; i++) top = l[i] > top ? l[i] : top;
-      for (; k < k1; k++) {
-        uint32_t u;
-        std::memcpy(&u, x + k, 4);
-        u &= 0x7fffffff;
-        top = u > top ? u : top;
-      }
-      float t;
-      std::memcpy(&t, &top, 4);
-      mr[b] = top >= 0x7f800000u ? INFINITY : double(t);
-    }
+    blockMax(x, K, mx + size_t(m - m0) * nb);
   }
 }
 
@@ -756,7 +761,7 @@ void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
 
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
-  const bool tiled = a.rows >= kGemmRows;
+  const bool tiled = a.rows >= (a.kind == DenseKind::Bf16 ? kGemmRowsBf16 : kGemmRowsFp8);
   if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : rowsKind<DenseKind::Bf16>(a, j0, j1, st);
   else if (a.rows == 1) fp8Gemv(a, j0, j1, st);
   else tiled ? gemmKind<DenseKind::Fp8>(a, j0, j1, st) : rowsKind<DenseKind::Fp8>(a, j0, j1, st);
