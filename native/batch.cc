@@ -88,11 +88,20 @@ struct GemmJob {
   bool fp4;
   const uint8_t* prep;
   int units;     // ceil(out / align)
-  int64_t cost;  // weight bytes of one unit x (activation rows + 1): threads get equal shares of weight
-                 // traffic and multiplies (FP8 rows weigh twice FP4 rows; prefill experts differ in rows)
+  int64_t cost;  // time of one unit (rowCost per weight element): threads get equal shares of it
 };
 
 int alignOf(bool fp4) { return fp4 ? 1 : 4; }  // as addon.cc's rowsJob split
+
+/** Relative time per weight element of a product with R activation rows, from single-thread runs
+ *  of the AVX2 kernels (1024x2048 weights, units of 1/100 FP8 GEMM multiply-add): the FP8 GEMV
+ *  converts per row (R = 1: 2.1, R = 2: 3.5), its tiles cost ~R + 2; FP4 is ~1.0 at R = 1 and
+ *  ~0.9 R beyond (GEMV and tiles alike). Weight bytes x (R + 1) had FP4 GEMMs at 0.6x their time
+ *  against the FP8 shared expert: prefill batches ran 20-40% unbalanced. */
+int64_t rowCost(bool fp4, int64_t R) {
+  if (fp4) return R == 1 ? 100 : 90 * R + 10;
+  return R == 1 ? 213 : R == 2 ? 350 : 100 * R + 200;
+}
 
 struct Batch {
   std::vector<Act> acts;
@@ -227,7 +236,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     j.prep = reinterpret_cast<const uint8_t*>(x.off);  // offset until the scratch is known
     const int al = alignOf(j.fp4);
     j.units = (j.a.out + al - 1) / al;
-    j.cost = int64_t(al) * (j.fp4 ? int64_t(K) / 2 + int64_t(K) / 32 : int64_t(K)) * (int64_t(R) + 1);
+    j.cost = int64_t(al) * int64_t(K) * rowCost(j.fp4, int64_t(R));
     B.cost += j.units * j.cost;
     units += j.units;
     // as addon.cc gemm: GEMMs count a sixteenth of their MACs (they are compute-bound per byte)
