@@ -321,6 +321,31 @@ inline bool settleOne(double s, double T, int D, int lsb, float* y, DenseStats& 
   return settleExactF32(s1, t1, D1, lsb, y);
 }
 
+/** Writes n4 <= 4 outputs (y, amb) from their scaled sums s4 and bounds T4: settle4's vector test, then
+ *  slow(i, s, T, y) for each output it leaves open (true when settled). */
+template <class Slow>
+inline void settleStore4(__m256d s4, __m256d T4, __m256d eT, int n4, float* y, uint8_t* amb, DenseStats& st, Slow slow) {
+  __m128 rv;
+  const int ok4 = settle4(s4, T4, eT, rv);
+  if (ok4 == 15 && n4 == 4) {
+    _mm_storeu_ps(y, rv);
+    std::memset(amb, 0, 4);
+    return;
+  }
+  alignas(16) float rf[4];
+  alignas(32) double sd[4], Td[4];
+  _mm_store_ps(rf, rv);
+  _mm256_store_pd(sd, s4);
+  _mm256_store_pd(Td, T4);
+  for (int i = 0; i < n4; i++) {
+    bool ok = ok4 >> i & 1;
+    if (ok) y[i] = rf[i];
+    else ok = slow(i, sd[i], Td[i], y + i);
+    amb[i] = ok ? 0 : 1;
+    st.flagged += ok ? 0 : 1;
+  }
+}
+
 // ---------- FP8 GEMV (one activation row; wo_a in decode) ----------
 //
 // 32 codes per step as in fp8_gemm's GEMV (kernels_avx2.cc): one add and one and give each
@@ -460,34 +485,17 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
       const float* br = a.bounds + size_t(r + i) * denseBoundsStride(K);
       for (int b = 0; b < nb; b++) Td[i] += double(br[b]) * mx[b];
     }
-    __m128 rv;
-    const __m256d s4 = _mm256_mul_pd(_mm256_load_pd(sd), vR);
-    const int ok4 = settle4(s4, _mm256_load_pd(Td), eT, rv);
-    if (ok4 == 15 && n4 == 4) {
-      _mm_storeu_ps(a.y + j, rv);
-      std::memset(a.amb + j, 0, 4);
-    } else {
-      alignas(16) float rf[4];
-      _mm_store_ps(rf, rv);
-      _mm256_store_pd(sd, s4);
-      for (int i = 0; i < n4; i++) {
-        bool ok = ok4 >> i & 1;
-        if (ok) a.y[j + i] = rf[i];
-        else {
-          const uint8_t* wr = w0 + size_t(i) * K;
-          if (xlsb == kLsbUnknown) xlsb = minLsbExponent(a.x, K);
-          const int lsb = productLsb(xlsb, denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
-          ok = settleOne(sd[i], Td[i], D, lsb, a.y + j + i, st, [&](double& s1, double& t1) {
-            fp8GemvTight(wr, nat, K, s1, t1);
-            s1 *= R;
-            t1 *= R;
-            return K + 2;
-          });
-        }
-        a.amb[j + i] = ok ? 0 : 1;
-        st.flagged += ok ? 0 : 1;
-      }
-    }
+    settleStore4(_mm256_mul_pd(_mm256_load_pd(sd), vR), _mm256_load_pd(Td), eT, n4, a.y + j, a.amb + j, st, [&](int i, double s, double T, float* y) {
+      if (xlsb == kLsbUnknown) xlsb = minLsbExponent(a.x, K);
+      const uint8_t* wr = w0 + size_t(i) * K;
+      const int lsb = productLsb(xlsb, denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
+      return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
+        fp8GemvTight(wr, nat, K, s1, t1);
+        s1 *= R;
+        t1 *= R;
+        return K + 2;
+      });
+    });
     j += n4;
   }
 }
@@ -681,35 +689,17 @@ void gemmKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
           const __m256d s4 = _mm256_mul_pd(reduce4(S + (size_t(m - m0) * kPanel + w) * 4), vR);
           __m256d T4 = _mm256_setzero_pd();
           for (int b = 0; b < nb; b++) T4 = _mm256_add_pd(T4, _mm256_mul_pd(_mm256_set1_pd(mr[b]), _mm256_load_pd(bt + b * kPanel + w)));
-          __m128 rv;
-          const int ok4 = settle4(s4, T4, eT, rv);
-          if (ok4 == 15 && n4 == 4) {
-            _mm_storeu_ps(a.y + o0, rv);
-            std::memset(a.amb + o0, 0, 4);
-            continue;
-          }
-          alignas(16) float rf[4];
-          alignas(32) double sd[4], Td[4];
-          _mm_store_ps(rf, rv);
-          _mm256_store_pd(sd, s4);
-          _mm256_store_pd(Td, T4);
-          for (int i = 0; i < n4; i++) {
-            bool ok = ok4 >> i & 1;
-            if (ok) a.y[o0 + i] = rf[i];
-            else {
-              int& xl = g.xlsb[m - m0];
-              if (xl == kLsbUnknown) xl = minLsbExponent(a.x + size_t(m) * K, K);
-              const int lsb = productLsb(xl, denseBoundsLsb(a.bounds[size_t(r + w + i) * denseBoundsStride(K) + nb]));
-              ok = settleOne(sd[i], Td[i], D, lsb, a.y + o0 + i, st, [&](double& s1, double& t1) {
-                tightDot(wb, w + i, xp, MC, m - m0, Kv, s1, t1);
-                s1 *= R;
-                t1 *= R;
-                return D;
-              });
-            }
-            a.amb[o0 + i] = ok ? 0 : 1;
-            st.flagged += ok ? 0 : 1;
-          }
+          settleStore4(s4, T4, eT, n4, a.y + o0, a.amb + o0, st, [&](int i, double s, double T, float* y) {
+            int& xl = g.xlsb[m - m0];
+            if (xl == kLsbUnknown) xl = minLsbExponent(a.x + size_t(m) * K, K);
+            const int lsb = productLsb(xl, denseBoundsLsb(a.bounds[size_t(r + w + i) * denseBoundsStride(K) + nb]));
+            return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
+              tightDot(wb, w + i, xp, MC, m - m0, Kv, s1, t1);
+              s1 *= R;
+              t1 *= R;
+              return D;
+            });
+          });
         }
       }
     }

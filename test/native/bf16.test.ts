@@ -68,55 +68,67 @@ test('bf16Gemm: random wide-range inputs, odd K (not a multiple of 8/16/128), 1.
 });
 
 test('bf16Gemm: realistic data (RMS-normed BF16 activations with outlier channels) needs no TypeScript fallback', { skip }, () => {
-  const rows = 2, out = 2048, K = 2048;
+  const out = 2048, K = 2048;
   const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16(gauss() * 0.02)) };
-  const x = new Float32Array(rows * K).map((_, i) => bf16Value(bf16(gauss() * (i % 97 === 0 ? 20 : 1))));
-  const s = stats(() => bf16Product(x, rows, w, 'realistic'));
-  assert.equal(s.elements, rows * out);
-  if (!avx2) return; // the portable kernel settles with the looser whole-row bound
-  assert.equal(s.flagged, 0);
-  assert.ok(s.tight <= rows * out * 0.02, `level-2 recomputations ${s.tight} of ${s.elements}`);
+  for (const rows of [1, 5]) {
+    const x = new Float32Array(rows * K).map((_, i) => bf16Value(bf16(gauss() * (i % 97 === 0 ? 20 : 1))));
+    const s = stats(() => bf16Product(x, rows, w, `realistic ${rows} rows`));
+    assert.equal(s.elements, rows * out);
+    if (!avx2) continue; // the portable kernel settles with the looser whole-row bound
+    assert.equal(s.flagged, 0);
+    assert.ok(s.tight <= rows * out * 0.02, `level-2 recomputations ${s.tight} of ${s.elements}`);
+  }
 });
 
-test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN', { skip }, () => {
-  const K = 300, out = 12, rows = 2;
+/** Weights and activations that need every settling level: row 0 cancels to a tiny remainder (level 2
+ *  or the certificate), row 1 with the last activation row is an exact tie, then BF16 subnormals, zeros
+ *  and negative zeros, +Inf, NaN, and products that cancel to 0; activation rows 1-3 (when not the
+ *  last) hold an Inf, a NaN and an fp32 subnormal. */
+function adversarialBf16(rows: number, K: number, out: number): { w: Uint16Array; x: Float32Array } {
   const w = new Uint16Array(out * K).map(wide);
   const x = new Float32Array(rows * K).map(wideX);
   const row = (n: number) => w.subarray(n * K, n * K + K);
-  // 0: exact cancellation to a tiny remainder (only the tight bound or the certificate settles it)
   for (let k = 0; k + 1 < K; k += 2) {
     row(0)[k] = wide();
     row(0)[k + 1] = row(0)[k]! ^ 0x8000;
-    x[k + 1] = x[k]!;
+    for (let m = 0; m < rows; m++) x[m * K + k + 1] = x[m * K + k]!;
   }
   x[K - 1] = 2 ** -60;
-  // 1: an exact tie between two fp32 neighbours
   row(1).fill(0);
   row(1)[0] = bf16(1);
   row(1)[1] = bf16(1);
-  // 2: BF16 subnormal weights; 3: zeros and negative zeros; 4: +Inf; 5: NaN
+  x[(rows - 1) * K] = 1;
+  x[(rows - 1) * K + 1] = 2 ** -24; // with row 1: 1 + 2^-24 is a tie, rounds to even (1)
   row(2).forEach((_, k) => (row(2)[k] = randInt(0x7f) | (k & 1 ? 0x8000 : 0)));
   row(3).forEach((_, k) => (row(3)[k] = k & 1 ? 0x8000 : 0));
   row(4)[17] = 0x7f80;
   row(5)[42] = 0x7fc0;
-  // 6: all products cancel exactly (sum 0 from nonzero terms)
   for (let k = 0; k < K; k++) row(6)[k] = bf16(k & 1 ? -1 : 1);
-  const x2 = x.subarray(K);
-  x2.set(x.subarray(0, K));
-  x2[0] = 1;
-  x2[1] = 2 ** -24; // with row 1: 1 + 2^-24 is a tie, rounds to even (1)
-  x2[2] = 1e-45; // fp32 subnormal activation
-  const s = stats(() => bf16Product(x, rows, { kind: 'bf16', out, inF: K, data: w }, 'adversarial'));
-  if (avx2) assert.ok(s.tight > 0, 'the cancelling rows go through level 2');
-  const y = new Float32Array(rows * out);
-  nk!.bf16Gemm!(x, rows, { kind: 'bf16', out, inF: K, data: w }, y);
-  assert.equal(y[out + 1], 1);
-  // non-finite activations
-  const xi = new Float32Array(K).map(wideX);
-  xi[5] = Infinity;
-  bf16Product(xi, 1, { kind: 'bf16', out, inF: K, data: w }, 'Inf activation');
-  xi[5] = NaN;
-  bf16Product(xi, 1, { kind: 'bf16', out, inF: K, data: w }, 'NaN activation');
+  if (rows > 2) x[K + 5] = Infinity;
+  if (rows > 3) x[2 * K + 9] = NaN;
+  if (rows > 4) x[3 * K + 2] = 1e-45;
+  return { w, x };
+}
+
+test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN (GEMV and tiled GEMM)', { skip }, () => {
+  const K = 300, out = 13;
+  for (const rows of [1, 2, 6]) {
+    const { w, x } = adversarialBf16(rows, K, out);
+    const wt: Bf16Weight = { kind: 'bf16', out, inF: K, data: w };
+    const s = stats(() => bf16Product(x, rows, wt, `adversarial ${rows} rows`));
+    if (avx2) assert.ok(s.tight > 0, `${rows} rows: the cancelling row goes through level 2`);
+    assert.ok(s.flagged >= 2 * rows, `${rows} rows: non-finite weights are flagged to the exact TypeScript sum`);
+    const y = new Float32Array(rows * out);
+    nk!.bf16Gemm!(x, rows, wt, y);
+    assert.equal(y[(rows - 1) * out + 1], 1);
+  }
+  // non-finite and subnormal activations in the GEMV
+  const { w } = adversarialBf16(1, K, out);
+  for (const v of [Infinity, NaN, 1e-45]) {
+    const xi = new Float32Array(K).map(wideX);
+    xi[5] = v;
+    bf16Product(xi, 1, { kind: 'bf16', out, inF: K, data: w }, `activation ${v}`);
+  }
 });
 
 /** Random e4m3 codes (NaN codes 0x7f/0xff excluded unless asked). */
@@ -199,7 +211,7 @@ function lsbOf(v: number): number {
 
 test('the portable kernel and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 11);
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }]) runTestFileInChild(import.meta.url, env, 10);
 });
 
 // The tiled GEMM (native/bf16_avx2.cc, from 4 activation rows): 4x3 register tiles over 8-row weight
@@ -218,36 +230,6 @@ test('bf16Gemm / fp8AsBf16Gemm tiled: rows 4..13 and across the 96-row chunks, o
     // row ranges inside one 128-row scale group and across two
     for (const [r0, n] of [[0, out], [121, out], [127, 2 * out + 3]] as const) fp8Product(x, rows, wf, r0, n, `fp8 tiled ${rows}x${K} rows ${r0}+${n}`);
   }
-});
-
-test('tiled GEMM: cancellation, ties and non-finite values go through level 2 / the flags as in the GEMV', { skip }, () => {
-  const K = 300, out = 13, rows = 6;
-  const w = new Uint16Array(out * K).map(wide);
-  const x = new Float32Array(rows * K).map(wideX);
-  const row = (n: number) => w.subarray(n * K, n * K + K);
-  for (let k = 0; k + 1 < K; k += 2) {
-    row(0)[k] = wide();
-    row(0)[k + 1] = row(0)[k]! ^ 0x8000;
-    for (let m = 0; m < rows; m++) x[m * K + k + 1] = x[m * K + k]!;
-  }
-  row(1).fill(0);
-  row(1)[0] = bf16(1);
-  row(1)[1] = bf16(1);
-  x[2 * K] = 1;
-  x[2 * K + 1] = 2 ** -24; // a tie: 1 + 2^-24 rounds to 1
-  row(4)[17] = 0x7f80; // +Inf weight
-  row(5)[42] = 0x7fc0; // NaN weight
-  row(6).forEach((_, k) => (row(6)[k] = randInt(0x7f) | (k & 1 ? 0x8000 : 0))); // subnormal weights
-  for (let k = 0; k < K; k++) row(7)[k] = bf16(k & 1 ? -1 : 1); // products cancel to 0 for equal pairs
-  x[3 * K + 5] = Infinity; // row 3: an Inf activation
-  x[4 * K + 9] = NaN; // row 4: a NaN activation
-  x[5 * K + 2] = 1e-45; // a subnormal activation
-  const s = stats(() => bf16Product(x, rows, { kind: 'bf16', out, inF: K, data: w }, 'tiled adversarial'));
-  if (avx2) assert.ok(s.tight > 0, 'the cancelling row goes through level 2');
-  assert.ok(s.flagged >= 2 * rows, 'non-finite weights are flagged to the exact TypeScript sum');
-  const y = new Float32Array(rows * out);
-  nk!.bf16Gemm!(x, rows, { kind: 'bf16', out, inF: K, data: w }, y);
-  assert.equal(y[2 * out + 1], 1);
 });
 
 test('fp8AsBf16Gemm, one row: every alignment of K % 32 == 0 rows, row ranges across scale groups, NaN codes', { skip }, () => {
