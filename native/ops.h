@@ -65,15 +65,19 @@ struct AttnArgs {
   uint8_t* flag;                 // [H]: 1 = not decided here, recompute in TypeScript
 };
 /** Inner loops: a BF16 key to float64 (with Σk², max|k| and a lower bound on its lsb exponents,
- *  bf16LsbBound), a float64 dot product, and sum[e] += Σ_j p[j]*k_j[e]. */
+ *  bf16LsbBound), the block's q·k for all heads and keys, and its P·V sums for all heads. */
 struct AttnLoops {
   void (*cvt)(const uint16_t* k, int d, double* out, double* norm2, double* maxAbs, int* lsb);
-  /** out[h] = Σ_i q[h*d + i] * k[i] for h < H (each key vector loaded once for several heads). */
-  void (*dots)(const double* q, int H, const double* k, int d, double* out);
-  void (*pv)(const double* p, const double* const* k, int nk, int d, double* sum);
-  /** acc[e] = RN32(sum[e]) where |sum[e] - exact| <= (|acc[e]*c| + pMax) * bk + |sum[e]| * 4u decides it
-   *  (ok[e] = 1), else ok[e] = 0 and acc[e] unchanged; returns whether all were decided. */
-  bool (*settleRows)(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok);
+  /** D[h*ldD + j] = Σ_i q[h*d + i] * k[j][i] for h < H, j < nk (float64 sums of exact products, any order). */
+  void (*dots)(const double* q, int H, const double* const* k, int nk, int d, double* D, int ldD);
+  /** sum[h*d + e] = acc[h*d + e]*c[h] + Σ_j p[h*ldP + j]*k[j][e] for h < H (float64, j in increasing order). */
+  void (*pv)(const double* p, int ldP, int H, const double* const* k, int nk, int d, const double* c, const double* acc, double* sum);
+  /** acc[e] = RN32(sum[e]) where |sum[e] - exact| <= (|acc[e]*c| + pMax) * bk + |sum[e]| * 4u decides it,
+   *  else acc[e] unchanged and e listed in bad; returns the count listed. */
+  int (*settleRows)(const double* sum, double* acc, double c, double pMax, double bk, int d, int* bad);
+  /** A query row to float64 with Σq² and its exact min lsb exponent (minLsbExponent: INT_MAX all zero,
+   *  INT_MIN any non-finite). */
+  void (*prepQ)(const float* q, int d, double* qd, double* norm2, int* lsb);
   /** out[e] = bf16(fl32(acc[e] / l)). */
   void (*finish)(const double* acc, double l, int d, float* out);
 };

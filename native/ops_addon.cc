@@ -221,67 +221,96 @@ napi_value HcPost(napi_env env, napi_callback_info info) {
   }));
 }
 
+/** All heads of rows [0, R): one row of heads split over the pool (decode), or rows taken in turn by
+ *  the pool's threads (prefill: rows differ in their slot counts). */
 struct AttnJob {
-  ops::AttnArgs a;
+  ops::AttnArgs a;  // row 0's arguments; row r's q, keys, n, out and flags are offset from them
+  const int32_t* rowStart;
+  int R;
   const ops::AttnLoops* loops;
+  std::atomic<int> next{0};
+  ops::AttnArgs row(int r) const {
+    ops::AttnArgs x = a;
+    const size_t hd = size_t(a.H) * a.d;
+    x.q = a.q + r * hd;
+    x.keys = a.keys + rowStart[r];
+    x.n = rowStart[r + 1] - rowStart[r];
+    x.out = a.out + r * hd;
+    x.flag = a.flag + size_t(r) * a.H;
+    return x;
+  }
 };
 
 void attnJob(void* ctx, int share, int shares) {
-  const AttnJob& j = *static_cast<const AttnJob*>(ctx);
-  const int h0 = int(int64_t(j.a.H) * share / shares), h1 = int(int64_t(j.a.H) * (share + 1) / shares);
-  ops::attnHeads(j.a, *j.loops, h0, h1);
+  AttnJob& j = *static_cast<AttnJob*>(ctx);
+  if (j.R == 1) {
+    const int h0 = int(int64_t(j.a.H) * share / shares), h1 = int(int64_t(j.a.H) * (share + 1) / shares);
+    ops::attnHeads(j.a, *j.loops, h0, h1);
+    return;
+  }
+  for (int r; (r = j.next.fetch_add(1, std::memory_order_relaxed)) < j.R;) ops::attnHeads(j.row(r), *j.loops, 0, j.a.H);
 }
 
-// sparseAttn(q, H, d, src0, src1, src2, slotSrc, slotOff, n, scale, sink, out, flags) -> heads flagged.
-// Slot i's key is BF16 bits src[slotSrc[i]][slotOff[i] ..+d]; slotSrc 255 = masked.
-napi_value SparseAttn(napi_env env, napi_callback_info info) {
-  Args a(env, info, 13);
-  const int H = a.i32(1), d = a.i32(2), n = a.i32(8);
-  const size_t Hs = sz(H), Ds = sz(d), N = sz(n);
+// sparseAttnRows(q, R, H, d, src0, src1, src2, slotSrc, slotOff, rowStart, scale, sink, out, flags) -> heads flagged.
+// Row r's slots are [rowStart[r], rowStart[r+1]); slot i's key is BF16 bits src[slotSrc[i]][slotOff[i] ..+d],
+// slotSrc 255 = masked. q and out [R, H, d], flags [R, H].
+napi_value SparseAttnRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 14);
+  const int R = a.i32(1), H = a.i32(2), d = a.i32(3);
+  const size_t Rs = sz(R), Hs = sz(H), Ds = sz(d);
   ops::AttnArgs x{};
-  x.q = a.arr<float>(0, napi_float32_array, Hs * Ds);
+  x.q = a.arr<float>(0, napi_float32_array, Rs * Hs * Ds);
   const uint16_t* src[3];
   size_t srcLen[3];
   for (int i = 0; i < 3; i++) {
-    src[i] = a.arr<uint16_t>(3 + i, napi_uint16_array, 0);
-    srcLen[i] = a.ok ? a.length(3 + i) : 0;
+    src[i] = a.arr<uint16_t>(4 + i, napi_uint16_array, 0);
+    srcLen[i] = a.ok ? a.length(4 + i) : 0;
   }
-  const uint8_t* slotSrc = a.arr<uint8_t>(6, napi_uint8_array, N);
-  const int32_t* slotOff = a.arr<int32_t>(7, napi_int32_array, N);
-  x.scale = float(a.f64(9));
-  x.sink = a.arr<float>(10, napi_float32_array, Hs);
-  x.out = a.arr<float>(11, napi_float32_array, Hs * Ds);
-  x.flag = a.arr<uint8_t>(12, napi_uint8_array, Hs);
-  if (!a.ok || H <= 0 || d <= 0 || d > 1024 || n < 0) return a.fail("dsv4 native sparseAttn: bad argument types or sizes");
+  const int32_t* rowStart = a.arr<int32_t>(9, napi_int32_array, Rs + 1);
+  const size_t N = a.ok && R > 0 && rowStart[0] == 0 && rowStart[R] >= 0 ? size_t(rowStart[R]) : 0;
+  const uint8_t* slotSrc = a.arr<uint8_t>(7, napi_uint8_array, N);
+  const int32_t* slotOff = a.arr<int32_t>(8, napi_int32_array, N);
+  x.scale = float(a.f64(10));
+  x.sink = a.arr<float>(11, napi_float32_array, Hs);
+  x.out = a.arr<float>(12, napi_float32_array, Rs * Hs * Ds);
+  x.flag = a.arr<uint8_t>(13, napi_uint8_array, Rs * Hs);
+  if (!a.ok || R <= 0 || H <= 0 || d <= 0 || d > 1024 || rowStart[0] != 0)
+    return a.fail("dsv4 native sparseAttnRows: bad argument types or sizes");
+  for (int r = 0; r < R; r++)
+    if (rowStart[r + 1] < rowStart[r]) return a.fail("dsv4 native sparseAttnRows: row starts must not decrease");
   thread_local std::vector<const uint16_t*> keys;
   keys.assign(N, nullptr);
   size_t active = 0;
   for (size_t i = 0; i < N; i++) {
     const uint8_t s = slotSrc[i];
     if (s == 255) continue;
-    if (s > 2 || slotOff[i] < 0 || size_t(slotOff[i]) + Ds > srcLen[s]) return a.fail("dsv4 native sparseAttn: slot outside its source");
+    if (s > 2 || slotOff[i] < 0 || size_t(slotOff[i]) + Ds > srcLen[s]) return a.fail("dsv4 native sparseAttnRows: slot outside its source");
     keys[i] = src[s] + slotOff[i];
     active++;
   }
   x.H = H;
   x.d = d;
-  x.n = n;
+  x.n = rowStart[1];
   x.keys = keys.data();
-  AttnJob j{x, &ops::scalarAttnLoops()};
+  AttnJob j;
+  j.a = x;
+  j.rowStart = rowStart;
+  j.R = R;
+  j.loops = &ops::scalarAttnLoops();
 #if defined(__x86_64__) || defined(_M_X64)
   if (cpuAvx2() && d % 16 == 0) j.loops = &ops::avx2::attnLoops();
 #endif
   {
     Pool& p = sharedPool();
     std::lock_guard<std::mutex> g(p.callLock());
-    // a handoff costs microseconds on a quiet machine and far more on a busy one: split heads
+    // a handoff costs microseconds on a quiet machine and far more on a busy one: split the work
     // only when the call has ~1M multiply-adds (~0.3 ms on one core)
     const double work = 2.0 * double(active) * d * H;
-    const int shares = work < 1048576 ? 1 : H;
+    const int shares = work < 1048576 ? 1 : R == 1 ? H : p.threads();
     p.run(attnJob, &j, shares);
   }
   int flagged = 0;
-  for (int h = 0; h < H; h++) flagged += x.flag[h];
+  for (size_t i = 0; i < Rs * Hs; i++) flagged += x.flag[i];
   return a.number(flagged);
 }
 
@@ -294,7 +323,7 @@ void registerOps(napi_env env, napi_value exports) {
       {"opsRmsDots", RmsDots},
       {"opsStreams", Streams},
       {"opsHcPost", HcPost},
-      {"opsSparseAttn", SparseAttn},
+      {"opsSparseAttnRows", SparseAttnRows},
   };
   defineMethods(env, exports, methods);
 }

@@ -65,57 +65,82 @@ void cvtBf16(const uint16_t* k, int d, double* out, double* norm2, double* maxAb
   *lsb = e == 256 ? INT_MAX : (e == 0 ? 1 : e) - 134;
 }
 
-// q·k for R heads at once (d a multiple of 8): each key vector is loaded once, 2 chains per head
-template <int R>
-inline void dotsGroup(const double* q, const double* k, int d, double* out) {
-  __m256d s0[R], s1[R];
-  for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm256_setzero_pd();
-  for (int i = 0; i < d; i += 8) {
-    const __m256d k0 = _mm256_loadu_pd(k + i), k1 = _mm256_loadu_pd(k + i + 4);
-    for (int r = 0; r < R; r++) {
-      s0[r] = _mm256_fmadd_pd(_mm256_loadu_pd(q + size_t(r) * d + i), k0, s0[r]);
-      s1[r] = _mm256_fmadd_pd(_mm256_loadu_pd(q + size_t(r) * d + i + 4), k1, s1[r]);
+// q·k for RH heads x RK keys (d a multiple of 4): 12 accumulators at most, each key and q vector
+// loaded once per tile
+template <int RH, int RK>
+inline void dotsTile(const double* q, int d, const double* const* k, double* D, int ldD) {
+  __m256d s[RH][RK];
+  for (int h = 0; h < RH; h++)
+    for (int r = 0; r < RK; r++) s[h][r] = _mm256_setzero_pd();
+  for (int i = 0; i < d; i += 4) {
+    __m256d kv[RK];
+    for (int r = 0; r < RK; r++) kv[r] = _mm256_loadu_pd(k[r] + i);
+    for (int h = 0; h < RH; h++) {
+      const __m256d qv = _mm256_loadu_pd(q + size_t(h) * d + i);
+      for (int r = 0; r < RK; r++) s[h][r] = _mm256_fmadd_pd(qv, kv[r], s[h][r]);
     }
   }
-  for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_pd(s0[r], s1[r]));
+  for (int h = 0; h < RH; h++)
+    for (int r = 0; r < RK; r++) D[size_t(h) * ldD + r] = hsum(s[h][r]);
 }
 
-void dotsF64(const double* q, int H, const double* k, int d, double* out) {
-  int h = 0;
-  for (; h + 4 <= H; h += 4) dotsGroup<4>(q + size_t(h) * d, k, d, out + h);
-  if (H - h == 3) dotsGroup<3>(q + size_t(h) * d, k, d, out + h);
-  else if (H - h == 2) dotsGroup<2>(q + size_t(h) * d, k, d, out + h);
-  else if (H - h == 1) dotsGroup<1>(q + size_t(h) * d, k, d, out + h);
-}
-
-template <int R>
-inline void pvGroup(const double* p, const double* const* k, int d, double* sum) {
-  __m256d P[R];
-  for (int r = 0; r < R; r++) P[r] = _mm256_set1_pd(p[r]);
-  for (int e = 0; e < d; e += 8) {
-    __m256d s0 = _mm256_loadu_pd(sum + e), s1 = _mm256_loadu_pd(sum + e + 4);
-    for (int r = 0; r < R; r++) {
-      s0 = _mm256_fmadd_pd(P[r], _mm256_loadu_pd(k[r] + e), s0);
-      s1 = _mm256_fmadd_pd(P[r], _mm256_loadu_pd(k[r] + e + 4), s1);
-    }
-    _mm256_storeu_pd(sum + e, s0);
-    _mm256_storeu_pd(sum + e + 4, s1);
-  }
-}
-
-// sum[e] += Σ_j p_j k_j[e], four keys per pass over sum
-void pvF64(const double* p, const double* const* k, int nk, int d, double* sum) {
+template <int RH>
+inline void dotsHeads(const double* q, const double* const* k, int nk, int d, double* D, int ldD) {
   int j = 0;
-  for (; j + 4 <= nk; j += 4) pvGroup<4>(p + j, k + j, d, sum);
-  if (nk - j == 3) pvGroup<3>(p + j, k + j, d, sum);
-  else if (nk - j == 2) pvGroup<2>(p + j, k + j, d, sum);
-  else if (nk - j == 1) pvGroup<1>(p + j, k + j, d, sum);
+  for (; j + 3 <= nk; j += 3) dotsTile<RH, 3>(q, d, k + j, D + j, ldD);
+  if (nk - j == 2) dotsTile<RH, 2>(q, d, k + j, D + j, ldD);
+  else if (nk - j == 1) dotsTile<RH, 1>(q, d, k + j, D + j, ldD);
 }
 
-// settleRowsScalar 4 dims at a time (d a multiple of 16)
-bool settleRowsAvx2(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok) {
+// the q tile (4 heads) stays in L1 while the block's keys stream from L2
+void dotsF64(const double* q, int H, const double* const* k, int nk, int d, double* D, int ldD) {
+  int h = 0;
+  for (; h + 4 <= H; h += 4) dotsHeads<4>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
+  if (H - h == 3) dotsHeads<3>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
+  else if (H - h == 2) dotsHeads<2>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
+  else if (H - h == 1) dotsHeads<1>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
+}
+
+// 4*NV dims of RH heads: sum = acc*c + Σ_j p_j k_j, keys in order (RH*NV <= 12 accumulators)
+template <int RH, int NV>
+inline void pvTile(const double* p, int ldP, const double* const* k, int nk, int d, const double* c, const double* acc, double* sum,
+                   int e) {
+  __m256d s[RH][NV];
+  for (int h = 0; h < RH; h++) {
+    const __m256d C = _mm256_set1_pd(c[h]);
+    for (int v = 0; v < NV; v++) s[h][v] = _mm256_mul_pd(_mm256_loadu_pd(acc + size_t(h) * d + e + 4 * v), C);
+  }
+  for (int j = 0; j < nk; j++) {
+    __m256d kv[NV];
+    for (int v = 0; v < NV; v++) kv[v] = _mm256_loadu_pd(k[j] + e + 4 * v);
+    for (int h = 0; h < RH; h++) {
+      const __m256d P = _mm256_broadcast_sd(p + size_t(h) * ldP + j);
+      for (int v = 0; v < NV; v++) s[h][v] = _mm256_fmadd_pd(P, kv[v], s[h][v]);
+    }
+  }
+  for (int h = 0; h < RH; h++)
+    for (int v = 0; v < NV; v++) _mm256_storeu_pd(sum + size_t(h) * d + e + 4 * v, s[h][v]);
+}
+
+template <int NV>
+inline void pvChunk(const double* p, int ldP, int H, const double* const* k, int nk, int d, const double* c, const double* acc,
+                    double* sum, int e) {
+  int h = 0;
+  for (; h + 2 <= H; h += 2) pvTile<2, NV>(p + size_t(h) * ldP, ldP, k, nk, d, c + h, acc + size_t(h) * d, sum + size_t(h) * d, e);
+  if (H - h == 1) pvTile<1, NV>(p + size_t(h) * ldP, ldP, k, nk, d, c + h, acc + size_t(h) * d, sum + size_t(h) * d, e);
+}
+
+// d a multiple of 4; per 16 dims the keys' cache lines stay in L1 for all head tiles
+void pvF64(const double* p, int ldP, int H, const double* const* k, int nk, int d, const double* c, const double* acc, double* sum) {
+  int e = 0;
+  for (; e + 16 <= d; e += 16) pvChunk<4>(p, ldP, H, k, nk, d, c, acc, sum, e);
+  for (; e + 4 <= d; e += 4) pvChunk<1>(p, ldP, H, k, nk, d, c, acc, sum, e);
+}
+
+// settleRowsScalar 4 dims at a time (d a multiple of 4)
+int settleRowsAvx2(const double* sum, double* acc, double c, double pMax, double bk, int d, int* bad) {
   const __m256d C = _mm256_set1_pd(c), P = _mm256_set1_pd(pMax), B = _mm256_set1_pd(bk), u4 = _mm256_set1_pd(4 * 0x1p-53);
-  int bad = 0;
+  int nBad = 0;
   for (int e = 0; e < d; e += 4) {
     const __m256d s = _mm256_loadu_pd(sum + e), a = _mm256_loadu_pd(acc + e);
     const __m256d err = _mm256_add_pd(_mm256_mul_pd(_mm256_add_pd(absPd(_mm256_mul_pd(a, C)), P), B), _mm256_mul_pd(absPd(s), u4));
@@ -124,11 +149,48 @@ bool settleRowsAvx2(const double* sum, double* acc, double c, double pMax, doubl
     const __m128 good = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r), _mm_cmpeq_ps(hi, r)), _mm_cmpneq_ps(r, _mm_setzero_ps()));
     const __m256d g = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(good)));
     _mm256_storeu_pd(acc + e, _mm256_blendv_pd(a, _mm256_cvtps_pd(r), g));
-    const int m = _mm_movemask_ps(good);
-    for (int i = 0; i < 4; i++) ok[e + i] = uint8_t(m >> i & 1);
-    bad |= m ^ 15;
+    for (int m = _mm_movemask_ps(good) ^ 15; m; m &= m - 1) bad[nBad++] = e + __builtin_ctz(unsigned(m));
   }
-  return bad == 0;
+  return nBad;
+}
+
+// a query row (d a multiple of 8) to float64, Σq² and the exact min lsb exponent: the lowest set bit
+// of the significand isolated (x & -x) and read off its float conversion's exponent
+void prepQAvx2(const float* q, int d, double* qd, double* norm2, int* lsb) {
+  __m256d n0 = _mm256_setzero_pd(), n1 = n0;
+  const __m256i ff = _mm256_set1_epi32(0xff), man = _mm256_set1_epi32(0x7fffff), hidden = _mm256_set1_epi32(0x800000);
+  const __m256i zero = _mm256_setzero_si256(), big = _mm256_set1_epi32(INT_MAX), k150 = _mm256_set1_epi32(150);
+  __m256i mn = big, special = zero;
+  for (int i = 0; i < d; i += 8) {
+    const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i));
+    const __m256 f = _mm256_castsi256_ps(u);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    _mm256_storeu_pd(qd + i, lo);
+    _mm256_storeu_pd(qd + i + 4, hi);
+    n0 = _mm256_fmadd_pd(lo, lo, n0);
+    n1 = _mm256_fmadd_pd(hi, hi, n1);
+    const __m256i e = _mm256_and_si256(_mm256_srli_epi32(u, 23), ff), m = _mm256_and_si256(u, man);
+    special = _mm256_or_si256(special, _mm256_cmpeq_epi32(e, ff));
+    const __m256i sub = _mm256_cmpeq_epi32(e, zero);
+    // normal: lsb = e - 150 + ctz(m | 2^23); subnormal: -149 + ctz(m), i.e. the same with e = 1
+    const __m256i x = _mm256_or_si256(m, _mm256_andnot_si256(sub, hidden));
+    const __m256i low = _mm256_and_si256(x, _mm256_sub_epi32(zero, x));
+    const __m256i ctz = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(low)), 23), _mm256_set1_epi32(127));
+    const __m256i eff = _mm256_max_epi32(e, _mm256_set1_epi32(1));
+    const __m256i l = _mm256_add_epi32(_mm256_sub_epi32(eff, k150), ctz);
+    // zeros (x == 0) do not count
+    mn = _mm256_min_epi32(mn, _mm256_blendv_epi8(l, big, _mm256_cmpeq_epi32(x, zero)));
+  }
+  *norm2 = hsum(_mm256_add_pd(n0, n1));
+  if (!_mm256_testz_si256(special, special)) {
+    *lsb = INT_MIN;
+    return;
+  }
+  alignas(32) int32_t v[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), mn);
+  int r = INT_MAX;
+  for (int i = 0; i < 8; i++) r = v[i] < r ? v[i] : r;
+  *lsb = r;
 }
 
 // finishScalar 4 dims at a time: the division in float64, one rounding to fp32, then RNE to BF16
@@ -148,7 +210,7 @@ void finishAvx2(const double* acc, double l, int d, float* out) {
 }  // namespace
 
 const AttnLoops& attnLoops() {
-  static const AttnLoops L{cvtBf16, dotsF64, pvF64, settleRowsAvx2, finishAvx2};
+  static const AttnLoops L{cvtBf16, dotsF64, pvF64, settleRowsAvx2, prepQAvx2, finishAvx2};
   return L;
 }
 

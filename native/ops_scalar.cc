@@ -2,6 +2,7 @@
 // exactness helpers they share with the AVX2 inner loops. Every fp32 rounding
 // happens where the TypeScript reference applies Math.fround (double operation,
 // then one rounding to fp32), so finite results are identical by construction.
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -244,30 +245,45 @@ void cvtScalar(const uint16_t* k, int d, double* out, double* norm2, double* max
   *lsb = bf16LsbBound(k, d);
 }
 
-void dotsScalar(const double* q, int H, const double* k, int d, double* out) {
+void dotsScalar(const double* q, int H, const double* const* k, int nk, int d, double* D, int ldD) {
+  for (int h = 0; h < H; h++)
+    for (int j = 0; j < nk; j++) {
+      double s = 0;
+      for (int i = 0; i < d; i++) s += q[size_t(h) * d + i] * k[j][i];
+      D[size_t(h) * ldD + j] = s;
+    }
+}
+
+void pvScalar(const double* p, int ldP, int H, const double* const* k, int nk, int d, const double* c, const double* acc, double* sum) {
   for (int h = 0; h < H; h++) {
-    double s = 0;
-    for (int i = 0; i < d; i++) s += q[size_t(h) * d + i] * k[i];
-    out[h] = s;
+    double* s = sum + size_t(h) * d;
+    for (int e = 0; e < d; e++) s[e] = acc[size_t(h) * d + e] * c[h];
+    for (int j = 0; j < nk; j++) {
+      const double pj = p[size_t(h) * ldP + j];
+      for (int e = 0; e < d; e++) s[e] += pj * k[j][e];
+    }
   }
 }
 
-void pvScalar(const double* p, const double* const* k, int nk, int d, double* sum) {
-  for (int j = 0; j < nk; j++)
-    for (int e = 0; e < d; e++) sum[e] += p[j] * k[j][e];
-}
-
-bool settleRowsScalar(const double* sum, double* acc, double c, double pMax, double bk, int d, uint8_t* ok) {
-  bool all = true;
+int settleRowsScalar(const double* sum, double* acc, double c, double pMax, double bk, int d, int* bad) {
+  int nBad = 0;
   for (int e = 0; e < d; e++) {
     const double s1 = sum[e], err = (std::fabs(acc[e] * c) + pMax) * bk + std::fabs(s1) * (4 * 0x1p-53);
     const float r = float(s1);
-    const bool good = r != 0 && float(s1 - err) == r && float(s1 + err) == r;
-    ok[e] = good;
-    all = all && good;
-    acc[e] = good ? r : acc[e];
+    if (r != 0 && float(s1 - err) == r && float(s1 + err) == r) acc[e] = r;
+    else bad[nBad++] = e;
   }
-  return all;
+  return nBad;
+}
+
+void prepQScalar(const float* q, int d, double* qd, double* norm2, int* lsb) {
+  double n2 = 0;
+  for (int i = 0; i < d; i++) {
+    qd[i] = q[i];
+    n2 += qd[i] * qd[i];
+  }
+  *norm2 = n2;
+  *lsb = minLsbExponent(q, d);
 }
 
 void finishScalar(const double* acc, double l, int d, float* out) {
@@ -285,142 +301,167 @@ inline int sumLsb(int a, int b) {
   return a + b;
 }
 
-/** min lsbExponent over v[0..n) (INT_MIN if any is non-finite). */
-int minLsb(const double* v, int n) {
-  int m = INT_MAX;
-  for (int i = 0; i < n; i++) {
-    const int e = lsbExponent(float(v[i]));
-    if (e == INT_MIN) return INT_MIN;
-    m = e < m ? e : m;
-  }
-  return m;
-}
+struct HeadState {
+  float m, l;
+  int qLsb;
+  bool live;
+  double qNorm;
+};
 
-/** This thread's working set: the block's keys as float64 (shared by its heads) and per-head rows. */
+/** This thread's working set: one block's present keys as float64 rows (stride ld, padded so the rows
+ *  do not share L1 sets), all heads' q, acc and sums, and per (head, key) dots and weights. */
 struct AttnScratch {
-  double *kb, *qd, *acc, *sum, *terms, *ds;
-  uint8_t* ok;
+  int ld;
+  double *kb, *qd, *acc, *sum, *terms, *D, *P, *c, *pMax;
+  int* bad;
+  uint8_t* zeroP;
+  HeadState* st;
   AttnScratch(int Hs, int d) {
     thread_local std::vector<double> buf;
-    const size_t need = size_t(kBlock) * d + 3 * size_t(Hs) * d + d + kBlock + 1 + d / 8 + 2 + size_t(kBlock) * Hs + 8;
+    thread_local std::vector<HeadState> hs;
+    ld = d % 16 == 0 ? d + 8 : d;
+    const size_t need = size_t(kBlock) * ld + 3 * size_t(Hs) * d + d + kBlock + 1 + 2 * size_t(kBlock) * Hs + 2 * size_t(Hs) +
+                        (4 * d + Hs) / 8 + 2 + 8;
     if (buf.size() < need) buf.resize(need);
+    if (hs.size() < size_t(Hs)) hs.resize(size_t(Hs));
     double* p = buf.data();
-    p += (32 - reinterpret_cast<uintptr_t>(p) % 32) % 32 / sizeof(double);
+    p += (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 / sizeof(double);
     kb = p;
-    qd = kb + size_t(kBlock) * d;
+    qd = kb + size_t(kBlock) * ld;
     acc = qd + size_t(Hs) * d;
     sum = acc + size_t(Hs) * d;
     terms = sum + size_t(Hs) * d;
-    ds = terms + d + kBlock + 1;
-    ok = reinterpret_cast<uint8_t*>(ds + size_t(kBlock) * Hs);
+    D = terms + d + kBlock + 1;
+    P = D + size_t(kBlock) * Hs;
+    c = P + size_t(kBlock) * Hs;
+    pMax = c + Hs;
+    bad = reinterpret_cast<int*>(pMax + Hs);
+    zeroP = reinterpret_cast<uint8_t*>(bad + d);
+    st = hs.data();
   }
 };
 
-struct HeadState {
-  float m = -INFINITY, l = 0;
-  int qLsb = INT_MAX;
-  bool qLsbKnown = false;
-  double qNorm = 0;
-  bool live = true;
+/** The block's present keys (float64 rows, norms, maxima, lsb bounds); nk of them. */
+struct BlockKeys {
+  const double* k[kBlock];
+  double kn[kBlock], km[kBlock];
+  int kl[kBlock];
+  int nk;
 };
 
-/** One block of one head (attention.ts sparseAttnHead's block step); false when left undecided. */
-bool headBlock(const AttnArgs& a, const AttnLoops& L, AttnScratch& S, HeadState& st, int hi, int b0, int nb, const double* kn,
-               const double* km, const int* kl, const double* dsAll, int Hs) {
+/** One head's q·k for one block: s[j] = fl32(RN32(q·k_j) * scale), false when left undecided. */
+bool headScores(const AttnArgs& a, AttnScratch& S, HeadState& st, int hi, const BlockKeys& B, float* s) {
   const int d = a.d;
   const double* qd = S.qd + size_t(hi) * d;
-  double* acc = S.acc + size_t(hi) * d;
-  double* sum = S.sum + size_t(hi) * d;
-  double* terms = S.terms;
-  const uint16_t* const* keys = a.keys + b0;
-  float s[kBlock];
-  float mNew = st.m;
-  for (int j = 0; j < nb; j++) {
-    if (!keys[j]) {
-      s[j] = -INFINITY;
-      continue;
-    }
-    const double* k = S.kb + size_t(j) * d;
-    const double ds = dsAll[size_t(j) * Hs + hi];
+  const double* D = S.D + size_t(hi) * kBlock;
+  for (int j = 0; j < B.nk; j++) {
+    const double ds = D[j];
     float dot;
     // the magnitude sum is at most |q|·|k| (Cauchy-Schwarz); BF16 products often sum exactly onto
     // an fp32 midpoint, which the span certificate settles; the exact magnitude sum last
-    const double tBound = st.qNorm * kn[j] * kUp;
+    const double tBound = st.qNorm * B.kn[j] * kUp;
     if (!settleSum(ds, tBound, d, &dot)) {
-      if (!st.qLsbKnown) {
-        st.qLsb = minLsb(qd, d);
-        st.qLsbKnown = true;
-      }
-      const int lsb = sumLsb(st.qLsb, kl[j]);
+      const int lsb = sumLsb(st.qLsb, B.kl[j]);
+      const double* k = B.k[j];
       if (!exactBySpan(ds, tBound, lsb, &dot)) {
         double dt = 0;
         for (int i = 0; i < d; i++) dt += std::fabs(qd[i] * k[i]);
         if (!exactBySpan(ds, dt, lsb, &dot) && !settleSum(ds, dt, d, &dot)) {
-          for (int i = 0; i < d; i++) terms[i] = qd[i] * k[i];
-          if (!sumToF32(terms, d, 1, &dot)) return false;
+          for (int i = 0; i < d; i++) S.terms[i] = qd[i] * k[i];
+          if (!sumToF32(S.terms, d, 1, &dot)) return false;
         }
       }
     }
     s[j] = float(double(dot) * double(a.scale));
     if (!std::isfinite(s[j])) return false;
-    if (s[j] > mNew) mNew = s[j];
   }
+  return true;
+}
+
+/** One head's softmax step for one block (attention.ts sparseAttnHead): the new max, the rescale c, the
+ *  BF16 weights into S.P and the running sum l; false when left undecided. */
+bool headWeights(AttnScratch& S, HeadState& st, int hi, const BlockKeys& B, const float* s) {
+  float mNew = st.m;
+  for (int j = 0; j < B.nk; j++) mNew = s[j] > mNew ? s[j] : mNew;
   if (mNew == -INFINITY) return false;  // the reference's NaN path (a leading all-masked block)
   float c;
   if (!exp32(float(double(st.m) - double(mNew)), &c)) return false;
+  double* terms = S.terms;
+  double* P = S.P + size_t(hi) * kBlock;
   terms[0] = double(st.l) * c;
-  double pAct[kBlock], pMax = 0;
-  const double* kAct[kBlock];
-  int na = 0;
+  double pMax = 0;
+  bool zeroP = false;
+  for (int j = 0; j < B.nk; j++) {
+    float p;
+    if (!exp32(float(double(s[j]) - double(mNew)), &p)) return false;
+    terms[1 + j] = p;
+    P[j] = roundBf16(p);
+    pMax += P[j] * B.km[j];
+    zeroP = zeroP || P[j] == 0;
+  }
+  S.zeroP[hi] = zeroP;
+  // masked slots add exact zeros to l (a non-negative sum): leaving them out gives the same value
+  if (!sumF32(terms, B.nk + 1, &st.l)) return false;
+  st.m = mNew;
+  S.c[hi] = c;
+  // the PV magnitude sum is at most |acc*c| + Σ bf16(p)·max|v|
+  S.pMax[hi] = pMax * kUp;
+  return true;
+}
+
+/** acc = fl32(acc*c + Σ bf16(p)·v) per dim of one head from its float64 sums; false when left undecided. */
+bool headAccumulate(const AttnLoops& L, AttnScratch& S, int hi, const BlockKeys& B, int d, int nb) {
+  double* acc = S.acc + size_t(hi) * d;
+  double* sum = S.sum + size_t(hi) * d;
+  const double* P = S.P + size_t(hi) * kBlock;
+  const double c = S.c[hi], pMax = S.pMax[hi];
+  const int nBad = L.settleRows(sum, acc, c, pMax, (nb + 3) * 0x1p-53 * 1.01 * kUp * kUp, d, S.bad);
+  if (nBad == 0) return true;
   // every PV term is a multiple of 2^spanLsb: lsb(acc) + lsb(c), lsb(p) + lsb(key)
   int spanLsb = INT_MAX;
-  for (int j = 0; j < nb; j++) {
-    float p = 0;
-    if (s[j] != -INFINITY && !exp32(float(double(s[j]) - double(mNew)), &p)) return false;
-    terms[1 + j] = p;
-    const float pb = roundBf16(p);
-    if (keys[j] && pb != 0) {
-      const int lj = sumLsb(lsbExponent(pb), kl[j]);
-      spanLsb = lj < spanLsb ? lj : spanLsb;
-      pMax += pb * km[j];
-      pAct[na] = pb;
-      kAct[na++] = S.kb + size_t(j) * d;
-    }
+  for (int j = 0; j < B.nk; j++) {
+    if (P[j] == 0) continue;
+    const int lj = sumLsb(lsbExponent(float(P[j])), B.kl[j]);
+    spanLsb = lj < spanLsb ? lj : spanLsb;
   }
-  if (!sumF32(terms, nb + 1, &st.l)) return false;
-  // acc = fl32(acc*c + Σ bf16(p)·v) per dim; magnitude sum at most |acc*c| + Σ bf16(p)·max|v|
-  for (int e = 0; e < d; e++) sum[e] = acc[e] * c;
-  L.pv(pAct, kAct, na, d, sum);
-  // the error-bound settle for all dims (branch-free: vectorizable), the rest one by one
-  pMax *= kUp;
-  if (!L.settleRows(sum, acc, c, pMax, (nb + 3) * 0x1p-53 * 1.01 * kUp * kUp, d, S.ok)) {
-    const int lc = lsbExponent(c);
-    for (int e = 0; e < d; e++) {
-      if (S.ok[e]) continue;
-      const double ac = acc[e] * c;  // acc[e] still holds the old value here
-      const int le = sumLsb(lsbExponent(float(acc[e])), lc), span = le < spanLsb ? le : spanLsb;
-      float r;
-      if (exactBySpan(sum[e], (std::fabs(ac) + pMax) * kUp, span, &r)) {
-        acc[e] = r;
-        continue;
-      }
-      double t = std::fabs(ac);
-      for (int j = 0; j < na; j++) t += pAct[j] * std::fabs(kAct[j][e]);
-      if (!exactBySpan(sum[e], t, span, &r) && !settleSum(sum[e], t, nb + 1, &r)) {
-        terms[0] = ac;
-        for (int j = 0; j < na; j++) terms[1 + j] = pAct[j] * kAct[j][e];
-        if (!sumToF32(terms, na + 1, 1, &r)) return false;
-      }
+  const int lc = lsbExponent(float(c));
+  double* terms = S.terms;
+  for (int b = 0; b < nBad; b++) {
+    const int e = S.bad[b];
+    const double ac = acc[e] * c;  // acc[e] still holds the old value here
+    // the reference's sum leaves out keys of zero weight: 0·v terms change a zero's sign or, for an
+    // infinite v, the value; then the sum again in its order
+    double s = sum[e];
+    if (S.zeroP[hi]) {
+      s = ac;
+      for (int j = 0; j < B.nk; j++)
+        if (P[j] != 0) s += P[j] * B.k[j][e];
+    }
+    const int le = sumLsb(lsbExponent(float(acc[e])), lc), span = le < spanLsb ? le : spanLsb;
+    float r;
+    if (exactBySpan(s, (std::fabs(ac) + pMax) * kUp, span, &r)) {
       acc[e] = r;
+      continue;
     }
+    double t = std::fabs(ac);
+    int na = 0;
+    for (int j = 0; j < B.nk; j++) {
+      if (P[j] == 0) continue;
+      t += P[j] * std::fabs(B.k[j][e]);
+      terms[1 + na++] = P[j] * B.k[j][e];
+    }
+    if (!exactBySpan(s, t, span, &r) && !settleSum(s, t, nb + 1, &r)) {
+      terms[0] = ac;
+      if (!sumToF32(terms, na + 1, 1, &r)) return false;
+    }
+    acc[e] = r;
   }
-  st.m = mNew;
   return true;
 }
 }  // namespace
 
 const AttnLoops& scalarAttnLoops() {
-  static const AttnLoops L{cvtScalar, dotsScalar, pvScalar, settleRowsScalar, finishScalar};
+  static const AttnLoops L{cvtScalar, dotsScalar, pvScalar, settleRowsScalar, prepQScalar, finishScalar};
   return L;
 }
 
@@ -428,34 +469,47 @@ void attnHeads(const AttnArgs& a, const AttnLoops& L, int h0, int h1) {
   const int d = a.d, Hs = h1 - h0;
   if (Hs <= 0) return;
   AttnScratch S(Hs, d);
-  std::vector<HeadState> st(static_cast<size_t>(Hs));
+  HeadState* st = S.st;
   for (int hi = 0; hi < Hs; hi++) {
-    const float* q = a.q + size_t(h0 + hi) * d;
-    double* qd = S.qd + size_t(hi) * d;
-    double n2 = 0;
-    for (int i = 0; i < d; i++) {
-      qd[i] = q[i];
-      n2 += qd[i] * qd[i];
-      S.acc[size_t(hi) * d + i] = 0;
-    }
-    // a non-finite query is left to the reference (its lsb bound is computed when first needed)
-    st[hi].live = std::isfinite(n2);
-    st[hi].qNorm = std::sqrt(n2 * kUp) * kUp;
+    double n2;
+    int qLsb;
+    L.prepQ(a.q + size_t(h0 + hi) * d, d, S.qd + size_t(hi) * d, &n2, &qLsb);
+    std::fill(S.acc + size_t(hi) * d, S.acc + size_t(hi) * d + d, 0.0);
+    // a non-finite query is left to the reference
+    st[hi] = HeadState{-INFINITY, 0, qLsb, std::isfinite(n2), std::sqrt(n2 * kUp) * kUp};
   }
-  double kn[kBlock], km[kBlock];
-  int kl[kBlock];
+  BlockKeys B;
+  float s[kBlock];
   for (int b0 = 0; b0 < a.n; b0 += kBlock) {
     const int nb = a.n - b0 < kBlock ? a.n - b0 : kBlock;
-    // the block's keys once as float64 for all of this thread's heads
+    // the block's present keys once as float64 for all of this thread's heads
+    B.nk = 0;
     for (int j = 0; j < nb; j++) {
       if (!a.keys[b0 + j]) continue;
-      L.cvt(a.keys[b0 + j], d, S.kb + size_t(j) * d, &kn[j], &km[j], &kl[j]);
-      kn[j] = std::sqrt(kn[j] * kUp) * kUp;
-      // q·k for all of this thread's heads while the key is in L1
-      L.dots(S.qd, Hs, S.kb + size_t(j) * d, d, S.ds + size_t(j) * Hs);
+      double* k = S.kb + size_t(B.nk) * S.ld;
+      L.cvt(a.keys[b0 + j], d, k, &B.kn[B.nk], &B.km[B.nk], &B.kl[B.nk]);
+      B.kn[B.nk] = std::sqrt(B.kn[B.nk] * kUp) * kUp;
+      B.k[B.nk++] = k;
     }
+    // q·k for all heads and keys (a register-tiled product), then each head's softmax step
+    if (B.nk) L.dots(S.qd, Hs, B.k, B.nk, d, S.D, kBlock);
+    bool any = false;
+    for (int hi = 0; hi < Hs; hi++) {
+      HeadState& h = st[hi];
+      if (h.live) h.live = headScores(a, S, h, hi, B, s) && headWeights(S, h, hi, B, s);
+      if (!h.live) {
+        // a head left to the reference still runs through the products: zero weights
+        S.c[hi] = 0;
+        std::fill(S.P + size_t(hi) * kBlock, S.P + size_t(hi) * kBlock + B.nk, 0.0);
+        std::fill(S.acc + size_t(hi) * d, S.acc + size_t(hi) * d + d, 0.0);
+      }
+      any = any || h.live;
+    }
+    if (!any) break;
+    // sum = acc*c + Σ bf16(p)·v for all heads (keys in order), then each head's exact fp32 update
+    L.pv(S.P, kBlock, Hs, B.k, B.nk, d, S.c, S.acc, S.sum);
     for (int hi = 0; hi < Hs; hi++)
-      if (st[hi].live) st[hi].live = headBlock(a, L, S, st[hi], hi, b0, nb, kn, km, kl, S.ds, Hs);
+      if (st[hi].live) st[hi].live = headAccumulate(L, S, hi, B, d, nb);
   }
   for (int hi = 0; hi < Hs; hi++) {
     const int h = h0 + hi;

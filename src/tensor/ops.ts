@@ -17,12 +17,14 @@ export interface DecodeOps {
   hcPost?(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
   /**
-   * sparse_attn of one query row, all heads (model/attention.ts sparseAttnHead): slot i's key is the
-   * BF16 bits sources[slotSrc[i]][slotOff[i] .. + d) (slotSrc 255 = masked). q [H, d] and out [H, d];
-   * heads it leaves undecided get flags[h] = 1 (their out is garbage); returns their count.
+   * sparse_attn of `rows` query rows, all heads (model/attention.ts sparseAttnHead): row r's slots are
+   * [rowStart[r], rowStart[r+1]) of slotSrc/slotOff, slot i's key the BF16 bits
+   * sources[slotSrc[i]][slotOff[i] .. + d) (slotSrc 255 = masked). q and out [rows, H, d]; (row, head)
+   * pairs it leaves undecided get flags[r*H + h] = 1 (their out is garbage); returns their count.
    */
-  sparseAttention?(q: Float32Array, H: number, d: number, sources: readonly [Uint16Array, Uint16Array, Uint16Array], slotSrc: Uint8Array,
-    slotOff: Int32Array, n: number, scale: number, sink: Float32Array, out: Float32Array, flags: Uint8Array): number;
+  sparseAttention?(q: Float32Array, rows: number, H: number, d: number, sources: readonly [Uint16Array, Uint16Array, Uint16Array],
+    slotSrc: Uint8Array, slotOff: Int32Array, rowStart: Int32Array, scale: number, sink: Float32Array, out: Float32Array,
+    flags: Uint8Array): number;
 }
 
 /** The addon's functions behind DecodeOps (native/ops_addon.cc). */
@@ -33,14 +35,15 @@ export interface OpsAddon {
   opsStreams(x: Float32Array, rows: number, hc: number, dim: number, w: Float64Array, y: Float32Array): boolean;
   opsHcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
-  opsSparseAttn(q: Float32Array, H: number, d: number, src0: Uint16Array, src1: Uint16Array, src2: Uint16Array, slotSrc: Uint8Array,
-    slotOff: Int32Array, n: number, scale: number, sink: Float32Array, out: Float32Array, flags: Uint8Array): number;
+  opsSparseAttnRows(q: Float32Array, rows: number, H: number, d: number, src0: Uint16Array, src1: Uint16Array, src2: Uint16Array,
+    slotSrc: Uint8Array, slotOff: Int32Array, rowStart: Int32Array, scale: number, sink: Float32Array, out: Float32Array,
+    flags: Uint8Array): number;
 }
 
 /** DecodeOps on top of the addon; empty when the loaded addon predates them. */
 export function nativeDecodeOps(addon: object): DecodeOps {
   const a = addon as OpsAddon;
-  if (typeof (addon as Partial<OpsAddon>).opsSparseAttn !== 'function') return {};
+  if (typeof (addon as Partial<OpsAddon>).opsSparseAttnRows !== 'function') return {};
   return {
     actQuant: (x, rows, cols, q, scale) => rows === 0 || a.opsActQuant(x, rows, cols, q, scale),
     rmsNorm: (x, rows, n, weight, eps, y) => rows === 0 || a.opsRmsNorm(x, rows, n, weight, eps, y),
@@ -48,9 +51,10 @@ export function nativeDecodeOps(addon: object): DecodeOps {
     // the native versions cover hc <= 16 streams and head dims <= 1024; beyond, the references run
     hcWeighted: (x, rows, hc, dim, w, y) => rows === 0 || (hc <= 16 && a.opsStreams(x, rows, hc, dim, w, y)),
     hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || (hc <= 16 && a.opsHcPost(out, residual, rows, hc, dim, post, comb, y)),
-    sparseAttention: (q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags) => {
-      if (d > 1024) return flags.fill(1, 0, H), H;
-      return a.opsSparseAttn(q, H, d, src[0], src[1], src[2], slotSrc, slotOff, n, scale, sink, out, flags);
+    sparseAttention: (q, rows, H, d, src, slotSrc, slotOff, rowStart, scale, sink, out, flags) => {
+      if (rows === 0) return 0;
+      if (d > 1024) return flags.fill(1, 0, rows * H), rows * H;
+      return a.opsSparseAttnRows(q, rows, H, d, src[0], src[1], src[2], slotSrc, slotOff, rowStart, scale, sink, out, flags);
     },
   };
 }

@@ -136,7 +136,7 @@ function attnCase(c: AttnCase): number {
   const scale = Math.fround(d ** -0.5);
   const out = new Float32Array(H * d);
   const flags = new Uint8Array(H);
-  const undecided = nk!.sparseAttention!(q, H, d, src, slotSrc, slotOff, n, scale, sink, out, flags);
+  const undecided = nk!.sparseAttention!(q, 1, H, d, src, slotSrc, slotOff, Int32Array.of(0, n), scale, sink, out, flags);
   assert.equal(undecided, flags.reduce((a, b) => a + b, 0));
   const keys = Array.from(slotSrc, (s) => (s === 255 ? null : srcF[s]!));
   const want = new Float32Array(H * d);
@@ -152,6 +152,8 @@ test('sparseAttention: native == sparseAttnHead bit for bit, undecided heads are
   const typical = { qMag: [-4, 2], kMag: [-6, 1], sink: 0 } as const;
   // decode-like: a window with masked future slots, then selected entries; several 64-slot blocks
   assert.equal(attnCase({ H: 4, d: 512, n: 200, masked: (i) => i >= 20 && i < 128, ...typical }), 0);
+  // 16 heads over ~300 keys: the heads are split between threads
+  assert.equal(attnCase({ H: 16, d: 512, n: 300, masked: (i) => i >= 100 && i < 128, ...typical }), 0);
   // odd sizes: the portable inner loops (d not a multiple of 16), a partial last block
   assert.equal(attnCase({ H: 3, d: 24, n: 70, masked: (i) => i % 7 === 3, ...typical }), 0);
   // nothing masked, large and small magnitudes
@@ -167,6 +169,51 @@ test('sparseAttention: native == sparseAttnHead bit for bit, undecided heads are
   assert.equal(attnCase({ H: 2, d: 32, n: 100, masked: (i) => i < 64, ...typical }), 2);
 });
 
+test('sparseAttention: many rows in one call (prefill windows, selected entries, an all-masked row) == sparseAttnHead', { skip }, () => {
+  for (const [R, H, d, W] of [[37, 5, 512, 24], [70, 3, 40, 64], [9, 16, 512, 128]] as const) {
+    const kv = new Float32Array(R * d).map(() => bf(-6, 1));
+    const cacheF = new Float32Array(12 * d).map(() => bf(-6, 1));
+    const src = [f32ToBf16(kv), new Uint16Array(0), f32ToBf16(cacheF)] as const;
+    // row i: window slots t in [i-W+1, i] (future ones masked), then every third cache entry up to i/3
+    const slots: [number, number][][] = [];
+    for (let i = 0; i < R; i++) {
+      const row: [number, number][] = [];
+      for (let c = 0; c < Math.min(R, W); c++) {
+        const t = Math.max(0, i - W + 1) + c;
+        row.push(t > i ? [255, 0] : [0, t * d]);
+      }
+      for (let j = 0; j < Math.min(12, Math.floor(i / 3)); j += 3) row.push([2, j * d]);
+      slots.push(row);
+    }
+    // row 1: every slot of its first block masked (the reference's NaN path: left to it)
+    slots[1] = slots[1]!.map(() => [255, 0] as [number, number]);
+    const rowStart = new Int32Array(R + 1);
+    for (let i = 0; i < R; i++) rowStart[i + 1] = rowStart[i]! + slots[i]!.length;
+    const slotSrc = Uint8Array.from(slots.flat(), (x) => x[0]);
+    const slotOff = Int32Array.from(slots.flat(), (x) => x[1]);
+    const q = new Float32Array(R * H * d).map(() => bf(-4, 2));
+    const sink = new Float32Array(H).map(() => Math.fround(rnd()));
+    const scale = Math.fround(d ** -0.5);
+    const out = new Float32Array(R * H * d);
+    const flags = new Uint8Array(R * H);
+    const undecided = nk!.sparseAttention!(q, R, H, d, src, slotSrc, slotOff, rowStart, scale, sink, out, flags);
+    assert.equal(undecided, H, `R=${R} H=${H} d=${d}: only the all-masked row is left to the reference`);
+    const want = new Float32Array(d);
+    const scratch = () => new Float64Array(Math.max(d, 65));
+    for (let i = 0; i < R; i++) {
+      const keys = slots[i]!.map(([sIdx]) => (sIdx === 255 ? null : sIdx === 0 ? kv : cacheF));
+      const offs = Int32Array.from(slots[i]!, (x) => x[1]);
+      for (let h = 0; h < H; h++) {
+        assert.equal(flags[i * H + h], i === 1 ? 1 : 0);
+        if (i === 1) continue;
+        const o = (i * H + h) * d;
+        sparseAttnHead(q, o, d, keys, offs, keys.length, scale, sink[h]!, want, 0, scratch(), scratch(), scratch(), scratch(), scratch(), scratch());
+        sameBits(out.subarray(o, o + d), want, `row ${i} head ${h} (R=${R} H=${H} d=${d})`);
+      }
+    }
+  }
+});
+
 test('sparseAttention: a non-finite query or key is left to the reference', { skip }, () => {
   const H = 2;
   const d = 16;
@@ -175,16 +222,21 @@ test('sparseAttention: a non-finite query or key is left to the reference', { sk
   const keys = f32ToBf16(new Float32Array(4 * d).fill(0.25));
   const flags = new Uint8Array(H);
   const out = new Float32Array(H * d);
-  const n = nk!.sparseAttention!(q, H, d, [keys, keys, keys], new Uint8Array(4), Int32Array.from([0, d, 2 * d, 3 * d]), 4, 0.25,
-    new Float32Array(H), out, flags);
+  const n = nk!.sparseAttention!(q, 1, H, d, [keys, keys, keys], new Uint8Array(4), Int32Array.from([0, d, 2 * d, 3 * d]),
+    Int32Array.of(0, 4), 0.25, new Float32Array(H), out, flags);
   assert.equal(n, 1);
   assert.deepEqual([...flags], [1, 0]);
-  assert.throws(() => nk!.sparseAttention!(q, H, d, [keys, keys, keys], new Uint8Array(1), Int32Array.from([4 * d]), 1, 0.25,
-    new Float32Array(H), out, flags), RangeError);
+  assert.throws(() => nk!.sparseAttention!(q, 1, H, d, [keys, keys, keys], new Uint8Array(1), Int32Array.from([4 * d]), Int32Array.of(0, 1),
+    0.25, new Float32Array(H), out, flags), RangeError);
+  // row starts that decrease or overrun the slot arrays
+  assert.throws(() => nk!.sparseAttention!(q, 1, H, d, [keys, keys, keys], new Uint8Array(4), new Int32Array(4), Int32Array.of(0, 5),
+    0.25, new Float32Array(H), out, flags), RangeError);
+  assert.throws(() => nk!.sparseAttention!(q, 2, H, d, [keys, keys, keys], new Uint8Array(4), new Int32Array(4), Int32Array.of(0, 3, 2),
+    0.25, new Float32Array(H), new Float32Array(2 * H * d), new Uint8Array(2 * H)), RangeError);
   // head dims beyond the native limit: every head is left to the reference
   const big = new Float32Array(H * 1040);
-  assert.equal(nk!.sparseAttention!(big, H, 1040, [keys, keys, keys], new Uint8Array(0), new Int32Array(0), 0, 0.25, new Float32Array(H),
-    big, flags), H);
+  assert.equal(nk!.sparseAttention!(big, 1, H, 1040, [keys, keys, keys], new Uint8Array(0), new Int32Array(0), Int32Array.of(0, 0), 0.25,
+    new Float32Array(H), big, flags), H);
 });
 
 test('the portable C++ path (DSV4_NO_AVX2=1) and one thread pass the same checks', { skip: skip || (process.env.DSV4_TEST_CHILD ? 'in the child' : false) }, () => {
