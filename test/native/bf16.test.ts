@@ -232,14 +232,15 @@ test('bf16Gemm / fp8AsBf16Gemm tiled: rows 4..13 and across the 96-row chunks, o
   }
 });
 
-test('fp8AsBf16Gemm, one row: every alignment of K % 32 == 0 rows, row ranges across scale groups, NaN codes', { skip }, () => {
+test('fp8AsBf16Gemm, 1-7 rows (GEMV): every alignment of K % 32 == 0 rows, row ranges across scale groups, NaN codes', { skip }, () => {
   const K = 256, out = 260, nb = K / 128;
   const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 100 + randInt(40));
-  const x = new Float32Array(K).map(() => bf16Value(bf16(gauss())));
+  const x = new Float32Array(7 * K).map(() => bf16Value(bf16(gauss())));
   for (let off = 0; off < 32; off += 3) {
     const data = codes(out * K + 32).subarray(off, off + out * K);
     const w: Fp8Weight = { kind: 'fp8', out, inF: K, data, scale };
-    for (const [r0, n] of [[0, out], [125, 7], [1, 1], [126, 130]] as const) fp8Product(x, 1, w, r0, n, `fp8 gemv offset ${off} rows ${r0}+${n}`);
+    const rows = 1 + (off % 7);
+    for (const [r0, n] of [[0, out], [125, 7], [1, 1], [126, 130]] as const) fp8Product(x, rows, w, r0, n, `fp8 gemv ${rows} rows offset ${off} rows ${r0}+${n}`);
   }
   // a NaN code and an inexact scale byte: flagged, the reference's value
   const data = codes(out * K);
