@@ -19,6 +19,7 @@
 namespace dsv4 {
 void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
 void registerBatch(napi_env env, napi_value exports);  // batch.cc
+void registerOps2(napi_env env, napi_value exports);  // ops2_addon.cc
 namespace {
 
 bool hasAvx2() {
@@ -627,6 +628,7 @@ napi_value Init(napi_env env, napi_value exports) {
   defineMethods(env, exports, methods);
   registerOps(env, exports);
   registerBatch(env, exports);
+  registerOps2(env, exports);
   return exports;
 }
 

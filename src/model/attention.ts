@@ -3,11 +3,10 @@
 // keys ∪ compressed keys (HCA: all complete entries; CSA: indexer top-k),
 // sparse_attn with sink in 64-slot blocks, inverse RoPE, grouped low-rank output.
 import type { Kernels, Weight } from '../tensor/kernels.js';
-import { meanF32 } from '../tensor/exact.js';
-import { f32ToBf16, roundBf16 } from '../tensor/formats.js';
-import { rmsNormWith, rsqrt32 } from '../tensor/norm.js';
-import { applyRope, type RopeTable } from '../tensor/rope.js';
-import { actQuantInPlace } from '../tensor/quant.js';
+import { f32ToBf16 } from '../tensor/formats.js';
+import { rmsNormWith } from '../tensor/norm.js';
+import type { RopeTable } from '../tensor/rope.js';
+import { HeadMode, headsWith, roundBf16With } from '../tensor/ops2.js';
 import { groupedDenseRows, linear, linears } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
@@ -65,25 +64,11 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   // queries
   const qr = rmsNormWith(k, qa, rows, w.wqA.out, w.qNorm, cfg.normEps);
   const q = linear(k, qr, rows, w.wqB);
-  const sq = new Float64Array(hd);
-  const eps = fr(cfg.normEps);
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < H; h++) {
-      const o = (r * H + h) * hd;
-      // q *= rsqrt(q.square().mean(-1) + eps), all BF16 tensor ops
-      for (let i = 0; i < hd; i++) sq[i] = roundBf16(q[o + i]! * q[o + i]!);
-      const v = roundBf16(roundBf16(meanF32(sq, 0, hd)) + eps);
-      const rs = roundBf16(rsqrt32(v));
-      for (let i = 0; i < hd; i++) q[o + i] = roundBf16(q[o + i]! * rs);
-      applyRope(q, o + nd, cfg.table, positions[r]!);
-    }
-  }
-  // this token's KV
+  // per head: q *= rsqrt(q.square().mean(-1) + eps) in BF16 tensor ops, then RoPE
+  headsWith(k, q, rows, H, hd, rd, HeadMode.RMS_ROPE, cfg.table, positions, cfg.normEps);
+  // this token's KV: RMSNorm, RoPE, FP8 simulation of the nope dims
   const kv = rmsNormWith(k, kva, rows, hd, w.kvNorm, cfg.normEps);
-  for (let r = 0; r < rows; r++) {
-    applyRope(kv, r * hd + nd, cfg.table, positions[r]!);
-    actQuantInPlace(kv, r * hd, nd, 64);
-  }
+  headsWith(k, kv, rows, 1, hd, rd, HeadMode.ROPE_FP8, cfg.table, positions);
   // compressed entries (and the indexer's) for every row of every segment
   let iq: Float32Array | null = null;
   let iw: Float32Array | null = null;
@@ -124,9 +109,7 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     }
   }
   // de-rotate the output's rope dims at the query position
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < H; h++) applyRope(o, (r * H + h) * hd + nd, cfg.table, positions[r]!, true);
-  }
+  headsWith(k, o, rows, H, hd, rd, HeadMode.ROPE_INVERSE, cfg.table, positions);
   // grouped low-rank output: z[g] = o_g @ wo_a[g]ᵀ (BF16 einsum), then wo_b
   const G = cfg.oGroups;
   const gw = (H * hd) / G;
@@ -134,10 +117,8 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   const groups = Array.from({ length: G }, (_, g) => (rows === 1 ? o.subarray(g * gw, g * gw + gw) : regroup(o, rows, H * hd, g * gw, gw)));
   const parts = groupedDenseRows(k, groups, rows, w.woA, cfg.oLora);
   for (let g = 0; g < G; g++) {
-    const part = parts[g]!;
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < cfg.oLora; j++) z[r * G * cfg.oLora + g * cfg.oLora + j] = roundBf16(part[r * cfg.oLora + j]!);
-    }
+    const part = roundBf16With(k, parts[g]!);
+    for (let r = 0; r < rows; r++) z.set(part.subarray(r * cfg.oLora, (r + 1) * cfg.oLora), r * G * cfg.oLora + g * cfg.oLora);
   }
   return linear(k, z, rows, w.woB);
 }

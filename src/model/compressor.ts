@@ -7,9 +7,8 @@ import type { Kernels, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { rmsNormRow } from '../tensor/norm.js';
-import { applyRope, type RopeTable } from '../tensor/rope.js';
-import { hadamardBf16 } from '../tensor/hadamard.js';
-import { actQuantInPlace, fp4ActQuantInPlace } from '../tensor/quant.js';
+import type { RopeTable } from '../tensor/rope.js';
+import { HeadMode, headsWith } from '../tensor/ops2.js';
 import { denseLinear } from './linear.js';
 import type { CompressorState, EntryCache } from './state.js';
 
@@ -86,20 +85,15 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
         st.kv.copyWithin(0, r * K, 2 * r * K);
         st.score.copyWithin(0, r * K, 2 * r * K);
       }
-      finishEntry(w, cfg, entry, t + 1 - r);
+      finishEntry(k, w, cfg, entry, t + 1 - r);
       if (seg.cache.count !== Math.floor(t / r)) throw new Error(`compressor cache out of step at position ${t}`);
       seg.cache.push(entry);
     }
   }
 }
 
-function finishEntry(w: CompressorWeights, cfg: CompressorConfig, e: Float32Array, pos: number): void {
-  const c = w.width;
-  const rd = cfg.ropeDim;
-  rmsNormRow(e, 0, c, w.norm, cfg.normEps, e, 0);
-  applyRope(e, c - rd, cfg.table, pos);
-  if (w.rotate) {
-    hadamardBf16(e, 0, c);
-    fp4ActQuantInPlace(e, 0, c, 32);
-  } else actQuantInPlace(e, 0, c - rd, 64);
+/** RMSNorm, RoPE at the block's first position, then FP8 (nope dims) or Hadamard + FP4 (all dims). */
+function finishEntry(k: Kernels, w: CompressorWeights, cfg: CompressorConfig, e: Float32Array, pos: number): void {
+  if (!k.rmsNorm?.(e, 1, w.width, w.norm, cfg.normEps, e)) rmsNormRow(e, 0, w.width, w.norm, cfg.normEps, e, 0);
+  headsWith(k, e, 1, 1, w.width, cfg.ropeDim, w.rotate ? HeadMode.ROPE_HADAMARD_FP4 : HeadMode.ROPE_FP8, cfg.table, Int32Array.of(pos));
 }

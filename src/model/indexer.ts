@@ -4,9 +4,8 @@
 import type { Kernels, Weight } from '../tensor/kernels.js';
 import { dotF32x32, sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
-import { applyRope, type RopeTable } from '../tensor/rope.js';
-import { hadamardBf16 } from '../tensor/hadamard.js';
-import { fp4ActQuantInPlace } from '../tensor/quant.js';
+import type { RopeTable } from '../tensor/rope.js';
+import { HeadMode, headsWith } from '../tensor/ops2.js';
 import { linear } from './linear.js';
 import type { CompressorWeights } from './compressor.js';
 import type { Fp4Rows } from '../tensor/fp4-rows.js';
@@ -25,15 +24,7 @@ export interface IndexerWeights {
 /** Queries [rows, nHeads*headDim]: wq_b(qr), RoPE on each head's last ropeDim dims, Hadamard, FP4. */
 export function indexerQueries(k: Kernels, w: IndexerWeights, qr: Float32Array, rows: number, positions: Int32Array, table: RopeTable, ropeDim: number): Float32Array {
   const q = linear(k, qr, rows, w.wqB);
-  const d = w.headDim;
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < w.nHeads; h++) {
-      const o = (r * w.nHeads + h) * d;
-      applyRope(q, o + d - ropeDim, table, positions[r]!);
-      hadamardBf16(q, o, d);
-      fp4ActQuantInPlace(q, o, d, 32);
-    }
-  }
+  headsWith(k, q, rows, w.nHeads, w.headDim, ropeDim, HeadMode.ROPE_HADAMARD_FP4, table, positions);
   return q;
 }
 

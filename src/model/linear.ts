@@ -5,7 +5,7 @@ import type { GemmJob, Kernels, QuantizedActivations, Weight } from '../tensor/k
 import { weightRowValues } from '../tensor/dense.js';
 import { actQuantWith } from '../tensor/quant.js';
 import { dotF32x32 } from '../tensor/exact.js';
-import { roundBf16Array } from '../tensor/formats.js';
+import { roundBf16With } from '../tensor/ops2.js';
 
 /**
  * fp32 y[rows, n] = x @ W[r0 .. r0+n)ᵀ with exact dot products (F.linear in fp32, or in
@@ -50,7 +50,7 @@ export function linear(k: Kernels, x: Float32Array, rows: number, w: Weight): Fl
     if (w.kind === 'fp8') k.fp8Gemm(qa, w, y);
     else k.fp4Gemm(qa, w, y);
   } else denseLinear(k, x, rows, w, y);
-  return roundBf16Array(y);
+  return roundBf16With(k, y);
 }
 
 
@@ -81,7 +81,7 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
     } else denseLinear(k, x, rows, w, y);
   }
   if (batch.length > 0) k.gemmBatch(batch);
-  for (const y of out) roundBf16Array(y);
+  for (const y of out) roundBf16With(k, y);
   return out;
 }
 

@@ -6,6 +6,7 @@ import type { Kernels, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
 import { denseLinear, linears } from './linear.js';
+import { addRowsWith } from '../tensor/ops2.js';
 
 const fr = Math.fround;
 
@@ -116,7 +117,7 @@ export interface ExpertInput {
  */
 export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit: number): Float32Array[] {
   const gu = linears(k, inputs.flatMap(({ e, x, rows }) => [{ x, rows, w: e.w1 }, { x, rows, w: e.w3 }]));
-  const h = inputs.map(({ e, rows, rw }, j) => swiglu(gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw));
+  const h = inputs.map(({ e, rows, rw }, j) => swigluWith(k, gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw));
   return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2 })));
 }
 
@@ -124,24 +125,37 @@ export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit
 // long prefills keep few experts' temporaries alive at a time. ExpertStore.batchLimit caps the expert count.
 const BATCH_ROWS = 256;
 
-/** BF16 h = rw * silu(clamp(g)) * clamp(u) (spec §3.7 SwiGLU with limit). */
-function swiglu(g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null): Float32Array {
+let undecided = new Int32Array(256);
+
+/** swiglu through the kernels' native version; the elements it leaves undecided by the reference (same bits). */
+export function swigluWith(k: Kernels, g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null): Float32Array {
   const h = new Float32Array(rows * inter);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < inter; i++) {
-      let gv = g[r * inter + i]!;
-      let uv = u[r * inter + i]!;
-      if (limit > 0) {
-        uv = Math.min(limit, Math.max(-limit, uv));
-        gv = Math.min(limit, gv);
-      }
-      const silu = fr(gv / (1 + Math.exp(-gv)));
-      let v = fr(silu * uv);
-      if (rw) v = fr(rw[r]! * v);
-      h[r * inter + i] = roundBf16(v);
-    }
+  const n = k.swiglu ? k.swiglu(g, u, rows, inter, limit, rw, h, undecided) : -1;
+  if (n < 0) return swiglu(g, u, rows, inter, limit, rw, h);
+  for (let j = 0; j < n; j++) {
+    const i = undecided[j]!;
+    h[i] = swigluValue(g[i]!, u[i]!, limit, rw ? rw[Math.floor(i / inter)]! : 1);
   }
   return h;
+}
+
+/** BF16 h = rw * silu(clamp(g)) * clamp(u) (spec §3.7 SwiGLU with limit) for g, u [rows, inter]. */
+export function swiglu(g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null,
+  h = new Float32Array(rows * inter)): Float32Array {
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < inter; i++) h[r * inter + i] = swigluValue(g[r * inter + i]!, u[r * inter + i]!, limit, rw ? rw[r]! : 1);
+  }
+  return h;
+}
+
+/** One element of swiglu; a routing weight of 1 (the shared expert's none) leaves fl32 values unchanged. */
+function swigluValue(gv: number, uv: number, limit: number, rw: number): number {
+  if (limit > 0) {
+    uv = Math.min(limit, Math.max(-limit, uv));
+    gv = Math.min(limit, gv);
+  }
+  const silu = fr(gv / (1 + Math.exp(-gv)));
+  return roundBf16(fr(rw * fr(silu * uv)));
 }
 
 export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStore, x: Float32Array, rows: number, dim: number,
@@ -179,15 +193,10 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     });
     if (end === routed.length) inputs.push({ e: w.shared, x, rows, rw: null });
     const outs = expertsForward(k, inputs, cfg.swigluLimit);
-    part.forEach(({ tok }, j) => {
-      const out = outs[j]!;
-      tok.forEach((r, t) => {
-        for (let d = 0; d < dim; d++) y[r * dim + d] = fr(y[r * dim + d]! + out[t * dim + d]!);
-      });
-    });
+    part.forEach(({ tok }, j) => addRowsWith(k, y, Int32Array.from(tok), outs[j]!, tok.length, dim, false));
     if (end === routed.length) sh = outs[part.length]!;
     i = end;
   }
-  for (let i = 0; i < y.length; i++) y[i] = roundBf16(fr(y[i]! + sh[i]!));
+  addRowsWith(k, y, null, sh, rows, dim, true);
   return y;
 }

@@ -9,6 +9,7 @@
 // - Weights stay in their stored formats (spec §2.1–2.2), never expanded to f32.
 
 import type { DecodeOps } from './ops.js';
+import type { RowOps } from './ops2.js';
 
 import type { Fp4Rows } from './fp4-rows.js';
 
@@ -66,7 +67,7 @@ export interface GemmJob {
   readonly y: Float32Array;
 }
 
-export interface Kernels extends DecodeOps {
+export interface Kernels extends DecodeOps, RowOps {
   readonly name: string;
   /** y[rows, w.out] = fp8_gemm(x, w) with fp32 accumulation; returns fp32 (caller rounds to BF16). */
   fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;

@@ -13,6 +13,7 @@ import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, Kernels, QuantizedActiv
 import type { Fp4Rows } from './fp4-rows.js';
 import { referenceKernels } from './reference-kernels.js';
 import { nativeDecodeOps } from './ops.js';
+import { nativeRowOps } from './ops2.js';
 
 /** The addon's raw functions (native/addon.cc). */
 export interface NativeAddon {
@@ -264,6 +265,7 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
   const k: Kernels = {
     name: `native-${isa}-${threads}t`,
     ...nativeDecodeOps(addon),
+    ...nativeRowOps(addon),
     fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void {
       checkShapes('fp8Gemm', x, w, y);
       if (x.rows === 0 || w.out === 0) return;

@@ -1,7 +1,7 @@
 // RMSNorm of spec §2.5 under canonical rounding: fp32 math, weight fp32
 // (BF16 values), result rounded to BF16.
 import { roundBf16 } from './formats.js';
-import { meanSquareF32 } from './exact.js';
+import { meanF32, meanSquareF32 } from './exact.js';
 import type { DecodeOps } from './ops.js';
 
 const fr = Math.fround;
@@ -32,4 +32,19 @@ export function rmsNorm(x: Float32Array, rows: number, n: number, weight: Float3
 export function rmsNormWith(k: DecodeOps, x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number): Float32Array {
   const y = new Float32Array(rows * n);
   return k.rmsNorm?.(x, rows, n, weight, eps, y) ? y : rmsNorm(x, rows, n, weight, eps, y);
+}
+
+let sqBuf = new Float64Array(0);
+
+/**
+ * The per-head query rescale of spec §3.3 on x[o .. o+n), all BF16 tensor ops:
+ * x *= rsqrt(x.square().mean(-1) + eps), each op's result rounded to BF16.
+ */
+export function headRmsScaleBf16(x: Float32Array, o: number, n: number, eps: number): void {
+  if (sqBuf.length < n) sqBuf = new Float64Array(n);
+  const sq = sqBuf;
+  for (let i = 0; i < n; i++) sq[i] = roundBf16(x[o + i]! * x[o + i]!);
+  const v = roundBf16(roundBf16(meanF32(sq, 0, n)) + fr(eps));
+  const rs = roundBf16(rsqrt32(v));
+  for (let i = 0; i < n; i++) x[o + i] = roundBf16(x[o + i]! * rs);
 }

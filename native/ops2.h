@@ -1,0 +1,51 @@
+// Element-wise and per-head operations of the forward pass besides the decode ops of ops.h
+// (spec §2.3, §2.5-2.7, §3.3, §3.5, §3.7): the SwiGLU of the experts, BF16 rounding of
+// whole arrays, and the per-head transforms RoPE / inverse RoPE / act_quant / Hadamard +
+// fp4_act_quant / the query RMS rescale. Each repeats its TypeScript reference's operation
+// sequence (src/tensor/ops2.ts lists them), so results agree bit for bit; what cannot be
+// decided here (the BigInt stage of exact sums, exp results within reach of an fp32 rounding
+// boundary, non-finite values) is reported and recomputed in TypeScript.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dsv4 {
+namespace ops2 {
+
+/** h[i] = bf16(rw[i / inter] * fl32(silu(clamp(g)) * clamp(u))) for i in [i0, i1) (moe.ts swiglu); rw may
+ *  be null, limit <= 0 disables the clamp. Elements it cannot decide (non-finite inputs, an exp result
+ *  within reach of an fp32 rounding boundary) are appended to `undecided` (their h left as is). */
+void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, double limit, const float* rw, float* h,
+            std::vector<uint32_t>& undecided);
+
+/** a[i] = bf16(a[i]) for i in [i0, i1) (formats.ts roundBf16Array). */
+void roundBf16Range(float* a, size_t i0, size_t i1);
+
+/** y[d] = fl32(y[d] + src[d]) for d < n, then BF16 when round (ops2.ts addRows). */
+void addRow(float* y, const float* src, size_t n, bool round);
+
+/** Per-head transforms (ops2.ts HeadMode); each ends with RoPE on the head's last rd dims except HADAMARD. */
+enum HeadMode : int {
+  ROPE = 0,              // rope.ts applyRope
+  ROPE_INVERSE = 1,      // applyRope(..., inverse = true)
+  ROPE_FP8 = 2,          // applyRope, then quant.ts actQuantInPlace(x, 0, d - rd, 64)
+  ROPE_HADAMARD_FP4 = 3, // applyRope, hadamard.ts hadamardBf16(x, 0, d), fp4ActQuantInPlace(x, 0, d, 32)
+  RMS_ROPE = 4,          // norm.ts headRmsScaleBf16, then applyRope
+};
+
+struct HeadArgs {
+  int d;              // head width
+  int rd;             // rope dims (the last rd of the head)
+  int mode;           // HeadMode
+  const float* cos;   // [positions, rd/2] (rope.ts RopeTable)
+  const float* sin;
+  float eps;          // RMS_ROPE: fl32(eps)
+  float scale;        // ROPE_HADAMARD_FP4: fl32(d^-0.5)
+};
+
+/** The transform on one head x[0 .. d) at position pos; false (x untouched) when undecided. */
+bool head(const HeadArgs& a, float* x, int pos);
+
+}  // namespace ops2
+}  // namespace dsv4
