@@ -158,11 +158,47 @@ inline void dotTile(const Consts& c, const uint8_t* wr, int K, int h, const doub
   }
 }
 
+/** max |x| per 128-block of one row (Inf when the block holds Inf/NaN), on the magnitude bits: Inf and NaN
+ *  compare above every finite value. */
+void blockMax(const float* x, int K, double* mr) {
+  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
+  for (int b = 0; b < (K + 127) / 128; b++) {
+    const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
+    __m256i v = _mm256_setzero_si256();
+    int k = k0;
+    for (; k + 8 <= k1; k += 8) v = _mm256_max_epu32(v, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)), mag));
+    alignas(32) uint32_t l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
+    uint32_t top = 0;
+    for (int i = 0; i < 8; i++) top = l[i] > top ? l[i] : top;
+    for (; k < k1; k++) {
+      uint32_t u;
+      std::memcpy(&u, x + k, 4);
+      u &= 0x7fffffff;
+      top = u > top ? u : top;
+    }
+    float t;
+    std::memcpy(&t, &top, 4);
+    mr[b] = top >= 0x7f800000u ? INFINITY : double(t);
+  }
+}
+
+constexpr int kLsbUnknown = INT_MIN + 1;  // an activation row lsb not computed yet
+
+/** 16 activations at x as x * f in kPerm16 order at d (the order load16 gives the weights). */
+inline void prep16(const float* x, double* d, __m256d f) {
+  const __m128 a0 = _mm_loadu_ps(x), a1 = _mm_loadu_ps(x + 4), b0 = _mm_loadu_ps(x + 8), b1 = _mm_loadu_ps(x + 12);
+  _mm256_storeu_pd(d, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(1, 0, 1, 0))), f));
+  _mm256_storeu_pd(d + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 2, 3, 2))), f));
+  _mm256_storeu_pd(d + 8, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(1, 0, 1, 0))), f));
+  _mm256_storeu_pd(d + 12, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
+}
+
 /** Per-thread prepared activations for a chunk of rows, and what settling needs. */
 struct Prep {
   std::vector<double> xp;   // [rows of the chunk, K]: x * 2^512 (* fp8 block scale), chunks of [h, K16) in kPerm16 order
   std::vector<double> mx;   // [rows, nb]: max |x| per 128-block (Inf when not finite)
-  std::vector<int> xlsb;    // [rows]: min lsb exponent of x
+  std::vector<int> xlsb;    // [rows]: min lsb exponent of x (kLsbUnknown until needed)
   std::vector<double> factor;  // [nb]: the activation factor of each 128-block
   int group = -1;           // fp8: the 128-row weight group xp is scaled for
 };
@@ -181,6 +217,12 @@ void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group, int h) {
   for (int m = m0; m < m1; m++) {
     const float* x = a.x + size_t(m) * K;
     double* xp = p.xp.data() + size_t(m - m0) * K;
+    if (a.kind == DenseKind::Bf16) {  // one factor: whole chunks
+      for (int k = 0; k < h; k++) xp[k] = double(x[k]) * p.factor[0];
+      for (int k = K16; k < K; k++) xp[k] = double(x[k]) * p.factor[0];
+      for (int k = h; k < K16; k += 16) prep16(x + k, xp + k, _mm256_set1_pd(p.factor[0]));
+      continue;
+    }
     for (int k = 0; k < K; k++) {
       const int src = k >= h && k < K16 ? k - ((k - h) & 15) + kPerm16[(k - h) & 15] : k;
       xp[k] = double(x[src]) * p.factor[src >> 7];
@@ -191,18 +233,9 @@ void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group, int h) {
 
 void prepMax(const DenseArgs& a, Prep& p) {
   const int K = a.K, nb = (K + 127) / 128;
-  p.mx.assign(size_t(a.rows) * nb, 0.0);
-  p.xlsb.resize(a.rows);
-  for (int m = 0; m < a.rows; m++) {
-    const float* x = a.x + size_t(m) * K;
-    p.xlsb[m] = minLsbExponent(x, K);
-    for (int k = 0; k < K; k++) {
-      double& mb = p.mx[size_t(m) * nb + (k >> 7)];
-      const double v = std::fabs(double(x[k]));
-      if (!(v <= 3.5e38)) mb = INFINITY;  // Inf/NaN: the row's bound is not finite
-      else if (v > mb) mb = v;
-    }
-  }
+  p.mx.resize(size_t(a.rows) * nb);
+  p.xlsb.assign(a.rows, kLsbUnknown);  // on first need (xlsbOf)
+  for (int m = 0; m < a.rows; m++) blockMax(a.x + size_t(m) * K, K, p.mx.data() + size_t(m) * nb);
 }
 
 template <DenseKind KIND>
@@ -250,6 +283,7 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
           bool ok = false;
           if (std::isfinite(T)) {  // else NaN/Inf weights or activations: the caller's exact path
             // the error bound, else the exactness certificate (all products multiples of 2^lsb, T < 2^(lsb+53))
+            if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponent(a.x + size_t(m) * K, K);
             ok = settleExactF32(s[i] * R, T, D, productLsb(p.xlsb[m], wlsb), y);
             if (!ok) {
               st.tight++;
@@ -268,32 +302,6 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 }
 
 
-/** max |x| per 128-block of one row (Inf when the block holds Inf/NaN), on the magnitude bits: Inf and NaN
- *  compare above every finite value. */
-void blockMax(const float* x, int K, double* mr) {
-  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
-  for (int b = 0; b < (K + 127) / 128; b++) {
-    const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
-    __m256i v = _mm256_setzero_si256();
-    int k = k0;
-    for (; k + 8 <= k1; k += 8) v = _mm256_max_epu32(v, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)), mag));
-    alignas(32) uint32_t l[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
-    uint32_t top = 0;
-    for (int i = 0; i < 8; i++) top = l[i] > top ? l[i] : top;
-    for (; k < k1; k++) {
-      uint32_t u;
-      std::memcpy(&u, x + k, 4);
-      u &= 0x7fffffff;
-      top = u > top ? u : top;
-    }
-    float t;
-    std::memcpy(&t, &top, 4);
-    mr[b] = top >= 0x7f800000u ? INFINITY : double(t);
-  }
-}
-
-constexpr int kLsbUnknown = INT_MIN + 1;  // an activation row lsb not computed yet
 
 // ---------- settling 4 outputs at a time (GEMV groups, GEMM panels) ----------
 
@@ -588,14 +596,7 @@ void gemmPrep(const DenseArgs& a, int m0, int m1, int MC, int Kv, double* xp, do
   const __m256d f = _mm256_set1_pd(f1);
   for (int m = m0; m < m1; m++) {
     const float* x = a.x + size_t(m) * K;
-    for (int k = 0; k < K16; k += 16) {
-      double* d = xp + chunkAt(MC, m - m0, k / 4) - k;
-      const __m128 a0 = _mm_loadu_ps(x + k), a1 = _mm_loadu_ps(x + k + 4), b0 = _mm_loadu_ps(x + k + 8), b1 = _mm_loadu_ps(x + k + 12);
-      _mm256_store_pd(d + k, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(1, 0, 1, 0))), f));
-      _mm256_store_pd(d + k + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 2, 3, 2))), f));
-      _mm256_store_pd(d + k + 8, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(1, 0, 1, 0))), f));
-      _mm256_store_pd(d + k + 12, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
-    }
+    for (int k = 0; k < K16; k += 16) prep16(x + k, xp + chunkAt(MC, m - m0, k / 4), f);
     for (int k = K16; k < Kv * 4; k++) xp[chunkAt(MC, m - m0, k / 4) + k % 4] = k < K ? double(x[k]) * f1 : 0.0;
     blockMax(x, K, mx + size_t(m - m0) * nb);
   }
