@@ -37,6 +37,8 @@ bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale);
 // ---- RMS factor and norms (norm.ts) ----
 /** rmsFactor: fl32(rsqrt(fl32(mean(fl32(x²)) + fl32(eps)))); false when undecided. */
 bool rmsFactor(const float* x, int n, float eps, float* out);
+/** rmsFactor from s, a float64 sum of the terms fl32(x²) in any order (the error bound does not depend on it). */
+bool rmsFactorFrom(double s, const float* x, int n, float eps, float* out);
 /** rmsNormRow into y (may alias x); false when undecided. */
 bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y);
 
@@ -89,7 +91,14 @@ namespace avx2 {
 const AttnLoops& attnLoops();
 void dotF64(const float* a, const float* b, int n, double* s, double* t);
 bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale);
-bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out);
+/** y[d] = bf16(S_d) or, with an addend, bf16(fl32(fl32(pk * addend[d]) + S_d)), S_d = RN32(Σ_j fl32(coef[j*cs] *
+ *  x[j*dim + d])) (hc.ts weightedStreams / hcPost); false when undecided or a coef is not an fp32 value. */
+bool hcCombine(const double* coef, int cs, const float* x, int dim, int hc, const float* addend, float pk, float* y);
+bool rmsFactor(const float* x, int n, float eps, float* out);
+bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y);
+/** out[r*O + j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)) for rows r < R (x [R, F], fn [O, F], F a multiple of 4):
+ *  a register-tiled float64 product over L2-sized column chunks; false when a row is undecided. */
+bool rmsDotsRows(const float* x, int R, int F, const float* fn, int O, float eps, double* out);
 }  // namespace avx2
 #endif
 

@@ -81,11 +81,21 @@ struct Args {
 
 size_t sz(int v) { return v > 0 ? size_t(v) : 0; }
 
-bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out) {
+/** hcCombine (ops.h) with the portable loops where AVX2 is absent or declines. */
+bool hcCombine(const double* coef, int cs, const float* x, int dim, int hc, const float* addend, double pk, float* y) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (cpuAvx2()) return ops::avx2::streamSums(coef, cs, x, dim, hc, out);
+  if (cpuAvx2() && double(float(pk)) == pk && ops::avx2::hcCombine(coef, cs, x, dim, hc, addend, float(pk), y)) return true;
 #endif
-  return ops::streamSums(coef, cs, x, dim, hc, out);
+  if (!ops::streamSums(coef, cs, x, dim, hc, y)) return false;
+  for (int d = 0; d < dim; d++) y[d] = roundBf16(addend ? float(double(float(pk * addend[d])) + double(y[d])) : y[d]);
+  return true;
+}
+
+bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (cpuAvx2()) return ops::avx2::rmsNormRow(x, n, w, eps, y);
+#endif
+  return ops::rmsNormRow(x, n, w, eps, y);
 }
 
 struct RowsJob {
@@ -99,6 +109,30 @@ void rowsJob(void* ctx, int share, int shares) {
   const size_t r0 = j.R * share / shares, r1 = j.R * (share + 1) / shares;
   for (size_t r = r0; r < r1 && j.ok.load(std::memory_order_relaxed); r++)
     if (!(*j.row)(r)) j.ok.store(false);
+}
+
+struct RangesJob {
+  size_t R;
+  const std::function<bool(size_t, size_t)>* range;
+  std::atomic<bool> ok{true};
+};
+
+void rangesJob(void* ctx, int share, int shares) {
+  RangesJob& j = *static_cast<RangesJob*>(ctx);
+  const size_t r0 = j.R * share / shares, r1 = j.R * (share + 1) / shares;
+  if (r0 < r1 && !(*j.range)(r0, r1)) j.ok.store(false);
+}
+
+/** range(r0, r1) over [0, R) in one contiguous range per thread (when the call touches >= 1M elements). */
+bool forRanges(size_t R, double elements, const std::function<bool(size_t, size_t)>& range) {
+  if (R < 2 || elements < double(1 << 20)) return range(0, R);
+  RangesJob j;
+  j.R = R;
+  j.range = &range;
+  Pool& p = sharedPool();
+  std::lock_guard<std::mutex> g(p.callLock());
+  p.run(rangesJob, &j, p.threads());
+  return j.ok.load();
 }
 
 /** row(r) for r < R; the rows are split over the pool when there are several and the call
@@ -147,7 +181,7 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   const float* w = a.arr<float>(3, napi_float32_array, N);
   float* y = a.arr<float>(5, napi_float32_array, R * N);
   if (!a.ok || rows < 0 || n <= 0) return a.fail("dsv4 native rmsNorm: bad argument types or sizes");
-  return a.boolean(forRows(R, double(R) * N, [&](size_t r) { return ops::rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
+  return a.boolean(forRows(R, double(R) * N, [&](size_t r) { return rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
 }
 
 // rmsDots(x, rows, flat, fn, nOut, eps, out) -> out[r*nOut+j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)); false when undecided
@@ -162,10 +196,21 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
   if (!a.ok || rows < 0 || flat <= 0 || nOut < 0) return a.fail("dsv4 native rmsDots: bad argument types or sizes");
   const bool avx = cpuAvx2();
   (void)avx;
+#if defined(__x86_64__) || defined(_M_X64)
+  // several rows: the register-tiled product, one contiguous range of rows per thread
+  if (avx && R >= 2 && F % 4 == 0 && O <= 64)
+    return a.boolean(forRanges(R, double(R) * O * F, [&](size_t r0, size_t r1) {
+      return ops::avx2::rmsDotsRows(x + r0 * F, int(r1 - r0), flat, fn, nOut, eps, out + r0 * O);
+    }));
+#endif
   return a.boolean(forRows(R, double(R) * O * F, [&](size_t r) {
     const float* xr = x + r * F;
     float rs;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (avx ? !ops::avx2::rmsFactor(xr, flat, eps, &rs) : !ops::rmsFactor(xr, flat, eps, &rs)) return false;
+#else
     if (!ops::rmsFactor(xr, flat, eps, &rs)) return false;
+#endif
     for (size_t j = 0; j < O; j++) {
       double s, t;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -191,10 +236,7 @@ napi_value Streams(napi_env env, napi_callback_info info) {
   float* y = a.arr<float>(5, napi_float32_array, R * D);
   if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
   return a.boolean(forRows(R, double(R) * H * D, [&](size_t r) {
-    float* yr = y + r * D;
-    if (!streamSums(coef + r * H, 1, x + r * H * D, dim, hc, yr)) return false;
-    for (size_t d = 0; d < D; d++) yr[d] = roundBf16(yr[d]);
-    return true;
+    return hcCombine(coef + r * H, 1, x + r * H * D, dim, hc, nullptr, 0, y + r * D);
   }));
 }
 
@@ -212,10 +254,7 @@ napi_value HcPost(napi_env env, napi_callback_info info) {
   if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native hcPost: bad argument types or sizes");
   return a.boolean(forRows(R, double(R) * H * H * D, [&](size_t r) {
     for (size_t k = 0; k < H; k++) {
-      const double pk = post[r * H + k];
-      float* yk = y + (r * H + k) * D;
-      if (!streamSums(comb + r * H * H + k, hc, res + r * H * D, dim, hc, yk)) return false;
-      for (size_t d = 0; d < D; d++) yk[d] = roundBf16(float(double(float(pk * out[r * D + d])) + double(yk[d])));
+      if (!hcCombine(comb + r * H * H + k, hc, res + r * H * D, dim, hc, out + r * D, post[r * H + k], y + (r * H + k) * D)) return false;
     }
     return true;
   }));

@@ -6,10 +6,13 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "kernels.h"  // roundBf16
 #include "ops.h"
 
 namespace dsv4 {
@@ -25,6 +28,16 @@ inline double hsum(__m256d v) {
 }
 
 inline __m256d absPd(__m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL))); }
+
+/** roundBf16 of 8 fp32 values: RNE to the top 16 bits, inf/NaN kept as they are. */
+inline __m256 bf16Round8(__m256 v) {
+  const __m256i u = _mm256_castps_si256(v), expMask = _mm256_set1_epi32(0x7f800000);
+  const __m256i r = _mm256_and_si256(
+      _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))),
+      _mm256_set1_epi32(int(0xffff0000u)));
+  const __m256i special = _mm256_cmpeq_epi32(_mm256_and_si256(u, expMask), expMask);
+  return _mm256_castsi256_ps(_mm256_blendv_epi8(r, u, special));
+}
 
 /** 8 BF16 values -> two float64 quadruples. */
 inline void bf16x8(const uint16_t* p, __m256d& lo, __m256d& hi) {
@@ -65,10 +78,10 @@ void cvtBf16(const uint16_t* k, int d, double* out, double* norm2, double* maxAb
   *lsb = e == 256 ? INT_MAX : (e == 0 ? 1 : e) - 134;
 }
 
-// q·k for RH heads x RK keys (d a multiple of 4): 12 accumulators at most, each key and q vector
-// loaded once per tile
+// D[h*ldD + r] += q_h·k_r for RH heads (rows of q, stride ld) x RK keys (d a multiple of 4): 12 accumulators
+// at most, each key and q vector loaded once per tile
 template <int RH, int RK>
-inline void dotsTile(const double* q, int d, const double* const* k, double* D, int ldD) {
+inline void dotsTile(const double* q, int ld, const double* const* k, int d, double* D, int ldD) {
   __m256d s[RH][RK];
   for (int h = 0; h < RH; h++)
     for (int r = 0; r < RK; r++) s[h][r] = _mm256_setzero_pd();
@@ -76,29 +89,35 @@ inline void dotsTile(const double* q, int d, const double* const* k, double* D, 
     __m256d kv[RK];
     for (int r = 0; r < RK; r++) kv[r] = _mm256_loadu_pd(k[r] + i);
     for (int h = 0; h < RH; h++) {
-      const __m256d qv = _mm256_loadu_pd(q + size_t(h) * d + i);
+      const __m256d qv = _mm256_loadu_pd(q + size_t(h) * ld + i);
       for (int r = 0; r < RK; r++) s[h][r] = _mm256_fmadd_pd(qv, kv[r], s[h][r]);
     }
   }
   for (int h = 0; h < RH; h++)
-    for (int r = 0; r < RK; r++) D[size_t(h) * ldD + r] = hsum(s[h][r]);
+    for (int r = 0; r < RK; r++) D[size_t(h) * ldD + r] += hsum(s[h][r]);
 }
 
 template <int RH>
-inline void dotsHeads(const double* q, const double* const* k, int nk, int d, double* D, int ldD) {
+inline void dotsHeads(const double* q, int ld, const double* const* k, int nk, int d, double* D, int ldD) {
   int j = 0;
-  for (; j + 3 <= nk; j += 3) dotsTile<RH, 3>(q, d, k + j, D + j, ldD);
-  if (nk - j == 2) dotsTile<RH, 2>(q, d, k + j, D + j, ldD);
-  else if (nk - j == 1) dotsTile<RH, 1>(q, d, k + j, D + j, ldD);
+  for (; j + 3 <= nk; j += 3) dotsTile<RH, 3>(q, ld, k + j, d, D + j, ldD);
+  if (nk - j == 2) dotsTile<RH, 2>(q, ld, k + j, d, D + j, ldD);
+  else if (nk - j == 1) dotsTile<RH, 1>(q, ld, k + j, d, D + j, ldD);
 }
 
-// the q tile (4 heads) stays in L1 while the block's keys stream from L2
-void dotsF64(const double* q, int H, const double* const* k, int nk, int d, double* D, int ldD) {
+/** D[h*ldD + j] += q_h·k_j for h < H (q rows of stride ld), j < nk: 4-row tiles of q stay in L1 while
+ *  the k rows stream from L2. */
+void dotsAdd(const double* q, int ld, int H, const double* const* k, int nk, int d, double* D, int ldD) {
   int h = 0;
-  for (; h + 4 <= H; h += 4) dotsHeads<4>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
-  if (H - h == 3) dotsHeads<3>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
-  else if (H - h == 2) dotsHeads<2>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
-  else if (H - h == 1) dotsHeads<1>(q + size_t(h) * d, k, nk, d, D + size_t(h) * ldD, ldD);
+  for (; h + 4 <= H; h += 4) dotsHeads<4>(q + size_t(h) * ld, ld, k, nk, d, D + size_t(h) * ldD, ldD);
+  if (H - h == 3) dotsHeads<3>(q + size_t(h) * ld, ld, k, nk, d, D + size_t(h) * ldD, ldD);
+  else if (H - h == 2) dotsHeads<2>(q + size_t(h) * ld, ld, k, nk, d, D + size_t(h) * ldD, ldD);
+  else if (H - h == 1) dotsHeads<1>(q + size_t(h) * ld, ld, k, nk, d, D + size_t(h) * ldD, ldD);
+}
+
+void dotsF64(const double* q, int H, const double* const* k, int nk, int d, double* D, int ldD) {
+  for (int h = 0; h < H; h++) std::fill(D + size_t(h) * ldD, D + size_t(h) * ldD + nk, 0.0);
+  dotsAdd(q, d, H, k, nk, d, D, ldD);
 }
 
 // 4*NV dims of RH heads: sum = acc*c + Σ_j p_j k_j, keys in order (RH*NV <= 12 accumulators)
@@ -288,41 +307,172 @@ bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale) {
   return true;
 }
 
-bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out) {
-  // 4 positions per step: the products rounded to fp32, summed in stream order (as sumF32) with
-  // TwoSum errors: where no addition rounded, the sum is exact and one rounding is the answer;
-  // else the error-bound settle; positions still open take the scalar path
-  const __m256d k = _mm256_set1_pd((hc + 2) * 0x1p-53 * 1.01), u4 = _mm256_set1_pd(4 * 0x1p-53);
-  const __m256d zero = _mm256_setzero_pd(), inf = _mm256_set1_pd(INFINITY);
+bool hcCombine(const double* coef, int cs, const float* x, int dim, int hc, const float* addend, float pk, float* y) {
+  // fl32(coef * x) is one fp32 multiply when coef is an fp32 value (hc.ts computes them so)
+  float cf[16];
+  for (int j = 0; j < hc; j++) {
+    cf[j] = float(coef[j * cs]);
+    if (double(cf[j]) != coef[j * cs]) return false;
+  }
+  // the streams' products summed in float64 (4 lanes x 2): the error is at most (hc-1)u Σ|p| <= hc² u max|p|,
+  // so where s ± that rounds to one fp32 value r != 0 it is RN32 of the exact sum; other lanes go one by one
+  const __m256d bound = _mm256_set1_pd(double(hc) * hc * 0x1p-53 * 1.01), u4 = _mm256_set1_pd(4 * 0x1p-53);
+  const __m256d inf = _mm256_set1_pd(INFINITY);
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), PK = _mm256_set1_ps(pk);
   int d = 0;
-  for (; d + 4 <= dim; d += 4) {
-    __m256d s = zero, t = zero, errAny = zero;
+  for (; d + 8 <= dim; d += 8) {
+    __m256 mx = _mm256_setzero_ps();
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
     for (int j = 0; j < hc; j++) {
-      const __m256d p = _mm256_mul_pd(_mm256_set1_pd(coef[j * cs]), _mm256_cvtps_pd(_mm_loadu_ps(x + size_t(j) * dim + d)));
-      const __m256d tj = _mm256_cvtps_pd(_mm256_cvtpd_ps(p));
-      const __m256d sn = _mm256_add_pd(s, tj), bb = _mm256_sub_pd(sn, s);
-      const __m256d err = _mm256_add_pd(_mm256_sub_pd(s, _mm256_sub_pd(sn, bb)), _mm256_sub_pd(tj, bb));
-      errAny = _mm256_or_pd(errAny, _mm256_cmp_pd(err, zero, _CMP_NEQ_UQ));
-      s = sn;
-      t = _mm256_add_pd(t, absPd(tj));
+      const __m256 p = _mm256_mul_ps(_mm256_set1_ps(cf[j]), _mm256_loadu_ps(x + size_t(j) * dim + d));
+      mx = _mm256_max_ps(mx, _mm256_and_ps(p, absMask));
+      s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+      s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
     }
-    const __m256d as = absPd(s);
-    const __m256d e = _mm256_add_pd(_mm256_mul_pd(t, k), _mm256_mul_pd(as, u4));
-    const __m128 r = _mm256_cvtpd_ps(s);
-    const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(s, e));
-    // settled: exact (no TwoSum error), or r != 0, s finite and s ± e round to r
-    const int exact = _mm256_movemask_pd(errAny) ^ 15;
-    const int finite = _mm256_movemask_pd(_mm256_cmp_pd(as, inf, _CMP_LT_OQ));
-    const int bound = _mm_movemask_ps(_mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r), _mm_cmpeq_ps(hi, r)), _mm_cmpneq_ps(r, _mm_setzero_ps())));
-    const int ok = exact | (bound & finite);
-    _mm_storeu_ps(out + d, r);
-    if (ok != 15) {
-      for (int i = 0; i < 4; i++)
-        if (!(ok >> i & 1) && !ops::streamSum(coef, cs, x + d + i, dim, hc, &out[d + i])) return false;
+    int good = 0;
+    __m128 r[2];
+    const __m256d sh[2] = {s0, s1};
+    for (int h = 0; h < 2; h++) {
+      const __m256d sv = sh[h];
+      const __m256d m = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(mx, 1) : _mm256_castps256_ps128(mx));
+      const __m256d e = _mm256_add_pd(_mm256_mul_pd(m, bound), _mm256_mul_pd(absPd(sv), u4));
+      r[h] = _mm256_cvtpd_ps(sv);
+      const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(sv, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(sv, e));
+      const __m128 ok = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r[h]), _mm_cmpeq_ps(hi, r[h])), _mm_cmpneq_ps(r[h], _mm_setzero_ps()));
+      good |= (_mm_movemask_ps(ok) & _mm256_movemask_pd(_mm256_cmp_pd(absPd(sv), inf, _CMP_LT_OQ))) << (4 * h);
+    }
+    if (good != 0xff) {
+      // ties: where no float64 addition rounded (TwoSum errors all zero) s is exact and r = RN32(s) is the answer
+      for (int h = 0; h < 2; h++) {
+        __m256d sv = _mm256_setzero_pd(), errAny = sv;
+        for (int j = 0; j < hc; j++) {
+          const __m128 xj = _mm_loadu_ps(x + size_t(j) * dim + d + 4 * h);
+          const __m256d tj = _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(cf[j]), xj));
+          const __m256d sn = _mm256_add_pd(sv, tj), bb = _mm256_sub_pd(sn, sv);
+          const __m256d err = _mm256_add_pd(_mm256_sub_pd(sv, _mm256_sub_pd(sn, bb)), _mm256_sub_pd(tj, bb));
+          errAny = _mm256_or_pd(errAny, _mm256_cmp_pd(err, _mm256_setzero_pd(), _CMP_NEQ_UQ));
+          sv = sn;
+        }
+        const int exact = (_mm256_movemask_pd(errAny) ^ 15) & _mm256_movemask_pd(_mm256_cmp_pd(absPd(sv), inf, _CMP_LT_OQ));
+        good |= exact << (4 * h);
+      }
+    }
+    __m256 v = _mm256_set_m128(r[1], r[0]);
+    if (addend) v = _mm256_add_ps(_mm256_mul_ps(PK, _mm256_loadu_ps(addend + d)), v);
+    _mm256_storeu_ps(y + d, bf16Round8(v));
+    for (int m = good ^ 0xff; m; m &= m - 1) {
+      const int i = d + __builtin_ctz(unsigned(m));
+      float t;
+      if (!ops::streamSum(coef, cs, x + i, dim, hc, &t)) return false;
+      y[i] = roundBf16(addend ? float(double(float(double(pk) * addend[i])) + double(t)) : t);
     }
   }
-  for (; d < dim; d++)
-    if (!ops::streamSum(coef, cs, x + d, dim, hc, &out[d])) return false;
+  for (; d < dim; d++) {
+    float t;
+    if (!ops::streamSum(coef, cs, x + d, dim, hc, &t)) return false;
+    y[d] = roundBf16(addend ? float(double(float(double(pk) * addend[d])) + double(t)) : t);
+  }
+  return true;
+}
+
+// ---- RMS factor, RMSNorm rows and the hc mixes product ----
+
+bool rmsFactor(const float* x, int n, float eps, float* out) {
+  // fl32(x²) is one fp32 multiply; the positive terms' float64 sum in 4 lanes x 2 chains
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i), sq = _mm256_mul_ps(v, v);
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+  }
+  double s = hsum(_mm256_add_pd(a0, a1));
+  for (; i < n; i++) s += float(double(x[i]) * x[i]);
+  return ops::rmsFactorFrom(s, x, n, eps, out);
+}
+
+bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y) {
+  float r;
+  if (!rmsFactor(x, n, eps, &r)) return false;
+  // fl32(w * fl32(x * r)): two fp32 multiplies, then BF16
+  const __m256 R = _mm256_set1_ps(r);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, bf16Round8(_mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), R))));
+  for (; i < n; i++) y[i] = roundBf16(float(double(w[i]) * double(float(double(x[i]) * r))));
+  return true;
+}
+
+namespace {
+constexpr int kMixChunk = 1024;  // columns per pass: the fn chunk (24 rows: 192 KB) stays in L2 for all rows
+
+constexpr int kMixLd = kMixChunk + 8;  // row stride of the float64 chunks: rows in different L1 sets
+
+/** fp32 [n] (n a multiple of 4) -> float64, returning Σ fl32(v²) (a float64 sum: rmsFactorFrom's input). */
+double toF64(const float* v, int n, double* out) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 f = _mm256_loadu_ps(v + i), sq = _mm256_mul_ps(f, f);
+    _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+    _mm256_storeu_pd(out + i + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+  }
+  if (i < n) {
+    const __m128 f = _mm_loadu_ps(v + i);
+    _mm256_storeu_pd(out + i, _mm256_cvtps_pd(f));
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(f, f)));
+  }
+  return hsum(_mm256_add_pd(a0, a1));
+}
+}  // namespace
+
+bool rmsDotsRows(const float* x, int R, int F, const float* fn, int O, float eps, double* out) {
+  if (R <= 0 || O <= 0) return true;
+  thread_local std::vector<double> buf;
+  const size_t need = size_t(O) * kMixLd + 4 * size_t(kMixLd) + size_t(R) * O + size_t(R) + size_t(O) + 8;
+  if (buf.size() < need) buf.resize(need);
+  double* fd = buf.data();                    // fn's chunk as float64 [O, kMixLd]
+  double* xd = fd + size_t(O) * kMixLd;       // 4 rows' chunk
+  double* acc = xd + 4 * size_t(kMixLd);      // [R, O] float64 sums
+  double* xn = acc + size_t(R) * O;           // Σ fl32(x²) per row
+  double* fnn = xn + R;                       // Σ fl32(fn²) per output
+  std::fill(acc, acc + size_t(R) * O + R + O, 0.0);
+  const double* fp[64];
+  if (O > 64) return false;
+  for (int c0 = 0; c0 < F; c0 += kMixChunk) {
+    const int n = F - c0 < kMixChunk ? F - c0 : kMixChunk;
+    for (int j = 0; j < O; j++) {
+      fnn[j] += toF64(fn + size_t(j) * F + c0, n, fd + size_t(j) * kMixLd);
+      fp[j] = fd + size_t(j) * kMixLd;
+    }
+    for (int r0 = 0; r0 < R; r0 += 4) {
+      const int rr = R - r0 < 4 ? R - r0 : 4;
+      for (int h = 0; h < rr; h++) xn[r0 + h] += toF64(x + size_t(r0 + h) * F + c0, n, xd + size_t(h) * kMixLd);
+      dotsAdd(xd, kMixLd, rr, fp, O, n, acc + size_t(r0) * O, O);
+    }
+  }
+  // per element: the magnitude sum is at most |x_r|·|fn_j| (Cauchy-Schwarz; the squares' sums are of
+  // fp32-rounded squares, within 2^-23 relative, in float64 within 2^-40); what that bound does not
+  // settle gets the exact magnitude sum (finishDot)
+  constexpr double up = (1 + 0x1p-22) * (1 + 0x1p-40);
+  for (int r = 0; r < R; r++) {
+    const float* xr = x + size_t(r) * F;
+    float rs;
+    if (!ops::rmsFactorFrom(xn[r], xr, F, eps, &rs)) return false;
+    const double nx = std::sqrt(xn[r] * up) * up;
+    for (int j = 0; j < O; j++) {
+      const double s = acc[size_t(r) * O + j], t = nx * std::sqrt(fnn[j] * up) * up * up;
+      float dot;
+      if (t == 0 || !std::isfinite(s) || !ops::settle(s, t * (F + 2) * 0x1p-53 * 1.01, &dot)) {
+        double s2, t2;
+        dotF64(xr, fn + size_t(j) * F, F, &s2, &t2);
+        if (!ops::finishDot(xr, fn + size_t(j) * F, F, s2, t2, &dot)) return false;
+      }
+      out[size_t(r) * O + j] = float(double(dot) * double(rs));
+    }
+  }
   return true;
 }
 

@@ -175,6 +175,10 @@ bool actQuantRow(const float* x, int cols, uint8_t* q, float* scale) {
 bool rmsFactor(const float* x, int n, float eps, float* out) {
   double s = 0;
   for (int i = 0; i < n; i++) s += float(double(x[i]) * x[i]);
+  return rmsFactorFrom(s, x, n, eps, out);
+}
+
+bool rmsFactorFrom(double s, const float* x, int n, float eps, float* out) {
   float ms = 0;
   if (s != 0) {
     const double m = s / n;

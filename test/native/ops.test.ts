@@ -76,7 +76,8 @@ function hcParams(hc: number, dim: number): HcParams {
 }
 
 test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums)', { skip }, () => {
-  for (const [hc, dim, rows] of [[4, 256, 3], [4, 40, 1], [2, 64, 2]] as const) {
+  // [4, 700, 9]: the tiled mixes product over column chunks (1024 + a partial one) and a 1-row remainder tile
+  for (const [hc, dim, rows] of [[4, 256, 3], [4, 40, 1], [2, 64, 2], [4, 700, 9], [3, 44, 5]] as const) {
     const p = hcParams(hc, dim);
     const X = new Float32Array(rows * hc * dim).map(() => bf(-8, 4));
     // exact cancellations between streams and a tie-prone column
@@ -106,6 +107,28 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, flatComb.post, flatComb.comb, y), true);
     sameBits(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
   }
+});
+
+test('hcWeighted / hcPost: weights that are not fp32 values take the portable sums (same bits as model/hc.ts)', { skip }, () => {
+  const [hc, dim, rows] = [4, 48, 2];
+  const X = new Float32Array(rows * hc * dim).map(() => bf(-8, 4));
+  const w = new Float64Array(rows * hc).map(() => 0.25 + rnd() * 1e-9);
+  const y = new Float32Array(rows * dim);
+  assert.equal(nk!.hcWeighted!(X, rows, hc, dim, w, y), true);
+  for (let r = 0; r < rows; r++) {
+    for (let d = 0; d < dim; d++) {
+      let s = 0;
+      for (let j = 0; j < hc; j++) s += Math.fround(w[r * hc + j]! * X[(r * hc + j) * dim + d]!);
+      // the four products here sum exactly in float64 (BF16 inputs of nearby magnitude, 29 spare bits)
+      assert.ok(Object.is(y[r * dim + d], roundBf16(Math.fround(s))), `row ${r} dim ${d}`);
+    }
+  }
+  const out = new Float32Array(rows * dim).map(() => bf(-6, 6));
+  const comb = new Float64Array(rows * hc * hc).map(() => rnd() + 1e-12);
+  const post = new Float64Array(rows * hc).map(() => Math.fround(rnd()));
+  const yp = new Float32Array(rows * hc * dim);
+  assert.equal(nk!.hcPost!(out, X, rows, hc, dim, post, comb, yp), true);
+  sameBits(yp, hcPost(out, X, rows, hc, dim, { y: new Float32Array(0), post, comb }), 'hcPost, weights not fp32');
 });
 
 interface AttnCase {
