@@ -19,6 +19,14 @@ namespace ops2 {
 void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, double limit, const float* rw, float* h,
             std::vector<uint32_t>& undecided);
 
+#if defined(__x86_64__) || defined(_M_X64)
+namespace avx2 {
+/** swiglu with AVX2 + FMA (ops2_avx2.cc); the same results and undecided elements' contract. */
+void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, double limit, const float* rw, float* h,
+            std::vector<uint32_t>& undecided);
+}  // namespace avx2
+#endif
+
 /** a[i] = bf16(a[i]) for i in [i0, i1) (formats.ts roundBf16Array). */
 void roundBf16Range(float* a, size_t i0, size_t i1);
 

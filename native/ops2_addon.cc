@@ -16,6 +16,7 @@
 namespace dsv4 {
 
 Pool& sharedPool();  // addon.cc
+bool cpuAvx2();      // addon.cc
 
 namespace {
 
@@ -120,10 +121,16 @@ napi_value Swiglu(napi_env env, napi_callback_info info) {
   const float* w = rwLen ? rw : nullptr;
   std::mutex m;
   std::vector<uint32_t> all;
+  const bool avx2 = cpuAvx2();
+  (void)avx2;
   // exp dominates: ~20 units per element
   parallelRanges(n, 20.0 * n, [&](size_t i0, size_t i1) {
     std::vector<uint32_t> mine;
-    ops2::swiglu(g, u, i0, i1, inter, limit, w, h, mine);
+#if defined(__x86_64__) || defined(_M_X64)
+    if (avx2) ops2::avx2::swiglu(g, u, i0, i1, inter, limit, w, h, mine);
+    else
+#endif
+      ops2::swiglu(g, u, i0, i1, inter, limit, w, h, mine);
     if (!mine.empty()) {
       std::lock_guard<std::mutex> l(m);
       all.insert(all.end(), mine.begin(), mine.end());
