@@ -579,7 +579,7 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   // all its rows (12x4 register tiles, smaller at the edges); each output's blocks are still
   // added in increasing K order.
   constexpr int NG = 24;
-  alignas(32) __m256d wb[NG * 128 / 4 * 4];
+  alignas(32) __m256d wb[NG / 4 * 128];  // NG / 4 groups of 4 rows x 128 k
   alignas(16) float wsr[NG];
   for (int mc = 0; mc < a.rows; mc += kRowChunk) {
     const int nr = a.rows - mc < kRowChunk ? a.rows - mc : kRowChunk;
