@@ -48,6 +48,11 @@ bool streamSum(const double* coef, int cs, const float* x, int dim, int hc, floa
 /** streamSum for d in [0, dim) (x + d), into out[d]. */
 bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, float* out);
 
+/** hc.ts splitSinkhorn of one token's mixes m [(2+hc)*hc] (fp32 values) into pre, post [hc] and comb
+ *  [hc*hc]; false when an exp lies too close to an fp32 rounding boundary or a sum is undecided. */
+bool splitSinkhorn(const double* m, const float* base, const float* scale, int hc, int iters, float eps, double* pre, double* post,
+                   double* comb);
+
 // ---- exact fp32 x fp32 dot products (exact.ts dotF32) ----
 using DotFn = void (*)(const float* a, const float* b, int n, double* s, double* t);
 void dotF64(const float* a, const float* b, int n, double* s, double* t);

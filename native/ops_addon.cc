@@ -226,6 +226,25 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
   }));
 }
 
+// hcSplit(m, rows, hc, base, scale, iters, eps, pre, post, comb): hc.ts splitSinkhorn per row; false when a row is undecided
+napi_value HcSplit(napi_env env, napi_callback_info info) {
+  Args a(env, info, 10);
+  const int rows = a.i32(1), hc = a.i32(2), iters = a.i32(5);
+  const float eps = float(a.f64(6));
+  const size_t R = sz(rows), H = sz(hc), M = (2 + H) * H;
+  const double* m = a.arr<double>(0, napi_float64_array, R * M);
+  const float* base = a.arr<float>(3, napi_float32_array, M);
+  const float* scale = a.arr<float>(4, napi_float32_array, 3);
+  double* pre = a.arr<double>(7, napi_float64_array, R * H);
+  double* post = a.arr<double>(8, napi_float64_array, R * H);
+  double* comb = a.arr<double>(9, napi_float64_array, R * H * H);
+  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || iters < 0) return a.fail("dsv4 native hcSplit: bad argument types or sizes");
+  // ~1 us per row: the pool only for long prefills
+  return a.boolean(forRows(R, double(R) * 64 * H * H, [&](size_t r) {
+    return ops::splitSinkhorn(m + r * M, base, scale, hc, iters, eps, pre + r * H, post + r * H, comb + r * H * H);
+  }));
+}
+
 // streams(x, rows, hc, dim, coef, y): y[r, d] = bf16(Σ_j fl32(coef[r*hc+j] * x[r, j, d])); false when undecided
 napi_value Streams(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
@@ -362,6 +381,7 @@ void registerOps(napi_env env, napi_value exports) {
       {"opsRmsDots", RmsDots},
       {"opsStreams", Streams},
       {"opsHcPost", HcPost},
+      {"opsHcSplit", HcSplit},
       {"opsSparseAttnRows", SparseAttnRows},
   };
   defineMethods(env, exports, methods);

@@ -213,6 +213,80 @@ bool streamSums(const double* coef, int cs, const float* x, int dim, int hc, flo
   return true;
 }
 
+// ---------- hc_pre's split Sinkhorn (hc.ts splitSinkhorn) ----------
+
+namespace {
+/** hc.ts sigmoid32: fl32(1 / (1 + exp(-x))) in float64; decided when every exp within 2^-50 of libm's
+ *  (V8's Math.exp is within 1 ulp) gives the same fp32 (the float64 steps are monotone in it). */
+bool sigmoid32(float x, float* out) {
+  const double e = std::exp(-double(x));
+  if (!std::isfinite(e)) return false;
+  const float lo = float(1 / (1 + (e - e * 0x1p-50))), hi = float(1 / (1 + (e + e * 0x1p-50)));
+  if (lo != hi) return false;
+  *out = lo;
+  return true;
+}
+
+/** RN32(a*b + c) of fp32 values held in doubles (exact.ts fma32); false when one is not an fp32 value. */
+bool fma32(double a, double b, double c, float* out) {
+  if (double(float(a)) != a || double(float(b)) != b || double(float(c)) != c) return false;
+  *out = std::fma(float(a), float(b), float(c));
+  return std::isfinite(*out);
+}
+}  // namespace
+
+bool splitSinkhorn(const double* m, const float* base, const float* scale, int hc, int iters, float eps, double* pre, double* post,
+                   double* comb) {
+  if (hc > 16) return false;
+  const double e = eps;
+  for (int j = 0; j < hc; j++) {
+    float a, sg;
+    if (!fma32(m[j], scale[0], base[j], &a) || !sigmoid32(a, &sg)) return false;
+    pre[j] = float(double(sg) + e);
+    if (!fma32(m[hc + j], scale[1], base[hc + j], &a) || !sigmoid32(a, &sg)) return false;
+    post[j] = float(2 * double(sg));
+  }
+  double c[256], t[16];
+  for (int i = 0; i < hc * hc; i++) {
+    float a;
+    if (!fma32(m[2 * hc + i], scale[2], base[2 * hc + i], &a)) return false;
+    c[i] = a;
+  }
+  // row softmax as the kernel's elementary ops (exp, exact row sum, divide), then + eps
+  for (int j = 0; j < hc; j++) {
+    double mx = -INFINITY;
+    for (int k = 0; k < hc; k++) mx = std::fmax(mx, c[j * hc + k]);
+    for (int k = 0; k < hc; k++) {
+      float x;
+      if (!exp32(float(c[j * hc + k] - mx), &x)) return false;
+      t[k] = x;
+    }
+    float sm;
+    if (!sumF32(t, hc, &sm)) return false;
+    for (int k = 0; k < hc; k++) c[j * hc + k] = float(double(float(t[k] / sm)) + e);
+  }
+  // one column normalization, then iters - 1 row + column rounds
+  for (int it = 0; it < (iters > 1 ? iters : 1); it++) {
+    if (it > 0) {
+      for (int j = 0; j < hc; j++) {
+        float sm;
+        if (!sumF32(c + j * hc, hc, &sm)) return false;
+        const double dv = float(double(sm) + e);
+        for (int k = 0; k < hc; k++) c[j * hc + k] = float(c[j * hc + k] / dv);
+      }
+    }
+    for (int k = 0; k < hc; k++) {
+      for (int j = 0; j < hc; j++) t[j] = c[j * hc + k];
+      float sm;
+      if (!sumF32(t, hc, &sm)) return false;
+      const double dv = float(double(sm) + e);
+      for (int j = 0; j < hc; j++) c[j * hc + k] = float(c[j * hc + k] / dv);
+    }
+  }
+  for (int i = 0; i < hc * hc; i++) comb[i] = c[i];
+  return true;
+}
+
 // ---------- exact dot products ----------
 
 void dotF64(const float* a, const float* b, int n, double* s, double* t) {

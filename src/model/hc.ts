@@ -96,10 +96,12 @@ export function hcPre(x: Float32Array, rows: number, hc: number, dim: number, p:
   const m = new Float64Array(rows * nMix);
   const pre = new Float64Array(rows * hc);
   const nativeMixes = k.hcMixes?.(x, rows, flat, p.fn, nMix, normEps, m) ?? false;
-  for (let r = 0; r < rows; r++) {
-    const mr = m.subarray(r * nMix, (r + 1) * nMix);
-    if (!nativeMixes) mixes(x, r, flat, p.fn, nMix, normEps, mr);
-    splitSinkhorn(mr, p, hc, iters, hcEps, pre.subarray(r * hc, r * hc + hc), post.subarray(r * hc, r * hc + hc), comb.subarray(r * hc * hc, (r + 1) * hc * hc));
+  if (!nativeMixes) for (let r = 0; r < rows; r++) mixes(x, r, flat, p.fn, nMix, normEps, m.subarray(r * nMix, (r + 1) * nMix));
+  if (!k.hcSplit?.(m, rows, hc, p.base, p.scale, iters, hcEps, pre, post, comb)) {
+    for (let r = 0; r < rows; r++) {
+      splitSinkhorn(m.subarray(r * nMix, (r + 1) * nMix), p, hc, iters, hcEps, pre.subarray(r * hc, r * hc + hc),
+        post.subarray(r * hc, r * hc + hc), comb.subarray(r * hc * hc, (r + 1) * hc * hc));
+    }
   }
   if (!k.hcWeighted?.(x, rows, hc, dim, pre, y)) {
     for (let r = 0; r < rows; r++) weightedStreams(x, r, hc, dim, pre.subarray(r * hc, r * hc + hc), y, r * dim);

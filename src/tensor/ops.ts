@@ -13,6 +13,9 @@ export interface DecodeOps {
   hcMixes?(x: Float32Array, rows: number, flat: number, fn: Float32Array, nOut: number, eps: number, out: Float64Array): boolean;
   /** y[r, d] = bf16(RN32(Σ_j fl32(w[r*hc + j] * x[r, j, d]))), x [rows, hc, dim] (model/hc.ts weightedStreams). */
   hcWeighted?(x: Float32Array, rows: number, hc: number, dim: number, w: Float64Array, y: Float32Array): boolean;
+  /** model/hc.ts splitSinkhorn of `rows` tokens' mixes m [rows, (2+hc)*hc] into pre, post [rows, hc], comb [rows, hc*hc]. */
+  hcSplit?(m: Float64Array, rows: number, hc: number, base: Float32Array, scale: Float32Array, iters: number, eps: number, pre: Float64Array,
+    post: Float64Array, comb: Float64Array): boolean;
   /** model/hc.ts hcPost into y [rows, hc, dim]. */
   hcPost?(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
@@ -33,6 +36,8 @@ export interface OpsAddon {
   opsRmsNorm(x: Float32Array, rows: number, n: number, weight: Float32Array, eps: number, y: Float32Array): boolean;
   opsRmsDots(x: Float32Array, rows: number, flat: number, fn: Float32Array, nOut: number, eps: number, out: Float64Array): boolean;
   opsStreams(x: Float32Array, rows: number, hc: number, dim: number, w: Float64Array, y: Float32Array): boolean;
+  opsHcSplit?(m: Float64Array, rows: number, hc: number, base: Float32Array, scale: Float32Array, iters: number, eps: number,
+    pre: Float64Array, post: Float64Array, comb: Float64Array): boolean;
   opsHcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
   opsSparseAttnRows(q: Float32Array, rows: number, H: number, d: number, src0: Uint16Array, src1: Uint16Array, src2: Uint16Array,
@@ -50,6 +55,10 @@ export function nativeDecodeOps(addon: object): DecodeOps {
     hcMixes: (x, rows, flat, fn, nOut, eps, out) => rows === 0 || a.opsRmsDots(x, rows, flat, fn, nOut, eps, out),
     // the native versions cover hc <= 16 streams and head dims <= 1024; beyond, the references run
     hcWeighted: (x, rows, hc, dim, w, y) => rows === 0 || (hc <= 16 && a.opsStreams(x, rows, hc, dim, w, y)),
+    ...(a.opsHcSplit && {
+      hcSplit: (m: Float64Array, rows: number, hc: number, base: Float32Array, scale: Float32Array, iters: number, eps: number, pre: Float64Array,
+        post: Float64Array, comb: Float64Array) => rows === 0 || (hc <= 16 && a.opsHcSplit!(m, rows, hc, base, scale, iters, eps, pre, post, comb)),
+    }),
     hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || (hc <= 16 && a.opsHcPost(out, residual, rows, hc, dim, post, comb, y)),
     sparseAttention: (q, rows, H, d, src, slotSrc, slotOff, rowStart, scale, sink, out, flags) => {
       if (rows === 0) return 0;

@@ -17,8 +17,8 @@ const checkpoint = fileURLToPath(new URL('../../../test/fixtures/golden/tiny-a/c
 
 /** The native kernels without their DecodeOps: every op runs its TypeScript reference. */
 function withoutOps(k: Kernels): Kernels {
-  const { actQuant, rmsNorm, hcMixes, hcWeighted, hcPost, sparseAttention, ...rest } = k;
-  void [actQuant, rmsNorm, hcMixes, hcWeighted, hcPost, sparseAttention];
+  const { actQuant, rmsNorm, hcMixes, hcWeighted, hcSplit, hcPost, sparseAttention, ...rest } = k;
+  void [actQuant, rmsNorm, hcMixes, hcWeighted, hcSplit, hcPost, sparseAttention];
   return rest;
 }
 

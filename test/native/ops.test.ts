@@ -9,7 +9,7 @@ import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { actQuant } from '../../src/tensor/quant.js';
 import { rmsNorm } from '../../src/tensor/norm.js';
 import { roundBf16, f32ToBf16 } from '../../src/tensor/formats.js';
-import { hcHead, hcPost, hcPre, type HcParams } from '../../src/model/hc.js';
+import { hcHead, hcPost, hcPre, splitSinkhorn, type HcParams } from '../../src/model/hc.js';
 import { sparseAttnHead } from '../../src/model/attention.js';
 
 const { addon, reason } = loadNative();
@@ -87,6 +87,19 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
     const nMix = (2 + hc) * hc;
     assert.equal(nk!.hcMixes!(X, rows, hc * dim, p.fn, nMix, 1e-6, new Float64Array(rows * nMix)), true);
     assert.equal(nk!.hcWeighted!(X, rows, hc, dim, ref.post, new Float32Array(rows * dim)), true);
+    const mx = new Float64Array(rows * nMix);
+    nk!.hcMixes!(X, rows, hc * dim, p.fn, nMix, 1e-6, mx);
+    for (const iters of [20, 3, 1]) {
+      const [pre, post, comb] = [new Float64Array(rows * hc), new Float64Array(rows * hc), new Float64Array(rows * hc * hc)];
+      assert.equal(nk!.hcSplit!(mx, rows, hc, p.base, p.scale, iters, 1e-6, pre, post, comb), true);
+      for (let r = 0; r < rows; r++) {
+        const want = [new Float64Array(hc), new Float64Array(hc), new Float64Array(hc * hc)] as const;
+        splitSinkhorn(mx.subarray(r * nMix, (r + 1) * nMix), p, hc, iters, 1e-6, ...want);
+        sameBits(pre.subarray(r * hc, r * hc + hc), want[0], `Sinkhorn pre (iters ${iters})`);
+        sameBits(post.subarray(r * hc, r * hc + hc), want[1], `Sinkhorn post (iters ${iters})`);
+        sameBits(comb.subarray(r * hc * hc, (r + 1) * hc * hc), want[2], `Sinkhorn comb (iters ${iters})`);
+      }
+    }
     const nat = hcPre(X, rows, hc, dim, p, 20, 1e-6, 1e-6, nk!);
     sameBits(nat.y, ref.y, 'hcPre y');
     sameBits(nat.post, ref.post, 'hcPre post');
