@@ -30,6 +30,12 @@ void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, dou
 /** a[i] = bf16(a[i]) for i in [i0, i1) (formats.ts roundBf16Array). */
 void roundBf16Range(float* a, size_t i0, size_t i1);
 
+/** compressor.ts poolChannel for channel ch: the gated softmax pooling of one compressed entry over
+ *  nCand candidate rows of kv / score [nCand, K] (overlap: rows r.. give channels c..2c-1); false when
+ *  undecided (non-finite values besides -inf scores, an exp quotient near an fp32 boundary, the BigInt
+ *  stage of the sum). */
+bool poolChannel(const float* kv, const float* score, int r, int c, bool overlap, int ch, float* out);
+
 /** y[d] = fl32(y[d] + src[d]) for d < n, then BF16 when round (ops2.ts addRows). */
 void addRow(float* y, const float* src, size_t n, bool round);
 

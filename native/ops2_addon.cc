@@ -175,6 +175,23 @@ napi_value AddRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ops2Pool(kv, score, r, c, overlap, entry, flags) -> count of channels left undecided (flags[ch] = 1)
+napi_value Pool2(napi_env env, napi_callback_info info) {
+  Call c(env, info, "ops2Pool", 7);
+  const int r = c.integer(2), width = c.integer(3);
+  const bool overlap = c.flag(4);
+  c.check(r > 0 && width > 0 && r <= 4096 && width <= 65536);
+  const size_t n = c.ok() ? size_t(overlap ? 2 * r : r) * size_t(overlap ? 2 * width : width) : 0;
+  const float* kv = c.array<float>(0, napi_float32_array, n);
+  const float* score = c.array<float>(1, napi_float32_array, n);
+  float* entry = c.array<float>(5, napi_float32_array, size_t(std::max(width, 0)));
+  uint8_t* flags = c.array<uint8_t>(6, napi_uint8_array, size_t(std::max(width, 0)));
+  if (!c.ok()) return c.fail();
+  int undecided = 0;
+  for (int ch = 0; ch < width; ch++) undecided += flags[ch] = !ops2::poolChannel(kv, score, r, width, overlap, ch, entry + ch);
+  return c.result(double(undecided));
+}
+
 // ops2Heads(x, rows, H, d, rd, mode, cos, sin, positions, eps, scale, flags) -> count of flagged heads
 // (flags[r*H + h] = 1: undecided, that head of x untouched)
 napi_value Heads(napi_env env, napi_callback_info info) {
@@ -216,6 +233,7 @@ void registerOps2(napi_env env, napi_value exports) {
       {"ops2RoundBf16", RoundBf16},
       {"ops2Heads", Heads},
       {"ops2AddRows", AddRows},
+      {"ops2Pool", Pool2},
   };
   defineMethods(env, exports, methods);
 }

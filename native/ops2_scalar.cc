@@ -221,6 +221,36 @@ void roundBf16Range(float* a, size_t i0, size_t i1) {
   for (size_t i = i0; i < i1; i++) a[i] = toBf16(a[i]);
 }
 
+bool poolChannel(const float* kv, const float* score, int r, int c, bool overlap, int ch, float* out) {
+  const int n = overlap ? 2 * r : r, K = overlap ? 2 * c : c;
+  thread_local std::vector<double> buf;
+  if (buf.size() < size_t(2 * n)) buf.resize(2 * n);
+  double* e = buf.data();
+  double* terms = e + n;
+  double mx = -INFINITY;
+  for (int q = 0; q < n; q++) {
+    const size_t at = size_t(q) * K + (overlap && q >= r ? c + ch : ch);
+    if (!std::isfinite(kv[at]) || std::isnan(score[at]) || score[at] == INFINITY) return false;
+    mx = std::max(mx, double(score[at]));
+  }
+  if (!std::isfinite(mx)) return false;
+  double s = 0;
+  for (int q = 0; q < n; q++) s += e[q] = std::exp(score[size_t(q) * K + (overlap && q >= r ? c + ch : ch)] - mx);
+  // V8's exps differ from libm's by <= 2^-51 (relative) each; its sum of the positive terms then differs
+  // by <= 2^-51 + 2(n-1)u and each quotient by <= 2^-50 + (n+1)2^-52: certify over (2n+16)2^-52
+  const double m = (2 * n + 16) * 0x1p-52;
+  for (int q = 0; q < n; q++) {
+    const double p = e[q] / s;
+    const float f = float(p);
+    if (float(p - p * m) != f || float(p + p * m) != f) return false;
+    terms[q] = float(kv[size_t(q) * K + (overlap && q >= r ? c + ch : ch)] * double(f));
+  }
+  float sum;
+  if (!ops::sumF32(terms, n, &sum)) return false;
+  *out = toBf16(sum);
+  return true;
+}
+
 void addRow(float* y, const float* src, size_t n, bool round) {
   // an fp32 sum is RN32 of the exact sum, as fl32 of the float64 one (53 >= 2*24 + 2)
   if (round)

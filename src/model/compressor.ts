@@ -50,10 +50,9 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
   const overlap = r === 4;
   const K = overlap ? 2 * c : c;
   const nCand = overlap ? 2 * r : r;
-  const vals = new Float64Array(nCand);
-  const scores = new Float64Array(nCand);
   const terms = new Float64Array(nCand);
   const entry = new Float32Array(c);
+  const flags = new Uint8Array(c);
   for (const seg of segs) {
     const st = seg.state;
     for (let i = 0; i < seg.len; i++) {
@@ -66,20 +65,9 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
         st.score[slot * K + j] = fr(scoreAll[src + j]! + w.ape[apeRow + j]!);
       }
       if ((t + 1) % r !== 0) continue;
-      for (let ch = 0; ch < c; ch++) {
-        for (let q = 0; q < nCand; q++) {
-          // overlap: rows 0..r-1 (previous block) give channels 0..c-1, rows r..2r-1 channels c..2c-1
-          const col = overlap && q >= r ? c + ch : ch;
-          vals[q] = st.kv[q * K + col]!;
-          scores[q] = st.score[q * K + col]!;
-        }
-        // softmax over the candidates, in float64, rounded once; then fp32 products and an exact sum
-        let mx = -Infinity;
-        for (let q = 0; q < nCand; q++) mx = Math.max(mx, scores[q]!);
-        let s = 0;
-        for (let q = 0; q < nCand; q++) s += terms[q] = Math.exp(scores[q]! - mx);
-        for (let q = 0; q < nCand; q++) terms[q] = fr(vals[q]! * fr(terms[q]! / s));
-        entry[ch] = roundBf16(sumF32(terms, nCand));
+      const undecided = k.pool ? k.pool(st.kv, st.score, r, c, overlap, entry, flags) : c;
+      for (let ch = 0; ch < c && undecided > 0; ch++) {
+        if (!k.pool || flags[ch]) entry[ch] = poolChannel(st.kv, st.score, r, c, overlap, ch, terms);
       }
       if (overlap) {
         st.kv.copyWithin(0, r * K, 2 * r * K);
@@ -90,6 +78,23 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
       seg.cache.push(entry);
     }
   }
+}
+
+/**
+ * Channel ch of a completed entry (spec §3.4): softmax over the candidate rows' scores in float64, rounded
+ * once; fp32 products with the values and their exact sum, to BF16. kv / score hold nCand rows of width K;
+ * with overlap (r = 4) rows 0..r-1 (previous block) give channels 0..c-1, rows r..2r-1 channels c..2c-1.
+ */
+export function poolChannel(kv: Float32Array, score: Float32Array, r: number, c: number, overlap: boolean, ch: number, terms: Float64Array): number {
+  const nCand = overlap ? 2 * r : r;
+  const K = overlap ? 2 * c : c;
+  const col = (q: number) => q * K + (overlap && q >= r ? c + ch : ch);
+  let mx = -Infinity;
+  for (let q = 0; q < nCand; q++) mx = Math.max(mx, score[col(q)]!);
+  let s = 0;
+  for (let q = 0; q < nCand; q++) s += terms[q] = Math.exp(score[col(q)]! - mx);
+  for (let q = 0; q < nCand; q++) terms[q] = fr(kv[col(q)]! * fr(terms[q]! / s));
+  return roundBf16(sumF32(terms, nCand));
 }
 
 /** RMSNorm, RoPE at the block's first position, then FP8 (nope dims) or Hadamard + FP4 (all dims). */

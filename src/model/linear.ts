@@ -70,8 +70,10 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
   const out: Float32Array[] = [];
   const batch: GemmJob[] = [];
   const quantized = new Map<Float32Array, QuantizedActivations>();
+  const ys = new Float32Array(jobs.reduce((n, j) => n + j.rows * j.w.out, 0)); // the outputs, one allocation
+  let off = 0;
   for (const { x, rows, w } of jobs) {
-    const y = new Float32Array(rows * w.out);
+    const y = ys.subarray(off, (off += rows * w.out));
     out.push(y);
     if (rows === 0) continue;
     if (w.kind === 'fp8' || w.kind === 'fp4') {
@@ -81,7 +83,7 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
     } else denseLinear(k, x, rows, w, y);
   }
   if (batch.length > 0) k.gemmBatch(batch);
-  for (const y of out) roundBf16With(k, y);
+  roundBf16With(k, ys);
   return out;
 }
 

@@ -117,7 +117,11 @@ export interface ExpertInput {
  */
 export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit: number): Float32Array[] {
   const gu = linears(k, inputs.flatMap(({ e, x, rows }) => [{ x, rows, w: e.w1 }, { x, rows, w: e.w3 }]));
-  const h = inputs.map(({ e, rows, rw }, j) => swigluWith(k, gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw));
+  // one buffer for all experts' h (fewer allocations in decode)
+  const hAll = new Float32Array(inputs.reduce((n, { e, rows }) => n + rows * e.w1.out, 0));
+  let off = 0;
+  const h = inputs.map(({ e, rows, rw }, j) =>
+    swigluWith(k, gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw, hAll.subarray(off, (off += rows * e.w1.out))));
   return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2 })));
 }
 
@@ -128,8 +132,8 @@ const BATCH_ROWS = 256;
 let undecided = new Int32Array(256);
 
 /** swiglu through the kernels' native version; the elements it leaves undecided by the reference (same bits). */
-export function swigluWith(k: Kernels, g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null): Float32Array {
-  const h = new Float32Array(rows * inter);
+export function swigluWith(k: Kernels, g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array | null,
+  h = new Float32Array(rows * inter)): Float32Array {
   const n = k.swiglu ? k.swiglu(g, u, rows, inter, limit, rw, h, undecided) : -1;
   if (n < 0) return swiglu(g, u, rows, inter, limit, rw, h);
   for (let j = 0; j < n; j++) {
@@ -186,10 +190,17 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     let end = i;
     for (let n = 0; end < routed.length && (end === i || (n + routed[end]!.tok.length <= BATCH_ROWS && end - i < maxExperts)); end++) n += routed[end]!.tok.length;
     const part = routed.slice(i, end);
+    // the batch's gathered rows and routing weights, each in one buffer
+    const nRows = part.reduce((n, { tok }) => n + tok.length, 0);
+    const xsAll = new Float32Array(nRows * dim);
+    const rwAll = new Float32Array(nRows);
+    let r0 = 0;
     const inputs: ExpertInput[] = part.map(({ e, tok, wts }) => {
-      const xs = new Float32Array(tok.length * dim);
+      const xs = xsAll.subarray(r0 * dim, (r0 + tok.length) * dim);
       tok.forEach((r, j) => xs.set(x.subarray(r * dim, r * dim + dim), j * dim));
-      return { e: store.get(w.layer, e), x: xs, rows: tok.length, rw: Float32Array.from(wts) };
+      const rw = rwAll.subarray(r0, (r0 += tok.length));
+      rw.set(wts);
+      return { e: store.get(w.layer, e), x: xs, rows: tok.length, rw };
     });
     if (end === routed.length) inputs.push({ e: w.shared, x, rows, rw: null });
     const outs = expertsForward(k, inputs, cfg.swigluLimit);

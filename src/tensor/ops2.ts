@@ -34,6 +34,11 @@ export interface RowOps {
     undecided: Int32Array): number;
   /** formats.ts roundBf16Array in place. */
   roundBf16?(a: Float32Array): void;
+  /**
+   * model/compressor.ts poolChannel for every channel ch < c of one entry into entry[ch]; channels it leaves
+   * undecided get flags[ch] = 1 (entry[ch] garbage); returns their count.
+   */
+  pool?(kv: Float32Array, score: Float32Array, r: number, c: number, overlap: boolean, entry: Float32Array, flags: Uint8Array): number;
   /** addRows (below) of rows >= 1 rows. */
   addRows?(y: Float32Array, idx: Int32Array | null, src: Float32Array, rows: number, dim: number, round: boolean): void;
   /**
@@ -110,6 +115,7 @@ interface RowOpsAddon {
   ops2Swiglu(g: Float32Array, u: Float32Array, rows: number, inter: number, limit: number, rw: Float32Array, h: Float32Array,
     undecided: Int32Array): number;
   ops2RoundBf16(a: Float32Array): void;
+  ops2Pool(kv: Float32Array, score: Float32Array, r: number, c: number, overlap: boolean, entry: Float32Array, flags: Uint8Array): number;
   ops2AddRows(y: Float32Array, idx: Int32Array, src: Float32Array, rows: number, dim: number, round: boolean): void;
   ops2Heads(x: Float32Array, rows: number, H: number, d: number, rd: number, mode: number, cos: Float32Array, sin: Float32Array,
     positions: Int32Array, eps: number, scale: number, flags: Uint8Array): number;
@@ -125,6 +131,7 @@ export function nativeRowOps(addon: object): RowOps {
   return {
     swiglu: (g, u, rows, inter, limit, rw, h, undecided) => a.ops2Swiglu(g, u, rows, inter, limit, rw ?? NO_WEIGHTS, h, undecided),
     roundBf16: (x) => a.ops2RoundBf16(x),
+    pool: (kv, score, r, c, overlap, entry, flags) => a.ops2Pool(kv, score, r, c, overlap, entry, flags),
     addRows: (y, idx, src, rows, dim, round) => a.ops2AddRows(y, idx ?? NO_ROWS, src, rows, dim, round),
     heads: (x, rows, H, d, rd, mode, table, positions, eps, flags) =>
       a.ops2Heads(x, rows, H, d, rd, mode, table.cos, table.sin, positions, eps, Math.fround(d ** -0.5), flags),

@@ -13,6 +13,7 @@ import { roundBf16, roundBf16Array } from '../../src/tensor/formats.js';
 import { addRows, HeadMode, headReference, headsWith, type RowOps } from '../../src/tensor/ops2.js';
 import { RopeTable, ropeTable } from '../../src/tensor/rope.js';
 import { swiglu, swigluWith } from '../../src/model/moe.js';
+import { poolChannel } from '../../src/model/compressor.js';
 
 const { addon, reason } = loadNative();
 const nk = addon ? makeNativeKernels(addon) : null;
@@ -105,6 +106,37 @@ test('addRows: native == ops2.ts addRows (repeated and identity rows, rounding, 
   }
 });
 
+test('pool: native == compressor.ts poolChannel (overlapping and plain windows, -inf scores, flagged channels)', { skip }, () => {
+  for (const [r, c, overlap] of [[4, 512, true], [4, 128, true], [128, 512, false], [3, 7, false]] as const) {
+    const n = (overlap ? 2 * r : r) * (overlap ? 2 * c : c);
+    const kv = new Float32Array(n).map(() => bf(-12, 4));
+    const score = new Float32Array(n).map(() => Math.fround(bf(-6, 4) + bf(-10, 2)));
+    if (overlap) score.fill(-Infinity, 0, r * 2 * c); // the first block: no previous rows yet
+    score[5] = 0;
+    score[6] = -0;
+    kv[9] = -0;
+    const entry = new Float32Array(c);
+    const flags = new Uint8Array(c);
+    const undecided = nk!.pool!(kv, score, r, c, overlap, entry, flags);
+    const terms = new Float64Array(2 * r);
+    let flagged = 0;
+    for (let ch = 0; ch < c; ch++) {
+      if (flags[ch]) flagged++;
+      else assert.ok(Object.is(entry[ch], poolChannel(kv, score, r, c, overlap, ch, terms)), `r ${r} c ${c} channel ${ch}`);
+    }
+    assert.equal(undecided, flagged);
+    assert.ok(flagged <= c / 64, `r ${r}: ${flagged} of ${c} channels undecided`);
+  }
+  // NaN scores, infinite values: flagged, never wrong
+  const kv = new Float32Array(4 * 8).fill(1);
+  const score = new Float32Array(4 * 8).fill(0.5);
+  score[1] = NaN;
+  kv[10] = Infinity;
+  const flags = new Uint8Array(8);
+  assert.equal(nk!.pool!(kv, score, 4, 8, false, new Float32Array(8), flags), 2);
+  assert.deepEqual([...flags], [0, 1, 1, 0, 0, 0, 0, 0]);
+});
+
 const table = ropeTable({ dim: 64, base: 10000, originalSeqLen: 65536, factor: 16, betaFast: 32, betaSlow: 1 }, 1 << 16);
 
 /** Every head through the TypeScript reference only. */
@@ -180,5 +212,5 @@ test('heads: without native heads, headsWith is the reference', () => {
 });
 
 test('ops2: the same bits with the portable kernels and with 1 or 3 threads', { skip: skip || !!process.env.DSV4_TEST_CHILD }, () => {
-  for (const env of [{ DSV4_NO_AVX2: '1' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }]) runTestFileInChild(import.meta.url, env, 7);
+  for (const env of [{ DSV4_NO_AVX2: '1' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }]) runTestFileInChild(import.meta.url, env, 8);
 });
