@@ -60,10 +60,10 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
       const src = (seg.row0 + i) * K;
       const slot = (overlap ? r : 0) + (t % r);
       const apeRow = (t % r) * K;
-      for (let j = 0; j < K; j++) {
-        st.kv[slot * K + j] = kvAll[src + j]!;
-        st.score[slot * K + j] = fr(scoreAll[src + j]! + w.ape[apeRow + j]!);
-      }
+      st.kv.set(kvAll.subarray(src, src + K), slot * K);
+      const score = st.score;
+      const ape = w.ape;
+      for (let j = 0; j < K; j++) score[slot * K + j] = fr(scoreAll[src + j]! + ape[apeRow + j]!);
       if ((t + 1) % r !== 0) continue;
       const undecided = k.pool ? k.pool(st.kv, st.score, r, c, overlap, entry, flags) : c;
       for (let ch = 0; ch < c && undecided > 0; ch++) {

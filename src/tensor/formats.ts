@@ -49,7 +49,11 @@ export function bf16ToF32(bits: Uint16Array, out = new Float32Array(bits.length)
 
 /** Float32Array (BF16-representable or not) -> BF16 bits (RNE). */
 export function f32ToBf16(a: Float32Array, out = new Uint16Array(a.length)): Uint16Array {
-  for (let i = 0; i < a.length; i++) out[i] = bf16Bits(a[i]!);
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let i = 0; i < u.length; i++) {
+    const b = u[i]!; // bf16Bits on the bits
+    out[i] = (b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0 ? 0x7fc0 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  }
   return out;
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   E4M3_VALUES, E2M1_VALUES, e4m3Encode, e2m1Encode, e8m0Value, e8m0Encode, bf16Bits, bf16Value, roundBf16,
-  packE2M1, unpackE2M1,
+  packE2M1, unpackE2M1, f32ToBf16,
 } from '../../src/tensor/formats.js';
 import { e4m3Code, e2m1Code, pow2CeilScale, actQuant, actQuantInPlace, fp4ActQuantInPlace, fp8BlockScale } from '../../src/tensor/quant.js';
 
@@ -88,6 +88,15 @@ test('BF16 RNE: ties to even, carries, inf, NaN, subnormals', () => {
   // f64 input rounds to fp32 first (canonical double rounding)
   const x = 1 + 2 ** -8 + 2 ** -40; // fp32 rounding removes 2^-40, then the tie goes to even
   assert.equal(roundBf16(x), 1);
+});
+
+test('f32ToBf16 == bf16Bits per element (all exponents, ties, NaN payloads, a view at an offset)', () => {
+  const bits = new Uint32Array(4097);
+  for (let i = 0; i < bits.length; i++) bits[i] = (Math.imul(i, 2654435761) ^ (i << 7)) >>> 0;
+  [0x3f808000, 0x3f818000, 0x7f800001, 0xffc12345, 0x7f800000, 0x00008000, 0x7f7fffff, 0x80000000].forEach((b, i) => (bits[i * 5] = b));
+  const a = new Float32Array(bits.buffer, 4);
+  const got = f32ToBf16(a);
+  for (let i = 0; i < a.length; i++) assert.equal(got[i], bf16Bits(a[i]!), `element ${i}`);
 });
 
 test('act_quant scale: power of two from the fp32 product, ceil-log2 edge (§2.3)', () => {
