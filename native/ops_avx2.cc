@@ -317,48 +317,47 @@ bool hcCombine(const double* coef, int cs, const float* x, int dim, int hc, cons
     cf[j] = float(coef[j * cs]);
     if (double(cf[j]) != coef[j * cs]) return false;
   }
-  // the streams' products summed in float64 (4 lanes x 2): the error is at most (hc-1)u Σ|p| <= hc² u max|p|,
-  // so where s ± that rounds to one fp32 value r != 0 it is RN32 of the exact sum; other lanes go one by one
+  // the streams' products summed in float64 (4 lanes x 2, stream order). Exact where every nonzero product's
+  // exponent field lies within 29 - ceil(log2 hc) of the largest (24 significant bits plus that span plus the
+  // carries fit in 53; (m - 1) >> 23 keys a term's lsb conservatively: subnormals as field 0, zeros out); then
+  // r = RN32(s) is the answer, ties included. Else the error is at most (hc-1)u Σ|p| <= hc² u max|p|: where s ±
+  // that rounds to one fp32 value r != 0 it is the answer; other lanes go one by one
+  int logHc = 0;
+  while ((1 << logHc) < hc) logHc++;
+  const __m256i spanLimit = _mm256_set1_epi32(30 - logHc), absBits = _mm256_set1_epi32(0x7fffffff), one = _mm256_set1_epi32(1);
   const __m256d bound = _mm256_set1_pd(double(hc) * hc * 0x1p-53 * 1.01), u4 = _mm256_set1_pd(4 * 0x1p-53);
   const __m256d inf = _mm256_set1_pd(INFINITY);
-  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), PK = _mm256_set1_ps(pk);
+  const __m256 PK = _mm256_set1_ps(pk);
   int d = 0;
   for (; d + 8 <= dim; d += 8) {
-    __m256 mx = _mm256_setzero_ps();
+    __m256i eMax = _mm256_setzero_si256(), eMin = _mm256_set1_epi32(511);
     __m256d s0 = _mm256_setzero_pd(), s1 = s0;
     for (int j = 0; j < hc; j++) {
       const __m256 p = _mm256_mul_ps(_mm256_set1_ps(cf[j]), _mm256_loadu_ps(x + size_t(j) * dim + d));
-      mx = _mm256_max_ps(mx, _mm256_and_ps(p, absMask));
+      const __m256i m = _mm256_and_si256(_mm256_castps_si256(p), absBits);
+      eMax = _mm256_max_epu32(eMax, _mm256_srli_epi32(m, 23));
+      eMin = _mm256_min_epu32(eMin, _mm256_srli_epi32(_mm256_sub_epi32(m, one), 23));
       s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
       s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
     }
-    int good = 0;
+    int good = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(spanLimit, _mm256_sub_epi32(eMax, eMin))));
+    const __m256 mx = _mm256_castsi256_ps(_mm256_slli_epi32(eMax, 23));  // 2^(field-127) >= max|p| / 2
     __m128 r[2];
     const __m256d sh[2] = {s0, s1};
     for (int h = 0; h < 2; h++) {
       const __m256d sv = sh[h];
-      const __m256d m = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(mx, 1) : _mm256_castps256_ps128(mx));
-      const __m256d e = _mm256_add_pd(_mm256_mul_pd(m, bound), _mm256_mul_pd(absPd(sv), u4));
       r[h] = _mm256_cvtpd_ps(sv);
-      const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(sv, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(sv, e));
-      const __m128 ok = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r[h]), _mm_cmpeq_ps(hi, r[h])), _mm_cmpneq_ps(r[h], _mm_setzero_ps()));
-      good |= (_mm_movemask_ps(ok) & _mm256_movemask_pd(_mm256_cmp_pd(absPd(sv), inf, _CMP_LT_OQ))) << (4 * h);
-    }
-    if (good != 0xff) {
-      // ties: where no float64 addition rounded (TwoSum errors all zero) s is exact and r = RN32(s) is the answer
-      for (int h = 0; h < 2; h++) {
-        __m256d sv = _mm256_setzero_pd(), errAny = sv;
-        for (int j = 0; j < hc; j++) {
-          const __m128 xj = _mm_loadu_ps(x + size_t(j) * dim + d + 4 * h);
-          const __m256d tj = _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(cf[j]), xj));
-          const __m256d sn = _mm256_add_pd(sv, tj), bb = _mm256_sub_pd(sn, sv);
-          const __m256d err = _mm256_add_pd(_mm256_sub_pd(sv, _mm256_sub_pd(sn, bb)), _mm256_sub_pd(tj, bb));
-          errAny = _mm256_or_pd(errAny, _mm256_cmp_pd(err, _mm256_setzero_pd(), _CMP_NEQ_UQ));
-          sv = sn;
-        }
-        const int exact = (_mm256_movemask_pd(errAny) ^ 15) & _mm256_movemask_pd(_mm256_cmp_pd(absPd(sv), inf, _CMP_LT_OQ));
-        good |= exact << (4 * h);
+      const int finite = _mm256_movemask_pd(_mm256_cmp_pd(absPd(sv), inf, _CMP_LT_OQ));
+      const int lanes = (good >> (4 * h)) & 15;
+      if (lanes != 15) {
+        const __m256d half = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(mx, 1) : _mm256_castps256_ps128(mx));
+        const __m256d m = _mm256_add_pd(half, half);  // >= max|p|
+        const __m256d e = _mm256_add_pd(_mm256_mul_pd(m, bound), _mm256_mul_pd(absPd(sv), u4));
+        const __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(sv, e)), hi = _mm256_cvtpd_ps(_mm256_add_pd(sv, e));
+        const __m128 ok = _mm_and_ps(_mm_and_ps(_mm_cmpeq_ps(lo, r[h]), _mm_cmpeq_ps(hi, r[h])), _mm_cmpneq_ps(r[h], _mm_setzero_ps()));
+        good |= _mm_movemask_ps(ok) << (4 * h);
       }
+      good &= ~((finite ^ 15) << (4 * h));
     }
     __m256 v = _mm256_set_m128(r[1], r[0]);
     if (addend) v = _mm256_add_ps(_mm256_mul_ps(PK, _mm256_loadu_ps(addend + d)), v);

@@ -116,6 +116,9 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
       for (let d = 0; d < dim; d += 3) X[(r * hc + 1) * dim + d] = -X[r * hc * dim + d]!;
       for (let j = 0; j < hc; j++) X[(r * hc + j) * dim + 1] = 0;
       for (let j = 0; j < hc; j++) X[(r * hc + j) * dim + 2] = j === 0 ? 1 : 2 ** -25;
+      // products 2^40 apart: beyond the exact-span test, settled by the error bound
+      for (let d = 4; d < dim; d += 7) X[r * hc * dim + d] = 2 ** 19 * (1 + (d % 5) / 8);
+      for (let d = 4; d < dim; d += 7) X[(r * hc + 1) * dim + d] = -(2 ** -21) * (1 + (d % 3) / 4);
     }
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, flatComb.post, flatComb.comb, y), true);
     sameBits(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
