@@ -203,15 +203,9 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
       return ops::avx2::rmsDotsRows(x + r0 * F, int(r1 - r0), flat, fn, nOut, eps, out + r0 * O);
     }));
 #endif
-  return a.boolean(forRows(R, double(R) * O * F, [&](size_t r) {
+  auto outputs = [&](size_t r, float rs, size_t j0, size_t j1) {
     const float* xr = x + r * F;
-    float rs;
-#if defined(__x86_64__) || defined(_M_X64)
-    if (avx ? !ops::avx2::rmsFactor(xr, flat, eps, &rs) : !ops::rmsFactor(xr, flat, eps, &rs)) return false;
-#else
-    if (!ops::rmsFactor(xr, flat, eps, &rs)) return false;
-#endif
-    for (size_t j = 0; j < O; j++) {
+    for (size_t j = j0; j < j1; j++) {
       double s, t;
 #if defined(__x86_64__) || defined(_M_X64)
       if (avx) ops::avx2::dotF64(xr, fn + j * F, flat, &s, &t);
@@ -223,6 +217,22 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
       out[r * O + j] = float(double(dot) * double(rs));
     }
     return true;
+  };
+  auto factor = [&](size_t r, float* rs) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (avx) return ops::avx2::rmsFactor(x + r * F, flat, eps, rs);
+#endif
+    return ops::rmsFactor(x + r * F, flat, eps, rs);
+  };
+  if (R == 1) {
+    // one row (decode): fn (O x F fp32, ~0.8 MB on bench-2g) streams from memory, so its outputs are
+    // split over the pool from 128K products
+    float rs;
+    return a.boolean(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }));
+  }
+  return a.boolean(forRows(R, double(R) * O * F, [&](size_t r) {
+    float rs;
+    return factor(r, &rs) && outputs(r, rs, 0, O);
   }));
 }
 

@@ -77,7 +77,8 @@ function hcParams(hc: number, dim: number): HcParams {
 
 test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums)', { skip }, () => {
   // [4, 700, 9]: the tiled mixes product over column chunks (1024 + a partial one) and a 1-row remainder tile
-  for (const [hc, dim, rows] of [[4, 256, 3], [4, 40, 1], [2, 64, 2], [4, 700, 9], [3, 44, 5]] as const) {
+  // [4, 1400, 1]: one row's 24 mixes split between threads
+  for (const [hc, dim, rows] of [[4, 256, 3], [4, 40, 1], [2, 64, 2], [4, 700, 9], [3, 44, 5], [4, 1400, 1]] as const) {
     const p = hcParams(hc, dim);
     const X = new Float32Array(rows * hc * dim).map(() => bf(-8, 4));
     // exact cancellations between streams and a tie-prone column
