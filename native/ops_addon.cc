@@ -11,6 +11,7 @@
 #include "ops.h"
 #include "pool.h"
 #include "methods.h"
+#include "napi_call.h"
 
 namespace dsv4 {
 
@@ -18,66 +19,6 @@ Pool& sharedPool();  // addon.cc
 bool cpuAvx2();      // addon.cc
 
 namespace {
-
-/** The call's arguments; any type or size mismatch marks it bad (one RangeError). */
-struct Args {
-  napi_env env;
-  napi_value v[16];
-  bool ok = true;
-  Args(napi_env e, napi_callback_info info, size_t n) : env(e) {
-    size_t argc = n;
-    ok = n <= 16 && napi_get_cb_info(env, info, &argc, v, nullptr, nullptr) == napi_ok && argc >= n;
-  }
-  template <class T>
-  T* arr(int i, napi_typedarray_type want, size_t need) {
-    bool is = false;
-    napi_typedarray_type t;
-    size_t len = 0;
-    void* data = nullptr;
-    napi_value ab;
-    size_t off;
-    if (!ok || napi_is_typedarray(env, v[i], &is) != napi_ok || !is ||
-        napi_get_typedarray_info(env, v[i], &t, &len, &data, &ab, &off) != napi_ok || t != want || len < need) {
-      ok = false;
-      return nullptr;
-    }
-    return static_cast<T*>(data);
-  }
-  int i32(int i) {
-    int32_t r = 0;
-    if (ok && napi_get_value_int32(env, v[i], &r) != napi_ok) ok = false;
-    return r;
-  }
-  double f64(int i) {
-    double r = 0;
-    if (ok && napi_get_value_double(env, v[i], &r) != napi_ok) ok = false;
-    return r;
-  }
-  /** Length of typed array i (0 when not one). */
-  size_t length(int i) {
-    napi_typedarray_type t;
-    size_t len = 0;
-    void* data;
-    napi_value ab;
-    size_t off;
-    if (napi_get_typedarray_info(env, v[i], &t, &len, &data, &ab, &off) != napi_ok) return 0;
-    return len;
-  }
-  napi_value fail(const char* msg) {
-    napi_throw_range_error(env, nullptr, msg);
-    return nullptr;
-  }
-  napi_value boolean(bool b) {
-    napi_value r;
-    napi_get_boolean(env, b, &r);
-    return r;
-  }
-  napi_value number(double d) {
-    napi_value r;
-    napi_create_double(env, d, &r);
-    return r;
-  }
-};
 
 size_t sz(int v) { return v > 0 ? size_t(v) : 0; }
 
@@ -154,16 +95,16 @@ bool forRows(size_t R, double elements, const std::function<bool(size_t)>& row) 
 
 // actQuant(x, rows, cols, q, scale) -> false on non-finite input
 napi_value ActQuant(napi_env env, napi_callback_info info) {
-  Args a(env, info, 5);
-  const int rows = a.i32(1), cols = a.i32(2);
+  Call a(env, info, "actQuant", 5);
+  const int rows = a.integer(1), cols = a.integer(2);
   const size_t R = sz(rows), C = sz(cols);
-  const float* x = a.arr<float>(0, napi_float32_array, R * C);
-  uint8_t* q = a.arr<uint8_t>(3, napi_uint8_array, R * C);
-  float* s = a.arr<float>(4, napi_float32_array, R * (C / 128));
-  if (!a.ok || rows < 0 || cols <= 0 || cols % 128) return a.fail("dsv4 native actQuant: bad argument types or sizes");
+  const float* x = a.array<float>(0, napi_float32_array, R * C);
+  uint8_t* q = a.array<uint8_t>(3, napi_uint8_array, R * C);
+  float* s = a.array<float>(4, napi_float32_array, R * (C / 128));
+  if (!a.ok() || rows < 0 || cols <= 0 || cols % 128) return a.fail("dsv4 native actQuant: bad argument types or sizes");
   const bool avx = cpuAvx2();
   (void)avx;
-  return a.boolean(forRows(R, double(R) * C, [&](size_t r) {
+  return a.result(forRows(R, double(R) * C, [&](size_t r) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (avx) return ops::avx2::actQuantRow(x + r * C, cols, q + r * C, s + r * (C / 128));
 #endif
@@ -173,33 +114,33 @@ napi_value ActQuant(napi_env env, napi_callback_info info) {
 
 // rmsNorm(x, rows, n, weight, eps, y) -> false when a row is left to the reference
 napi_value RmsNorm(napi_env env, napi_callback_info info) {
-  Args a(env, info, 6);
-  const int rows = a.i32(1), n = a.i32(2);
-  const float eps = float(a.f64(4));
+  Call a(env, info, "rmsNorm", 6);
+  const int rows = a.integer(1), n = a.integer(2);
+  const float eps = float(a.number(4));
   const size_t R = sz(rows), N = sz(n);
-  const float* x = a.arr<float>(0, napi_float32_array, R * N);
-  const float* w = a.arr<float>(3, napi_float32_array, N);
-  float* y = a.arr<float>(5, napi_float32_array, R * N);
-  if (!a.ok || rows < 0 || n <= 0) return a.fail("dsv4 native rmsNorm: bad argument types or sizes");
-  return a.boolean(forRows(R, double(R) * N, [&](size_t r) { return rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
+  const float* x = a.array<float>(0, napi_float32_array, R * N);
+  const float* w = a.array<float>(3, napi_float32_array, N);
+  float* y = a.array<float>(5, napi_float32_array, R * N);
+  if (!a.ok() || rows < 0 || n <= 0) return a.fail("dsv4 native rmsNorm: bad argument types or sizes");
+  return a.result(forRows(R, double(R) * N, [&](size_t r) { return rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
 }
 
 // rmsDots(x, rows, flat, fn, nOut, eps, out) -> out[r*nOut+j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)); false when undecided
 napi_value RmsDots(napi_env env, napi_callback_info info) {
-  Args a(env, info, 7);
-  const int rows = a.i32(1), flat = a.i32(2), nOut = a.i32(4);
-  const float eps = float(a.f64(5));
+  Call a(env, info, "rmsDots", 7);
+  const int rows = a.integer(1), flat = a.integer(2), nOut = a.integer(4);
+  const float eps = float(a.number(5));
   const size_t R = sz(rows), F = sz(flat), O = sz(nOut);
-  const float* x = a.arr<float>(0, napi_float32_array, R * F);
-  const float* fn = a.arr<float>(3, napi_float32_array, O * F);
-  double* out = a.arr<double>(6, napi_float64_array, R * O);
-  if (!a.ok || rows < 0 || flat <= 0 || nOut < 0) return a.fail("dsv4 native rmsDots: bad argument types or sizes");
+  const float* x = a.array<float>(0, napi_float32_array, R * F);
+  const float* fn = a.array<float>(3, napi_float32_array, O * F);
+  double* out = a.array<double>(6, napi_float64_array, R * O);
+  if (!a.ok() || rows < 0 || flat <= 0 || nOut < 0) return a.fail("dsv4 native rmsDots: bad argument types or sizes");
   const bool avx = cpuAvx2();
   (void)avx;
 #if defined(__x86_64__) || defined(_M_X64)
   // several rows: the register-tiled product, one contiguous range of rows per thread
   if (avx && R >= 2 && F % 4 == 0 && O <= 64)
-    return a.boolean(forRanges(R, double(R) * O * F, [&](size_t r0, size_t r1) {
+    return a.result(forRanges(R, double(R) * O * F, [&](size_t r0, size_t r1) {
       return ops::avx2::rmsDotsRows(x + r0 * F, int(r1 - r0), flat, fn, nOut, eps, out + r0 * O);
     }));
 #endif
@@ -228,9 +169,9 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
     // one row (decode): fn (O x F fp32, ~0.8 MB on bench-2g) streams from memory, so its outputs are
     // split over the pool from 128K products
     float rs;
-    return a.boolean(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }));
+    return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }));
   }
-  return a.boolean(forRows(R, double(R) * O * F, [&](size_t r) {
+  return a.result(forRows(R, double(R) * O * F, [&](size_t r) {
     float rs;
     return factor(r, &rs) && outputs(r, rs, 0, O);
   }));
@@ -238,33 +179,33 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
 
 // hcSplit(m, rows, hc, base, scale, iters, eps, pre, post, comb): hc.ts splitSinkhorn per row; false when a row is undecided
 napi_value HcSplit(napi_env env, napi_callback_info info) {
-  Args a(env, info, 10);
-  const int rows = a.i32(1), hc = a.i32(2), iters = a.i32(5);
-  const float eps = float(a.f64(6));
+  Call a(env, info, "hcSplit", 10);
+  const int rows = a.integer(1), hc = a.integer(2), iters = a.integer(5);
+  const float eps = float(a.number(6));
   const size_t R = sz(rows), H = sz(hc), M = (2 + H) * H;
-  const double* m = a.arr<double>(0, napi_float64_array, R * M);
-  const float* base = a.arr<float>(3, napi_float32_array, M);
-  const float* scale = a.arr<float>(4, napi_float32_array, 3);
-  double* pre = a.arr<double>(7, napi_float64_array, R * H);
-  double* post = a.arr<double>(8, napi_float64_array, R * H);
-  double* comb = a.arr<double>(9, napi_float64_array, R * H * H);
-  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || iters < 0) return a.fail("dsv4 native hcSplit: bad argument types or sizes");
+  const double* m = a.array<double>(0, napi_float64_array, R * M);
+  const float* base = a.array<float>(3, napi_float32_array, M);
+  const float* scale = a.array<float>(4, napi_float32_array, 3);
+  double* pre = a.array<double>(7, napi_float64_array, R * H);
+  double* post = a.array<double>(8, napi_float64_array, R * H);
+  double* comb = a.array<double>(9, napi_float64_array, R * H * H);
+  if (!a.ok() || rows < 0 || hc <= 0 || hc > 16 || iters < 0) return a.fail("dsv4 native hcSplit: bad argument types or sizes");
   // ~1 us per row: the pool only for long prefills
-  return a.boolean(forRows(R, double(R) * 64 * H * H, [&](size_t r) {
+  return a.result(forRows(R, double(R) * 64 * H * H, [&](size_t r) {
     return ops::splitSinkhorn(m + r * M, base, scale, hc, iters, eps, pre + r * H, post + r * H, comb + r * H * H);
   }));
 }
 
 // streams(x, rows, hc, dim, coef, y): y[r, d] = bf16(Σ_j fl32(coef[r*hc+j] * x[r, j, d])); false when undecided
 napi_value Streams(napi_env env, napi_callback_info info) {
-  Args a(env, info, 6);
-  const int rows = a.i32(1), hc = a.i32(2), dim = a.i32(3);
+  Call a(env, info, "streams", 6);
+  const int rows = a.integer(1), hc = a.integer(2), dim = a.integer(3);
   const size_t R = sz(rows), H = sz(hc), D = sz(dim);
-  const float* x = a.arr<float>(0, napi_float32_array, R * H * D);
-  const double* coef = a.arr<double>(4, napi_float64_array, R * H);
-  float* y = a.arr<float>(5, napi_float32_array, R * D);
-  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
-  return a.boolean(forRows(R, double(R) * H * D, [&](size_t r) {
+  const float* x = a.array<float>(0, napi_float32_array, R * H * D);
+  const double* coef = a.array<double>(4, napi_float64_array, R * H);
+  float* y = a.array<float>(5, napi_float32_array, R * D);
+  if (!a.ok() || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native streams: bad argument types or sizes");
+  return a.result(forRows(R, double(R) * H * D, [&](size_t r) {
     return hcCombine(coef + r * H, 1, x + r * H * D, dim, hc, nullptr, 0, y + r * D);
   }));
 }
@@ -272,16 +213,16 @@ napi_value Streams(napi_env env, napi_callback_info info) {
 // hcPost(out, residual, rows, hc, dim, post, comb, y):
 // y[r,k,d] = bf16(fl32(fl32(post[r,k]*out[r,d]) + RN32(Σ_j fl32(comb[r,j,k]*residual[r,j,d])))); false when undecided
 napi_value HcPost(napi_env env, napi_callback_info info) {
-  Args a(env, info, 8);
-  const int rows = a.i32(2), hc = a.i32(3), dim = a.i32(4);
+  Call a(env, info, "hcPost", 8);
+  const int rows = a.integer(2), hc = a.integer(3), dim = a.integer(4);
   const size_t R = sz(rows), H = sz(hc), D = sz(dim);
-  const float* out = a.arr<float>(0, napi_float32_array, R * D);
-  const float* res = a.arr<float>(1, napi_float32_array, R * H * D);
-  const double* post = a.arr<double>(5, napi_float64_array, R * H);
-  const double* comb = a.arr<double>(6, napi_float64_array, R * H * H);
-  float* y = a.arr<float>(7, napi_float32_array, R * H * D);
-  if (!a.ok || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native hcPost: bad argument types or sizes");
-  return a.boolean(forRows(R, double(R) * H * H * D, [&](size_t r) {
+  const float* out = a.array<float>(0, napi_float32_array, R * D);
+  const float* res = a.array<float>(1, napi_float32_array, R * H * D);
+  const double* post = a.array<double>(5, napi_float64_array, R * H);
+  const double* comb = a.array<double>(6, napi_float64_array, R * H * H);
+  float* y = a.array<float>(7, napi_float32_array, R * H * D);
+  if (!a.ok() || rows < 0 || hc <= 0 || hc > 16 || dim <= 0) return a.fail("dsv4 native hcPost: bad argument types or sizes");
+  return a.result(forRows(R, double(R) * H * H * D, [&](size_t r) {
     for (size_t k = 0; k < H; k++) {
       if (!hcCombine(comb + r * H * H + k, hc, res + r * H * D, dim, hc, out + r * D, post[r * H + k], y + (r * H + k) * D)) return false;
     }
@@ -323,26 +264,26 @@ void attnJob(void* ctx, int share, int shares) {
 // Row r's slots are [rowStart[r], rowStart[r+1]); slot i's key is BF16 bits src[slotSrc[i]][slotOff[i] ..+d],
 // slotSrc 255 = masked. q and out [R, H, d], flags [R, H].
 napi_value SparseAttnRows(napi_env env, napi_callback_info info) {
-  Args a(env, info, 14);
-  const int R = a.i32(1), H = a.i32(2), d = a.i32(3);
+  Call a(env, info, "sparseAttnRows", 14);
+  const int R = a.integer(1), H = a.integer(2), d = a.integer(3);
   const size_t Rs = sz(R), Hs = sz(H), Ds = sz(d);
   ops::AttnArgs x{};
-  x.q = a.arr<float>(0, napi_float32_array, Rs * Hs * Ds);
+  x.q = a.array<float>(0, napi_float32_array, Rs * Hs * Ds);
   const uint16_t* src[3];
   size_t srcLen[3];
   for (int i = 0; i < 3; i++) {
-    src[i] = a.arr<uint16_t>(4 + i, napi_uint16_array, 0);
-    srcLen[i] = a.ok ? a.length(4 + i) : 0;
+    src[i] = a.array<uint16_t>(4 + i, napi_uint16_array, 0, &srcLen[i]);
+    if (!a.ok()) srcLen[i] = 0;
   }
-  const int32_t* rowStart = a.arr<int32_t>(9, napi_int32_array, Rs + 1);
-  const size_t N = a.ok && R > 0 && rowStart[0] == 0 && rowStart[R] >= 0 ? size_t(rowStart[R]) : 0;
-  const uint8_t* slotSrc = a.arr<uint8_t>(7, napi_uint8_array, N);
-  const int32_t* slotOff = a.arr<int32_t>(8, napi_int32_array, N);
-  x.scale = float(a.f64(10));
-  x.sink = a.arr<float>(11, napi_float32_array, Hs);
-  x.out = a.arr<float>(12, napi_float32_array, Rs * Hs * Ds);
-  x.flag = a.arr<uint8_t>(13, napi_uint8_array, Rs * Hs);
-  if (!a.ok || R <= 0 || H <= 0 || d <= 0 || d > 1024 || rowStart[0] != 0)
+  const int32_t* rowStart = a.array<int32_t>(9, napi_int32_array, Rs + 1);
+  const size_t N = a.ok() && R > 0 && rowStart[0] == 0 && rowStart[R] >= 0 ? size_t(rowStart[R]) : 0;
+  const uint8_t* slotSrc = a.array<uint8_t>(7, napi_uint8_array, N);
+  const int32_t* slotOff = a.array<int32_t>(8, napi_int32_array, N);
+  x.scale = float(a.number(10));
+  x.sink = a.array<float>(11, napi_float32_array, Hs);
+  x.out = a.array<float>(12, napi_float32_array, Rs * Hs * Ds);
+  x.flag = a.array<uint8_t>(13, napi_uint8_array, Rs * Hs);
+  if (!a.ok() || R <= 0 || H <= 0 || d <= 0 || d > 1024 || rowStart[0] != 0)
     return a.fail("dsv4 native sparseAttnRows: bad argument types or sizes");
   for (int r = 0; r < R; r++)
     if (rowStart[r + 1] < rowStart[r]) return a.fail("dsv4 native sparseAttnRows: row starts must not decrease");
@@ -379,7 +320,7 @@ napi_value SparseAttnRows(napi_env env, napi_callback_info info) {
   }
   int flagged = 0;
   for (size_t i = 0; i < Rs * Hs; i++) flagged += x.flag[i];
-  return a.number(flagged);
+  return a.result(double(flagged));
 }
 
 }  // namespace
