@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bf16.h"
+#include "fp8_spread.h"
 #include "kernels.h"
 
 namespace dsv4 {
@@ -363,23 +364,7 @@ inline void settleStore4(__m256d s4, __m256d T4, __m256d eT, int n4, float* y, u
 // rows share each activation load (8 independent FMA chains); each lane sums 2 products per
 // 32-code step, then 2 levels join the 4 accumulators and 2 the lanes.
 
-struct Cvt32 {
-  __m256i sign = _mm256_set1_epi8(char(0x80));
-  __m256i ctl[4];
-  Cvt32() {
-    for (int g = 0; g < 4; g++) {
-      alignas(32) int8_t b[32];
-      for (int l = 0; l < 2; l++) {
-        for (int i = 0; i < 16; i++) b[l * 16 + i] = -128;
-        b[l * 16 + 6] = int8_t(4 * g);
-        b[l * 16 + 7] = int8_t(4 * g + 1);
-        b[l * 16 + 14] = int8_t(4 * g + 2);
-        b[l * 16 + 15] = int8_t(4 * g + 3);
-      }
-      ctl[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
-    }
-  }
-};
+using Cvt32 = Fp8Spread;  // fp8_spread.h
 
 /** acc += the 32 codes at wp times the 32 prepared activations at xc. */
 inline void fp8Step(__m256i sign, __m256i c0, __m256i c1, __m256i c2, __m256i c3, const uint8_t* wp, const double* xc, __m256d acc[4]) {

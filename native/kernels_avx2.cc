@@ -23,6 +23,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fp8_spread.h"
 #include "kernels.h"
 
 namespace dsv4 {
@@ -78,23 +79,7 @@ struct Perm8 {
 };
 const Perm8 kPerm8;
 
-struct Cvt8 {
-  __m256i sign = _mm256_set1_epi8(char(0x80));
-  __m256i ctl[4];
-  Cvt8() {
-    for (int g = 0; g < 4; g++) {
-      alignas(32) int8_t c[32];
-      for (int l = 0; l < 2; l++) {
-        for (int i = 0; i < 16; i++) c[l * 16 + i] = -128;
-        c[l * 16 + 6] = int8_t(4 * g);
-        c[l * 16 + 7] = int8_t(4 * g + 1);
-        c[l * 16 + 14] = int8_t(4 * g + 2);
-        c[l * 16 + 15] = int8_t(4 * g + 3);
-      }
-      ctl[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(c));
-    }
-  }
-};
+using Cvt8 = Fp8Spread;  // fp8_spread.h
 
 /** 32 e4m3 codes -> 8 x 4 float64 (value * 2^-1016), in kPerm8 order. */
 inline void cvt32(const Cvt8& k, const uint8_t* p, __m256d q[8]) {
