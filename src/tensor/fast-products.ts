@@ -1,0 +1,126 @@
+// Fast numerics: the explicitly named `--numerics fast` mode (issue 7 "Exactness at
+// speed": a faster inexact product offered beside the exact default, its drift
+// reported). The exact FP8/FP4 products run in float64 lanes or integers; these run
+// in fp32 lanes, at twice the FMA width, like a GPU's fp32-accumulating GEMM.
+//
+// Semantics (every implementation gives these bits; this file is the reference):
+//   1. both operands are dequantized exactly to fp32: an e4m3 activation is code x its
+//      1x128 scale; an FP8 weight code x its 128x128 block scale; an FP4 weight e2m1 x
+//      its 1x32 scale; a BF16 weight its value; an FP8-as-BF16 weight (wo_a) bf16(code x
+//      scale), as dense.ts reads it; BF16/fp32 activations as given;
+//   2. y[m, n] = fma(w[n, K-1], x[m, K-1], ... fma(w[n, 1], x[m, 1], fma(w[n, 0], x[m, 0], 0)))
+//      in fp32: one accumulator per output, increasing k, each step one rounding.
+// So results differ from canonical rounding by the fp32 accumulation error only
+// (the goldens' drift is reported by `dsv4 verify --numerics fast`).
+import { E2M1_VALUES, E4M3_VALUES } from './formats.js';
+import { weightRowValues } from './dense.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
+
+/** The products that fast numerics replaces (the rest of Kernels stays exact). */
+export interface FastProducts {
+  readonly name: string;
+  /** y[x.rows, w.out] (fp32; the caller rounds as for fp8Gemm). */
+  fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;
+  fp4Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void;
+  /** y[rows, n] = x[rows, w.inF] . W[r0 .. r0+n)ᵀ for BF16 W or FP8 W used as BF16 values. */
+  denseGemm(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void;
+  /** Optional: the jobs' products in one call (same bits as one by one). */
+  gemmBatch?(jobs: readonly GemmJob[]): void;
+  /** Optional: denseGemm of each group g: ys[g] = xs[g] . W[g*n .. (g+1)*n)ᵀ in one call. */
+  denseGroups?(xs: readonly Float32Array[], rows: number, w: Fp8Weight, n: number, ys: readonly Float32Array[]): void;
+}
+
+const fr = Math.fround;
+
+/**
+ * RN32(a*b + c) for fp32 a, b, c, one rounding. a*b is exact in float64 (<= 48 bits); the float64 sum
+ * s = a*b + c may be rounded, and fround(s) then differs from the single rounding only when s is exactly
+ * halfway between two fp32 values: the sum's exact error e (TwoSum) picks the side.
+ */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const r = fr(s);
+  if (!Number.isFinite(s)) return r;
+  const bb = s - p;
+  const e = p - (s - bb) + (c - bb);
+  if (e === 0) return r;
+  const d = s - r;
+  if (d === 0) return r; // s is an fp32 value and the exact sum is within half a float64 ulp of it
+  const other = r + 2 * d;
+  if (fr(other) !== other) return r; // s is not a midpoint: fround(s) is the nearest to the exact sum
+  return (e > 0) === (d > 0) ? other : r;
+}
+
+/** Activation rows [rows, cols] as fp32 values code x 1x128 scale. */
+export function dequantActivations(x: QuantizedActivations): Float32Array {
+  const v = new Float32Array(x.rows * x.cols);
+  const nb = x.cols / 128;
+  for (let m = 0; m < x.rows; m++) {
+    for (let k = 0; k < x.cols; k++) v[m * x.cols + k] = fr(E4M3_VALUES[x.q[m * x.cols + k]!]! * x.scale[m * nb + (k >> 7)]!);
+  }
+  return v;
+}
+
+const e8m0 = (b: number): number => (b === 255 ? NaN : 2 ** (b - 127));
+
+/** FP8 weight row n as fp32 values code x block scale. */
+export function fp8WeightRow(w: Fp8Weight, n: number, out: Float32Array): Float32Array {
+  const K = w.inF;
+  const nkb = Math.ceil(K / 128);
+  for (let k = 0; k < K; k++) out[k] = fr(E4M3_VALUES[w.data[n * K + k]!]! * e8m0(w.scale[(n >> 7) * nkb + (k >> 7)]!));
+  return out;
+}
+
+/** FP4 weight row n as fp32 values e2m1 x 1x32 scale. */
+export function fp4WeightRow(w: Fp4Weight, n: number, out: Float32Array): Float32Array {
+  const K = w.inF;
+  for (let j = 0; j < K >> 1; j++) {
+    const byte = w.data[n * (K >> 1) + j]!;
+    const s = e8m0(w.scale[n * (K >> 5) + (j >> 4)]!);
+    out[2 * j] = fr(E2M1_VALUES[byte & 15]! * s); // low nibble = even element
+    out[2 * j + 1] = fr(E2M1_VALUES[byte >> 4]! * s);
+  }
+  return out;
+}
+
+/** y[rows, n] from dequantized activations xv[rows, K] and weight rows r0 .. r0+n. */
+function sequentialGemm(xv: Float32Array, rows: number, K: number, row: (r: number) => Float32Array, r0: number, n: number, y: Float32Array): void {
+  for (let j = 0; j < n; j++) {
+    const wv = row(r0 + j);
+    for (let m = 0; m < rows; m++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc = fmaF32(wv[k]!, xv[m * K + k]!, acc);
+      y[m * n + j] = acc;
+    }
+  }
+}
+
+function checkQuantized(op: string, x: QuantizedActivations, w: { out: number; inF: number }, y: Float32Array): void {
+  if (x.cols !== w.inF) throw new RangeError(`${op}: activation width ${x.cols} != weight in ${w.inF}`);
+  if (x.cols % 128 !== 0) throw new RangeError(`${op}: width ${x.cols} is not a multiple of 128`);
+  if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
+}
+
+/** The plain TypeScript fast products (the semantics above, one multiply-add at a time). */
+export const referenceFastProducts: FastProducts = {
+  name: 'fast-reference',
+  fp8Gemm(x, w, y) {
+    checkQuantized('fast fp8Gemm', x, w, y);
+    const buf = new Float32Array(w.inF);
+    sequentialGemm(dequantActivations(x), x.rows, w.inF, (r) => fp8WeightRow(w, r, buf), 0, w.out, y);
+  },
+  fp4Gemm(x, w, y) {
+    checkQuantized('fast fp4Gemm', x, w, y);
+    const buf = new Float32Array(w.inF);
+    sequentialGemm(dequantActivations(x), x.rows, w.inF, (r) => fp4WeightRow(w, r, buf), 0, w.out, y);
+  },
+  denseGemm(x, rows, w, r0, n, y) {
+    const K = w.inF;
+    if (x.length < rows * K || y.length < rows * n) throw new RangeError('fast denseGemm: activations or output too short');
+    if (r0 < 0 || r0 + n > w.out) throw new RangeError(`fast denseGemm: rows [${r0}, ${r0 + n}) outside [0, ${w.out})`);
+    const buf = new Float32Array(K);
+    const bits = new Uint32Array(buf.buffer);
+    sequentialGemm(x, rows, K, (r) => weightRowValues(w, r, buf, bits), r0, n, y);
+  },
+};
