@@ -21,6 +21,8 @@ export interface EngineOptions {
   snapshotInterval?: number;
   /** RAM for routed experts (bytes): they stream from the checkpoint through an LRU cache (loadModel). */
   memoryBudget?: number;
+  /** Canonical rounding (default) or the named fast mode (tensor/fast-kernels.ts). */
+  numerics?: 'exact' | 'fast';
 }
 
 export const ENGINE_DEFAULTS = {

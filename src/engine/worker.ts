@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const model = await loadModel(opts.modelDir, {
     ...(opts.maxSeqLen ? { maxSeqLen: opts.maxSeqLen } : {}),
     ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
+    ...(opts.numerics ? { numerics: opts.numerics } : {}),
   });
   const expertCache = model.experts instanceof ExpertCache ? model.experts : null;
   const tokenizer = await loadTokenizer(opts.modelDir);
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
           memoryBytes: cacheBytes,
           dir: opts.cacheDir,
           diskBytes: opts.cacheDiskBytes,
-          modelId: modelIdentity(opts.modelDir, maxSeqLen),
+          modelId: modelIdentity(opts.modelDir, maxSeqLen) + (model.kernels.numerics === 'fast' ? ':fast' : ''),
           restore: (b) => model.restoreState(b),
         })
       : null;

@@ -16,12 +16,21 @@ export interface RowCheck {
   exact: boolean;
   top1: number;
   goldenTop1: number;
+  /** Σ (ours - golden)² and Σ golden² over the row (the drift's relative RMS). */
+  sqDiff: number;
+  sqGolden: number;
 }
 
 export interface GoldenReport {
   name: string;
   rows: RowCheck[];
   ok: boolean;
+  /**
+   * 'fast': the named inexact mode. Its drift sits on the fp32 noise floor (golden README "Tolerances observed":
+   * stock fp32 torch differs from the goldens by max |Δlogit| 3.5-4.6, top-1 60-70%), so ok there means all
+   * logits finite and the drift's relative RMS below FAST_DRIFT_LIMIT (uncorrelated logits give ~1.4).
+   */
+  numerics: 'exact' | 'fast';
   /** With `layers`: where the hidden states first differ (e.g. "prefill layer 2, position 71"). */
   firstDifference?: string;
 }
@@ -30,6 +39,8 @@ export interface VerifyOptions {
   modelDir?: string;
   layers?: boolean;
   kernels?: Kernels;
+  /** Without `kernels`: exact (default) or fast numerics. */
+  numerics?: 'exact' | 'fast';
   log?: (line: string) => void;
 }
 
@@ -62,14 +73,18 @@ function compare(name: string, ours: Float32Array, golden: Float32Array, go: num
   const n = ours.length;
   let maxAbsDiff = 0;
   let exact = true;
+  let sqDiff = 0;
+  let sqGolden = 0;
   const ob = new Uint32Array(ours.buffer, ours.byteOffset, n);
   const gb = new Uint32Array(golden.buffer, golden.byteOffset + go * 4, n);
   for (let i = 0; i < n; i++) {
     if (ob[i] !== gb[i]) exact = false;
     const d = Math.abs(ours[i]! - golden[go + i]!);
+    sqDiff += d * d;
+    sqGolden += golden[go + i]! ** 2;
     if (d > maxAbsDiff || Number.isNaN(d)) maxAbsDiff = Number.isNaN(d) ? Infinity : d;
   }
-  return { name, maxAbsDiff, exact, top1: argmax(ours), goldenTop1: argmax(golden, go, n) };
+  return { name, maxAbsDiff, exact, top1: argmax(ours), goldenTop1: argmax(golden, go, n), sqDiff, sqGolden };
 }
 
 /** First (row, index) where BF16 bits of `x` differ from golden bits at offset go, or -1. */
@@ -127,7 +142,7 @@ export async function verifyGolden(goldenDir: string, opts: VerifyOptions = {}):
   const g = new GoldenSet(goldenDir);
   const log = opts.log ?? (() => {});
   const modelDir = opts.modelDir ?? join(goldenDir, g.json.checkpoint?.dir ?? 'checkpoint');
-  const model: Dsv4Model = await loadModel(modelDir, { maxSeqLen: g.json.run?.max_seq_len ?? 4096, kernels: opts.kernels });
+  const model: Dsv4Model = await loadModel(modelDir, { maxSeqLen: g.json.run?.max_seq_len ?? 4096, kernels: opts.kernels, numerics: opts.numerics });
   const { dim, hcMult: hc, nLayers } = model.args;
   log(`model ${modelDir} (kernels: ${model.kernels.name})`);
   const inputIds = Int32Array.from(g.array('input_ids').data as Int32Array);
@@ -203,13 +218,27 @@ export async function verifyGolden(goldenDir: string, opts: VerifyOptions = {}):
     }
   }
   const name = g.json.name ?? goldenDir;
-  return { name, rows, ok: rows.every((r) => r.exact), firstDifference };
+  const numerics = model.kernels.numerics ?? 'exact';
+  const ok = numerics === 'fast' ? relativeDrift(rows) < FAST_DRIFT_LIMIT : rows.every((r) => r.exact);
+  return { name, rows, ok, numerics, firstDifference };
+}
+
+/** Largest relative RMS of the logit drift accepted in fast numerics. */
+export const FAST_DRIFT_LIMIT = 0.5;
+
+/** RMS of (ours - golden) over RMS of golden, all rows (NaN: Infinity). */
+export function relativeDrift(rows: readonly RowCheck[]): number {
+  const d = rows.reduce((s, r) => s + r.sqDiff, 0);
+  const g = rows.reduce((s, r) => s + r.sqGolden, 0);
+  const v = Math.sqrt(d / g);
+  return Number.isNaN(v) ? Infinity : v;
 }
 
 export function summarize(r: GoldenReport): string {
   const exact = r.rows.filter((x) => x.exact).length;
   const top1 = r.rows.filter((x) => x.top1 === x.goldenTop1).length;
   const maxd = Math.max(...r.rows.map((x) => x.maxAbsDiff));
-  return `${r.ok ? 'PASS' : 'FAIL'} ${r.name}: ${exact}/${r.rows.length} logit rows bit-exact, top-1 ${top1}/${r.rows.length}, max |Δlogit| ${maxd}` +
+  return `${r.ok ? 'PASS' : 'FAIL'} ${r.name}${r.numerics === 'fast' ? ` (fast numerics: passes on drift RMS < ${FAST_DRIFT_LIMIT} of the logits)` : ''}: ${exact}/${r.rows.length} logit rows bit-exact, top-1 ${top1}/${r.rows.length}, max |Δlogit| ${maxd}` +
+    (r.numerics === 'fast' ? `, drift RMS ${relativeDrift(r.rows).toPrecision(3)} of the logits' RMS` : '') +
     (r.firstDifference ? `; first difference: ${r.firstDifference}` : '');
 }

@@ -2,25 +2,15 @@
 // FP8/FP4 weights go through act_quant + the Kernels GEMM; BF16/F32 weights
 // are exact dot products rounded once to fp32 (F.linear under canonical rounding).
 import type { GemmJob, Kernels, QuantizedActivations, Weight } from '../tensor/kernels.js';
-import { weightRowValues } from '../tensor/dense.js';
+import { exactDenseRows } from '../tensor/dense.js';
 import { actQuantWith } from '../tensor/quant.js';
-import { dotF32x32 } from '../tensor/exact.js';
 import { roundBf16With } from '../tensor/ops2.js';
 
 /**
  * fp32 y[rows, n] = x @ W[r0 .. r0+n)ᵀ with exact dot products (F.linear in fp32, or in
  * BF16 before the cast). Default: all rows of W.
  */
-export function exactLinear(x: Float32Array, rows: number, w: Weight, r0 = 0, n = w.out - r0, y = new Float32Array(rows * n)): Float32Array {
-  const K = w.inF;
-  const scratch = new Float32Array(K);
-  const bits = new Uint32Array(scratch.buffer);
-  for (let j = 0; j < n; j++) {
-    const wr = weightRowValues(w, r0 + j, scratch, bits);
-    for (let m = 0; m < rows; m++) y[m * n + j] = dotF32x32(x, m * K, wr, 0, K);
-  }
-  return y;
-}
+export const exactLinear = exactDenseRows;
 
 /**
  * exactLinear over rows [r0, r0+n) of W, through the kernels' bf16Gemm for BF16 W and

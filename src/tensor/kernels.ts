@@ -69,6 +69,8 @@ export interface GemmJob {
 
 export interface Kernels extends DecodeOps, RowOps {
   readonly name: string;
+  /** 'fast': the named inexact mode (fast-kernels.ts); absent or 'exact': canonical rounding. */
+  readonly numerics?: 'exact' | 'fast';
   /** y[rows, w.out] = fp8_gemm(x, w) with fp32 accumulation; returns fp32 (caller rounds to BF16). */
   fp8Gemm(x: QuantizedActivations, w: Fp8Weight, y: Float32Array): void;
   /** y[rows, w.out] = fp4_gemm(x, w); returns fp32 (caller rounds to BF16). */

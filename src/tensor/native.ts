@@ -14,6 +14,8 @@ import type { Fp4Rows } from './fp4-rows.js';
 import { referenceKernels } from './reference-kernels.js';
 import { nativeDecodeOps } from './ops.js';
 import { nativeRowOps } from './ops2.js';
+import { parseNumerics, withFastProducts, type Numerics } from './fast-kernels.js';
+import { referenceFastProducts } from './fast-products.js';
 
 /** The addon's raw functions (native/addon.cc). */
 export interface NativeAddon {
@@ -301,22 +303,29 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
   return k;
 }
 
-let chosen: Kernels | undefined;
+let chosenExact: Kernels | undefined;
+let chosenFast: Kernels | undefined;
 
 /**
  * The kernels to use: native when the addon loads, else the TypeScript
  * reference with one line on stderr. DSV4_KERNELS=ts|native forces a choice
  * (native then throws if the addon is unavailable). DSV4_THREADS sets the
- * native thread count (default: all cores).
+ * native thread count (default: all cores). `numerics` (default: DSV4_NUMERICS,
+ * else exact) picks canonical rounding or the named fast mode (fast-kernels.ts).
  */
-export function getKernels(): Kernels {
-  if (chosen) return chosen;
+export function getKernels(numerics: Numerics = parseNumerics(process.env.DSV4_NUMERICS)): Kernels {
+  const exact = (chosenExact ??= exactKernels());
+  if (numerics === 'exact') return exact;
+  return (chosenFast ??= withFastProducts(exact, referenceFastProducts));
+}
+
+function exactKernels(): Kernels {
   const force = (process.env.DSV4_KERNELS ?? '').toLowerCase();
-  if (force === 'ts' || force === 'reference') return (chosen = referenceKernels);
+  if (force === 'ts' || force === 'reference') return referenceKernels;
   if (force !== '' && force !== 'native') throw new Error(`DSV4_KERNELS must be "ts" or "native", not "${force}"`);
   const { addon, reason } = loadNative();
-  if (addon) return (chosen = makeNativeKernels(addon));
+  if (addon) return makeNativeKernels(addon);
   if (force === 'native') throw new Error(`DSV4_KERNELS=native but the native kernels are unavailable: ${reason}`);
   process.stderr.write(`dsv4: native kernels unavailable (${reason}); using the TypeScript kernels\n`);
-  return (chosen = referenceKernels);
+  return referenceKernels;
 }

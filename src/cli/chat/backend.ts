@@ -16,6 +16,8 @@ export interface BackendOptions {
   contextLength?: number;
   /** Local model only: RAM for routed experts (bytes). */
   memoryBudget?: number;
+  /** Local model only: exact or fast numerics. */
+  numerics?: 'exact' | 'fast';
 }
 
 export interface Backend extends Endpoint {
@@ -34,7 +36,7 @@ export async function openBackend(opts: BackendOptions): Promise<Backend> {
     return { baseUrl, apiKey, describe: baseUrl, close: async () => {} };
   }
   const dir = opts.model ? checkModelDir(opts.model) : await ensureDefaultModel();
-  const server = await startLocalServer(dir, { contextLength: opts.contextLength, memoryBudget: opts.memoryBudget });
+  const server = await startLocalServer(dir, { contextLength: opts.contextLength, memoryBudget: opts.memoryBudget, numerics: opts.numerics });
   return { baseUrl: server.url, describe: opts.model ? dir : `embedded default model (${dir})`, close: server.close };
 }
 

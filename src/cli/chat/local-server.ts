@@ -13,6 +13,8 @@ export interface LocalServerOptions {
   contextLength?: number;
   /** RAM for routed experts (bytes); default: all resident. */
   memoryBudget?: number;
+  /** Exact (default) or fast numerics. */
+  numerics?: 'exact' | 'fast';
 }
 
 export async function startLocalServer(modelDir: string, opts: LocalServerOptions = {}): Promise<LocalServer> {
@@ -27,6 +29,7 @@ export async function startLocalServer(modelDir: string, opts: LocalServerOption
         engine: {
           ...(opts.contextLength ? { maxSeqLen: opts.contextLength } : {}),
           ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
+          ...(opts.numerics ? { numerics: opts.numerics } : {}),
         },
         web: false,
       }),

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import type { ChatSettings, Effort } from './client.js';
 import { sizeArg } from '../size-arg.js';
 import { CliError, ExitCode } from './errors.js';
+import { numericsOption, type Numerics } from '../numerics.js';
 
 export interface CommonOptions {
   model?: string;
@@ -16,6 +17,7 @@ export interface CommonOptions {
   maxTokens?: number;
   contextLength?: number;
   memoryBudget?: number;
+  numerics?: Numerics;
 }
 
 export function addCommonOptions(cmd: Command): Command {
@@ -30,7 +32,8 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--temperature <t>', 'sampling temperature 0-2 (used when thinking is off)', parseTemperature)
     .option('--max-tokens <n>', 'most tokens to generate, thinking included', parseMaxTokens)
     .option('--context-length <n>', 'context in tokens for a local model (default: the engine default)', (v) => parsePositive('--context-length', v))
-    .option('--memory-budget <size>', 'local model: RAM for routed experts, e.g. 20G (they stream from the checkpoint through an LRU cache)', sizeArg);
+    .option('--memory-budget <size>', 'local model: RAM for routed experts, e.g. 20G (they stream from the checkpoint through an LRU cache)', sizeArg)
+    .addOption(numericsOption());
 }
 
 export function settingsFrom(o: CommonOptions): ChatSettings {

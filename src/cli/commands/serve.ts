@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { PriceEntry, ServerConfig } from '../../server/config.js';
 import { withSpinner } from '../progress.js';
 import { sizeArg } from '../size-arg.js';
+import { FAST_NUMERICS_NOTE, numericsOption, type Numerics } from '../numerics.js';
 
 interface ServeOptions {
   model?: string;
@@ -15,6 +16,7 @@ interface ServeOptions {
   stateBudget?: number;
   prefixCache?: number;
   memoryBudget?: number;
+  numerics?: Numerics;
   maxBatch?: number;
   prefillChunk?: number;
   contextLength?: number;
@@ -88,6 +90,7 @@ export function register(program: Command): void {
     .option('--cache-dir <dir>', 'persist the prefix cache in this directory')
     .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', sizeArg)
     .option('--memory-budget <size>', 'RAM for routed experts, e.g. 20G: they stream from the checkpoint through an LRU cache (default: all resident)', sizeArg)
+    .addOption(numericsOption())
     .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', sizeArg)
     .option('--max-batch <n>', 'sequences computed together per step', int)
     .option('--prefill-chunk <n>', 'prompt tokens computed per step', int)
@@ -172,6 +175,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
     ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
     ...(opts.contextLength !== undefined ? { maxSeqLen: opts.contextLength } : {}),
+    ...(opts.numerics !== undefined ? { numerics: opts.numerics } : {}),
   };
   let server;
   try {
@@ -182,6 +186,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   }
   process.stderr.write(`dsv4 serve: ${modelDir} on ${server.url} (models: ${server.deps.cfg.servedModels.join(', ')})\n`);
   process.stderr.write(startupUrls(server.url, server.webChat));
+  if (opts.numerics === 'fast') process.stderr.write(`dsv4 serve: ${FAST_NUMERICS_NOTE}\n`);
   const stop = () => {
     process.stderr.write('dsv4 serve: shutting down\n');
     void server.shutdown().then(() => process.exit(0));

@@ -1,0 +1,13 @@
+// --numerics for the commands that run a model (serve, chat, run, verify, bench): canonical
+// rounding (default, bit-exact to the reference) or the named fast mode (tensor/fast-kernels.ts).
+import { Option } from 'commander';
+export type { Numerics } from '../tensor/fast-kernels.js';
+
+export const FAST_NUMERICS_NOTE =
+  'fast numerics: products with 4 or more rows (prefill) accumulate in fp32 lanes, not bit-exact to the reference (drift: `dsv4 verify --numerics fast`)';
+
+export function numericsOption(): Option {
+  return new Option('--numerics <mode>', 'exact: canonical rounding, bit-exact to the reference; fast: fp32 prefill products, faster, small drift')
+    .choices(['exact', 'fast'])
+    .env('DSV4_NUMERICS');
+}

@@ -1,0 +1,142 @@
+// Fast numerics (tensor/fast-products.ts, fast-kernels.ts): fmaF32 is a single rounding, the
+// fast products stay within the fp32 accumulation error bound of the exact ones, small products
+// stay exact, and the goldens' drift is on the fp32 noise floor.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fma32 } from '../../src/tensor/exact.js';
+import { fmaF32, referenceFastProducts, fp8WeightRow, fp4WeightRow, dequantActivations } from '../../src/tensor/fast-products.js';
+import { FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
+import { referenceKernels } from '../../src/tensor/reference-kernels.js';
+import { exactDenseRows } from '../../src/tensor/dense.js';
+import { verifyGolden, summarize, relativeDrift, FAST_DRIFT_LIMIT } from '../../src/model/golden.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+
+let seed = 7;
+const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const bytes = (n: number, f: () => number): Uint8Array => Uint8Array.from({ length: n }, f);
+const e4m3Code = (): number => {
+  const c = Math.floor(rnd() * 256);
+  return (c & 0x7f) === 0x7f ? c & 0xfe : c; // no NaN codes
+};
+
+function activations(rows: number, K: number): QuantizedActivations {
+  return { rows, cols: K, q: bytes(rows * K, e4m3Code), scale: Float32Array.from({ length: (rows * K) / 128 }, () => 2 ** -Math.floor(rnd() * 8)) };
+}
+function fp8Weight(out: number, K: number): Fp8Weight {
+  return { kind: 'fp8', out, inF: K, data: bytes(out * K, e4m3Code), scale: bytes(Math.ceil(out / 128) * (K / 128), () => 117 + Math.floor(rnd() * 8)) };
+}
+function fp4Weight(out: number, K: number): Fp4Weight {
+  return { kind: 'fp4', out, inF: K, data: bytes((out * K) / 2, () => Math.floor(rnd() * 256)), scale: bytes((out * K) / 32, () => 120 + Math.floor(rnd() * 8)) };
+}
+function bf16Weight(out: number, K: number): Bf16Weight {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  return { kind: 'bf16', out, inF: K, data: Uint16Array.from({ length: out * K }, () => ((f[0] = (rnd() - 0.5) * 0.2), u[0]! >>> 16)) };
+}
+
+test('fmaF32 is one rounding: random operands, constructed midpoints, signs, overflow', () => {
+  const f = Math.fround;
+  for (let i = 0; i < 20000; i++) {
+    const a = f((rnd() - 0.5) * 2 ** Math.floor(rnd() * 40 - 20));
+    const b = f((rnd() - 0.5) * 2 ** Math.floor(rnd() * 40 - 20));
+    const c = f((rnd() - 0.5) * 2 ** Math.floor(rnd() * 60 - 30));
+    assert.equal(fmaF32(a, b, c), fma32(a, b, c), `fma(${a}, ${b}, ${c})`);
+  }
+  // a*b + c = (1 + 2^-23 + 2^-24) - 2^-70: float64 rounds it onto the fp32 midpoint, where ties-to-even
+  // would give 1 + 2^-22; the single rounding gives 1 + 2^-23
+  const a = 1 + 2 ** -23;
+  const b = 2 ** -24 - 2 ** -47;
+  assert.notEqual(f(a * b + a), a);
+  assert.equal(fmaF32(a, b, a), a);
+  assert.equal(fmaF32(-a, b, -a), -a);
+  assert.equal(fma32(a, b, a), a);
+  assert.equal(fmaF32(1, 2 ** -24, 1), 1); // an exact tie: to even
+  assert.equal(fmaF32(1, 2 ** -24 + 2 ** -60, 1), f(1 + 2 ** -23)); // just above the tie
+  assert.equal(fmaF32(2 ** 127, 4, 0), Infinity);
+  assert.ok(Number.isNaN(fmaF32(NaN, 1, 0)));
+});
+
+/** |fast - exact| <= K * 2^-24 * Σ|w·x| + one ulp: the fp32 sequential-sum error bound. */
+function assertWithinBound(fast: Float32Array, exact: Float32Array, mag: Float64Array, K: number, what: string): void {
+  let differs = 0;
+  for (let i = 0; i < exact.length; i++) {
+    const bound = (K + 1) * 2 ** -24 * mag[i]! + 2 ** -149;
+    assert.ok(Math.abs(fast[i]! - exact[i]!) <= bound, `${what}[${i}]: fast ${fast[i]} exact ${exact[i]} bound ${bound}`);
+    if (fast[i] !== exact[i]) differs++;
+  }
+  assert.ok(differs > 0, `${what}: the fast product never differed from the exact one (not exercised?)`);
+}
+
+function magnitudes(xv: Float32Array, rows: number, K: number, row: (n: number) => Float32Array, out: number): Float64Array {
+  const mag = new Float64Array(rows * out);
+  for (let n = 0; n < out; n++) {
+    const w = row(n);
+    for (let m = 0; m < rows; m++) for (let k = 0; k < K; k++) mag[m * out + n] += Math.abs(w[k]! * xv[m * K + k]!);
+  }
+  return mag;
+}
+
+test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exact ones', () => {
+  const rows = 5;
+  const K = 512;
+  const out = 40;
+  const x = activations(rows, K);
+  const xv = dequantActivations(x);
+  const buf = new Float32Array(K);
+
+  for (const w of [fp8Weight(out, K), fp4Weight(out, K)]) {
+    const exact = new Float32Array(rows * out);
+    const fast = new Float32Array(rows * out);
+    const row = (n: number) => (w.kind === 'fp8' ? fp8WeightRow(w, n, buf) : fp4WeightRow(w, n, buf)).slice();
+    if (w.kind === 'fp8') {
+      referenceKernels.fp8Gemm(x, w, exact);
+      referenceFastProducts.fp8Gemm(x, w, fast);
+    } else {
+      referenceKernels.fp4Gemm(x, w, exact);
+      referenceFastProducts.fp4Gemm(x, w, fast);
+    }
+    assertWithinBound(fast, exact, magnitudes(xv, rows, K, row, out), K, w.kind);
+  }
+
+  const wb = bf16Weight(out, K);
+  const xf = Float32Array.from({ length: rows * K }, () => rnd() - 0.5);
+  const eb = exactDenseRows(xf, rows, wb);
+  const fb = new Float32Array(rows * out);
+  referenceFastProducts.denseGemm(xf, rows, wb, 0, out, fb);
+  const wrow = (n: number) => Float32Array.from(wb.data.subarray(n * K, n * K + K), (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!);
+  assertWithinBound(fb, eb, magnitudes(xf, rows, K, wrow, out), K, 'bf16');
+});
+
+test('withFastProducts: fewer than FAST_MIN_ROWS rows stay exact, more take the fast products', () => {
+  const k = withFastProducts(referenceKernels, referenceFastProducts);
+  assert.equal(k.numerics, 'fast');
+  const K = 256;
+  const w = fp8Weight(24, K);
+  for (const rows of [1, FAST_MIN_ROWS - 1, FAST_MIN_ROWS, 9]) {
+    const x = activations(rows, K);
+    const got = new Float32Array(rows * 24);
+    const want = new Float32Array(rows * 24);
+    k.fp8Gemm(x, w, got);
+    (rows < FAST_MIN_ROWS ? referenceKernels : referenceFastProducts).fp8Gemm(x, w, want);
+    assert.deepEqual(got, want, `rows ${rows}`);
+    // the batched form routes each job the same way
+    const viaBatch = new Float32Array(rows * 24);
+    k.gemmBatch!([{ x, w, y: viaBatch }]);
+    assert.deepEqual(viaBatch, want, `gemmBatch rows ${rows}`);
+  }
+  assert.equal(parseNumerics(undefined), 'exact');
+  assert.equal(parseNumerics('FAST'), 'fast');
+  assert.throws(() => parseNumerics('quick'), /exact" or "fast/);
+});
+
+test('goldens in fast numerics: the drift is reported and sits on the fp32 noise floor', async () => {
+  const dir = new URL('../../../test/fixtures/golden/tiny-b', import.meta.url).pathname;
+  const kernels = withFastProducts(referenceKernels, referenceFastProducts);
+  const r = await verifyGolden(dir, { kernels });
+  assert.equal(r.numerics, 'fast');
+  const drift = relativeDrift(r.rows);
+  assert.ok(drift > 0, 'fast numerics changed nothing: the fast products were not used');
+  assert.ok(drift < FAST_DRIFT_LIMIT, summarize(r));
+  assert.ok(r.ok);
+  assert.match(summarize(r), /drift RMS/);
+});
