@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   );
 
   const stats = (): Record<string, number> => {
-    const s: Record<string, number> = { ...scheduler.stats(), maxSeqLen, vocabSize: model.vocabSize };
+    const s: Record<string, number> = { ...scheduler.stats(), maxSeqLen, vocabSize: model.vocabSize, fastNumerics: model.kernels.numerics === 'fast' ? 1 : 0 };
     if (cache) {
       s['cacheEntries'] = cache.size;
       s['cacheMemoryBytes'] = cache.memoryBytes;

@@ -54,3 +54,20 @@ test('engine: memoryBudget streams experts (expertCache* stats), maxSeqLen is ex
     await plain.close();
   }
 });
+
+test('engine: numerics "fast" reaches the worker (fastNumerics stat) and generates; the default is exact', async () => {
+  const fast = await createEngine({ modelDir: tiny.dir, numerics: 'fast', prefixCacheBytes: 0 });
+  try {
+    assert.equal(fast.stats()['fastNumerics'], 1);
+    const done = (await collect(fast.submit(prompt(40, 5), { ...greedy, maxTokens: 3 }).events)).at(-1) as { finishReason: string };
+    assert.equal(done.finishReason, 'length');
+  } finally {
+    await fast.close();
+  }
+  const exact = await createEngine({ modelDir: tiny.dir, prefixCacheBytes: 0 });
+  try {
+    assert.equal(exact.stats()['fastNumerics'], 0);
+  } finally {
+    await exact.close();
+  }
+});
