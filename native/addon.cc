@@ -20,6 +20,7 @@ namespace dsv4 {
 void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
 void registerBatch(napi_env env, napi_value exports);  // batch.cc
 void registerOps2(napi_env env, napi_value exports);  // ops2_addon.cc
+void registerFast(napi_env env, napi_value exports);  // fast_addon.cc
 namespace {
 
 bool hasAvx2() {
@@ -629,6 +630,7 @@ napi_value Init(napi_env env, napi_value exports) {
   registerOps(env, exports);
   registerBatch(env, exports);
   registerOps2(env, exports);
+  registerFast(env, exports);
   return exports;
 }
 

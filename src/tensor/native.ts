@@ -62,6 +62,12 @@ export interface NativeAddon {
    * the jobs' [rows, n] flags one after another (returns their count). Absent in addons built before it.
    */
   denseBatch?(fp8: boolean, K: number, w: Uint16Array | Uint8Array, ws: Uint8Array, bounds: Float32Array, jobs: unknown[], amb: Uint8Array): number;
+  /**
+   * Fast-numerics products (native/fast_addon.cc, semantics in fast-products.ts). acts: per activation matrix
+   * [x (Uint8Array e4m3 codes | Float32Array), xs (1x128 scales), rows, K]; jobs: per product
+   * [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws, r0, n, y]. Absent in addons built before it.
+   */
+  fastBatch?(acts: unknown[], jobs: unknown[]): void;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */

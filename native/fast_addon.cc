@@ -1,0 +1,223 @@
+// N-API entry point of the fast products (fast.h): fastBatch(acts, jobs) computes several products,
+// each over its own activation matrix and weight row range, with two pool dispatches: the
+// activations dequantized once (split by 16-row tiles), then the products (split by 6-row weight
+// panels, or by activation tiles for narrow outputs, in equal shares of multiply-adds).
+#include <node_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "fast.h"
+#include "methods.h"
+#include "pool.h"
+
+namespace dsv4 {
+
+Pool& sharedPool();  // addon.cc
+bool cpuAvx2();      // addon.cc
+
+namespace {
+
+using fast::Act;
+using fast::Job;
+using fast::Kind;
+
+bool useAvx2() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = cpuAvx2() && __builtin_cpu_supports("f16c");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+/** 64-byte aligned fp32 scratch, grown as needed (only under the pool's call lock). */
+float* scratch(size_t floats) {
+  static float* buf = nullptr;
+  static size_t cap = 0;
+  if (floats > cap) {
+    std::free(buf);
+    cap = std::max(floats, cap * 2);
+    buf = static_cast<float*>(std::aligned_alloc(64, (cap * sizeof(float) + 63) & ~size_t(63)));
+    if (!buf) cap = 0;
+  }
+  return buf;
+}
+
+struct Unit {
+  int job;
+  bool byPanel;  // units are weight panels (else activation tiles)
+  int units;
+  double cost;  // multiply-adds per unit
+};
+
+struct Batch {
+  std::vector<Act> acts;
+  std::vector<Job> jobs;
+  std::vector<Unit> units;
+  int tiles = 0;  // over all acts
+  double cost = 0;
+};
+
+void prepShare(void* ctx, int share, int shares) {
+  const Batch& B = *static_cast<const Batch*>(ctx);
+  const int b = int(int64_t(B.tiles) * share / shares), e = int(int64_t(B.tiles) * (share + 1) / shares);
+  int base = 0;
+  for (const Act& a : B.acts) {
+    const int n = a.mpad / fast::MR, lo = std::max(b - base, 0), hi = std::min(e - base, n);
+    base += n;
+    if (lo >= hi) continue;
+    if (useAvx2()) fast::avx2::prepare(a, lo, hi);
+    else fast::scalar::prepare(a, lo, hi);
+  }
+}
+
+/** First unit (of `units` costing `cost` each from `base` on) that starts at or after `at`. */
+int unitAt(double at, double base, double cost, int units) {
+  if (at <= base) return 0;
+  const double u = std::ceil((at - base) / cost - 1e-9);
+  return u < units ? int(u) : units;
+}
+
+void runShare(void* ctx, int share, int shares) {
+  const Batch& B = *static_cast<const Batch*>(ctx);
+  const double b = B.cost * share / shares, e = B.cost * (share + 1) / shares;
+  double base = 0;
+  for (const Unit& u : B.units) {
+    const int lo = unitAt(b, base, u.cost, u.units);
+    const int hi = share == shares - 1 ? u.units : unitAt(e, base, u.cost, u.units);
+    base += u.units * u.cost;
+    if (lo >= hi) continue;
+    const Job& j = B.jobs[size_t(u.job)];
+    const int panels = (j.n + fast::NR - 1) / fast::NR, tiles = j.act->mpad / fast::MR;
+    const int p0 = u.byPanel ? lo : 0, p1 = u.byPanel ? hi : panels, t0 = u.byPanel ? 0 : lo, t1 = u.byPanel ? tiles : hi;
+    if (useAvx2()) fast::avx2::run(j, p0, p1, t0, t1);
+    else fast::scalar::run(j, p0, p1, t0, t1);
+  }
+}
+
+bool typedArg(napi_env env, napi_value arr, uint32_t i, void** data, size_t* len, napi_typedarray_type* type) {
+  napi_value v, ab;
+  bool is = false;
+  size_t off;
+  if (napi_get_element(env, arr, i, &v) != napi_ok || napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  return napi_get_typedarray_info(env, v, type, len, data, &ab, &off) == napi_ok;
+}
+
+bool intArg(napi_env env, napi_value arr, uint32_t i, int* out) {
+  napi_value v;
+  int32_t r;
+  if (napi_get_element(env, arr, i, &v) != napi_ok || napi_get_value_int32(env, v, &r) != napi_ok) return false;
+  *out = r;
+  return true;
+}
+
+uint32_t arrayLength(napi_env env, napi_value v) {
+  bool is = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, v, &is) != napi_ok || !is || napi_get_array_length(env, v, &n) != napi_ok) return UINT32_MAX;
+  return n;
+}
+
+napi_value fail(napi_env env, const char* msg) {
+  napi_throw_range_error(env, nullptr, msg);
+  return nullptr;
+}
+
+// fastBatch(acts, jobs)
+//   acts: flat [x Uint8Array (e4m3 codes) | Float32Array, xs Float32Array (1x128 scales; ignored for fp32), rows, K]
+//   jobs: flat [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws Uint8Array, r0, n, y Float32Array]
+//   FP8/FP4 kinds need K % 128 == 0 and e4m3 activations; BF16-valued kinds fp32 activations (fp8 as bf16: K % 128 == 0).
+napi_value FastBatch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) return fail(env, "dsv4 native fastBatch: 2 arguments expected");
+  const uint32_t na = arrayLength(env, argv[0]), nj = arrayLength(env, argv[1]);
+  const char* bad = "dsv4 native fastBatch: bad argument types or sizes";
+  if (na == UINT32_MAX || nj == UINT32_MAX || na % 4 || nj % 7) return fail(env, bad);
+  const bool avx2 = useAvx2();
+  Batch B;
+  B.acts.resize(na / 4);
+  size_t floats = 0;
+  for (uint32_t i = 0; i < na / 4; i++) {
+    Act& a = B.acts[i];
+    void *x, *xs;
+    size_t nx, nxs;
+    napi_typedarray_type tx, txs;
+    if (!typedArg(env, argv[0], 4 * i, &x, &nx, &tx) || !typedArg(env, argv[0], 4 * i + 1, &xs, &nxs, &txs) || !intArg(env, argv[0], 4 * i + 2, &a.rows) ||
+        !intArg(env, argv[0], 4 * i + 3, &a.K) || txs != napi_float32_array || (tx != napi_uint8_array && tx != napi_float32_array))
+      return fail(env, bad);
+    a.quant = tx == napi_uint8_array;
+    const size_t R = size_t(a.rows), K = size_t(a.K);
+    if (a.rows <= 0 || a.K <= 0 || nx < R * K || (a.quant && (K % 128 != 0 || nxs < R * (K / 128)))) return fail(env, bad);
+    a.x = x;
+    a.xs = static_cast<const float*>(xs);
+    a.mpad = (a.rows + fast::MR - 1) / fast::MR * fast::MR;
+    a.prep = reinterpret_cast<float*>(floats);  // offset until the scratch is known
+    floats += (size_t(avx2 ? a.mpad : a.rows) * K + 15) & ~size_t(15);
+    B.tiles += a.mpad / fast::MR;
+  }
+  B.jobs.resize(nj / 7);
+  std::vector<size_t> carryAt(nj / 7, 0);
+  for (uint32_t i = 0; i < nj / 7; i++) {
+    Job& j = B.jobs[i];
+    int act = -1, kind = -1;
+    void *w, *ws, *y;
+    size_t nw, nws, ny;
+    napi_typedarray_type tw, tws, ty;
+    if (!intArg(env, argv[1], 7 * i, &act) || act < 0 || size_t(act) >= B.acts.size() || !intArg(env, argv[1], 7 * i + 1, &kind) || kind < 0 || kind > 3 ||
+        !typedArg(env, argv[1], 7 * i + 2, &w, &nw, &tw) || !typedArg(env, argv[1], 7 * i + 3, &ws, &nws, &tws) || !intArg(env, argv[1], 7 * i + 4, &j.r0) ||
+        !intArg(env, argv[1], 7 * i + 5, &j.n) || !typedArg(env, argv[1], 7 * i + 6, &y, &ny, &ty) || tws != napi_uint8_array || ty != napi_float32_array)
+      return fail(env, bad);
+    j.kind = Kind(kind);
+    j.act = &B.acts[size_t(act)];
+    const Act& a = *j.act;
+    const size_t R = size_t(a.rows), K = size_t(a.K), rowsNeeded = size_t(j.r0) + size_t(j.n);
+    const bool quantKind = j.kind == Kind::Fp8 || j.kind == Kind::Fp4;
+    if (j.r0 < 0 || j.n <= 0 || quantKind != a.quant || ny < R * size_t(j.n)) return fail(env, bad);
+    if ((j.kind != Kind::Bf16 && K % 128 != 0) || (j.kind == Kind::Bf16 ? tw != napi_uint16_array : tw != napi_uint8_array)) return fail(env, bad);
+    const size_t needW = j.kind == Kind::Fp4 ? rowsNeeded * K / 2 : rowsNeeded * K;
+    const size_t needWs = j.kind == Kind::Fp4 ? rowsNeeded * (K / 32) : j.kind == Kind::Bf16 ? 0 : (rowsNeeded + 127) / 128 * (K / 128);
+    if (nw < needW || nws < needWs) return fail(env, bad);
+    j.w = w;
+    j.ws = static_cast<const uint8_t*>(ws);
+    j.y = static_cast<float*>(y);
+    const int panels = (j.n + fast::NR - 1) / fast::NR, tiles = a.mpad / fast::MR;
+    if (avx2 && a.K > fast::KC) {
+      carryAt[i] = floats;
+      floats += size_t(panels) * fast::NR * a.mpad;
+    }
+    // narrow outputs: split by activation tiles so both threads have work
+    const bool byPanel = panels >= 8 || tiles == 1;
+    const double rowsCost = double(fast::NR) * a.mpad * K;
+    B.units.push_back(Unit{int(i), byPanel, byPanel ? panels : tiles, byPanel ? rowsCost : double(panels) * fast::NR * fast::MR * K});
+    B.cost += double(panels) * rowsCost;
+  }
+  if (B.jobs.empty()) return nullptr;
+  Pool& p = sharedPool();
+  {
+    std::lock_guard<std::mutex> g(p.callLock());
+    float* s = scratch(floats);
+    if (!s) return fail(env, "dsv4 native fastBatch: out of memory");
+    for (Act& a : B.acts) a.prep = s + reinterpret_cast<size_t>(a.prep);
+    for (size_t i = 0; i < B.jobs.size(); i++) B.jobs[i].carry = s + carryAt[i];
+    size_t prepFloats = 0;
+    for (const Act& a : B.acts) prepFloats += size_t(a.rows) * a.K;
+    p.run(prepShare, &B, prepFloats >= (1 << 16) ? B.tiles : 1);
+    const int64_t shares = int64_t(B.cost / (1 << 20));  // ~1M multiply-adds per share at least
+    p.run(runShare, &B, int(std::max<int64_t>(1, std::min<int64_t>(shares, 64))));
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void registerFast(napi_env env, napi_value exports) {
+  const Method methods[] = {{"fastBatch", FastBatch}};
+  defineMethods(env, exports, methods);
+}
+
+}  // namespace dsv4

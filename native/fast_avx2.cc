@@ -1,0 +1,241 @@
+// AVX2 + FMA + F16C fast products (fast.h): a BLIS-style fp32 GEMM. Activations are dequantized
+// once per call into 16-row tiles [k][16]; per k block of KC, a panel of NR = 6 weight rows is
+// dequantized into fp32 [6][KC] and used by every activation tile: 6x16 register tiles (12
+// accumulators, one vfmadd231ps per weight row and 8 activation rows per k). Each output's sum
+// runs k = 0, 1, ... in one accumulator (kept in `carry` between k blocks), so the bits are the
+// reference's sequential fmaf chain whatever the tiling.
+//
+// Exact dequantization: an e4m3 byte becomes fp16 by bit placement (sign<<15 | (byte&0x7f)<<7 =
+// value * 2^-8, subnormal codes included; NaN codes replaced by an fp16 NaN), vcvtph2ps widens it
+// exactly, and multiplying by 2^(b-119) (split in two when above 2^127) is exact or overflows as
+// the reference's fround(value * 2^(b-127)). e2m1 nibbles become fp16 high bytes by vpshufb.
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "fast.h"
+
+namespace dsv4 {
+namespace fast {
+namespace avx2 {
+
+namespace {
+
+struct Tables {
+  float e4m3[256];
+  Tables() {
+    for (int c = 0; c < 256; c++) e4m3[c] = fast::e4m3(uint8_t(c));
+  }
+};
+const Tables tables;
+
+inline int tiles(const Act& a) { return a.mpad / MR; }
+
+// ---------- activations ----------
+
+}  // namespace
+
+void prepare(const Act& a, int t0, int t1) {
+  const int K = a.K;
+  for (int pc = 0; pc * KC < K; pc++) {
+    const int k0 = pc * KC, len = std::min(KC, K - k0);
+    for (int t = t0; t < t1; t++) {
+      float* base = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
+      for (int l = 0; l < MR; l++) {
+        const int m = t * MR + l;
+        float* o = base + l;
+        if (m >= a.rows) {
+          for (int k = 0; k < len; k++) o[k * MR] = 0;
+        } else if (a.quant) {
+          const uint8_t* q = static_cast<const uint8_t*>(a.x) + size_t(m) * K + k0;
+          const float* s = a.xs + size_t(m) * (K / 128) + k0 / 128;
+          for (int k = 0; k < len; k++) o[k * MR] = tables.e4m3[q[k]] * s[k >> 7];
+        } else {
+          const float* x = static_cast<const float*>(a.x) + size_t(m) * K + k0;
+          for (int k = 0; k < len; k++) o[k * MR] = x[k];
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// ---------- weight panels ----------
+
+/** 2^e as fp32 for e in [-126, 127]. */
+inline float pow2(int e) { return fast::bitsToFloat(uint32_t(e + 127) << 23); }
+
+/** 128 e4m3 codes times 2^(b-127) (fp8: b = 255 NaN; as BF16: 2^128, then RNE to BF16). */
+template <bool asBf16>
+void fp8Block(const uint8_t* src, uint8_t b, float* out) {
+  const int E = b - 119;  // the fp16 placement is value * 2^-8
+  const bool two = E > 127;
+  const __m256 s1 = _mm256_set1_ps(!asBf16 && b == 255 ? NAN : pow2(std::min(E, 127))), s2 = _mm256_set1_ps(two ? pow2(E - 127) : 1.0f);
+  const __m256i m7f = _mm256_set1_epi16(0x7f), m80 = _mm256_set1_epi16(0x80), nan16 = _mm256_set1_epi16(0x7e00);
+  for (int i = 0; i < 128; i += 16) {
+    const __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    const __m256i mag = _mm256_and_si256(x, m7f);
+    __m256i h = _mm256_or_si256(_mm256_slli_epi16(mag, 7), _mm256_slli_epi16(_mm256_and_si256(x, m80), 8));
+    h = _mm256_blendv_epi8(h, nan16, _mm256_cmpeq_epi16(mag, m7f));
+    __m256 lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), s1);
+    __m256 hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), s1);
+    if (two) {
+      lo = _mm256_mul_ps(lo, s2);
+      hi = _mm256_mul_ps(hi, s2);
+    }
+    if (asBf16) {  // RNE to BF16 on the bits; Inf stays Inf, a NaN stays a NaN (quiet bit set)
+      const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), keep = _mm256_set1_epi32(int(0xffff0000u));
+      __m256i u = _mm256_castps_si256(lo);
+      lo = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep));
+      u = _mm256_castps_si256(hi);
+      hi = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep));
+    }
+    _mm256_store_ps(out + i, lo);
+    _mm256_store_ps(out + i + 8, hi);
+  }
+}
+
+/** 32 e2m1 weights (16 bytes, low nibble first) times scale s. */
+inline void fp4Chunk(const uint8_t* src, __m256 s, float* out) {
+  const __m128i tbl = _mm_setr_epi8(0x00, 0x38, 0x3C, 0x3E, 0x40, 0x42, 0x44, 0x46, char(0x80), char(0xB8), char(0xBC), char(0xBE), char(0xC0),
+                                    char(0xC2), char(0xC4), char(0xC6));  // fp16 high bytes of the e2m1 values
+  const __m128i nib = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  const __m128i e = _mm_shuffle_epi8(tbl, _mm_and_si128(b, nib)), o = _mm_shuffle_epi8(tbl, _mm_and_si128(_mm_srli_epi16(b, 4), nib));
+  const __m128i p0 = _mm_unpacklo_epi8(e, o), p1 = _mm_unpackhi_epi8(e, o);
+  _mm256_store_ps(out, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi8(zero, p0)), s));
+  _mm256_store_ps(out + 8, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpackhi_epi8(zero, p0)), s));
+  _mm256_store_ps(out + 16, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi8(zero, p1)), s));
+  _mm256_store_ps(out + 24, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpackhi_epi8(zero, p1)), s));
+}
+
+/** Weight row r (absolute), k in [k0, k0+len), as fp32 into out (32-byte aligned). */
+void packRow(const Job& j, int r, int k0, int len, float* out) {
+  const int K = j.act->K;
+  switch (j.kind) {
+    case Kind::Fp8:
+    case Kind::Fp8AsBf16: {  // K % 128 == 0, k0 % 128 == 0
+      const uint8_t* w = static_cast<const uint8_t*>(j.w) + size_t(r) * K;
+      const uint8_t* s = j.ws + size_t(r >> 7) * (K / 128);
+      for (int k = k0; k < k0 + len; k += 128) {
+        if (j.kind == Kind::Fp8) fp8Block<false>(w + k, s[k >> 7], out + (k - k0));
+        else fp8Block<true>(w + k, s[k >> 7], out + (k - k0));
+      }
+      break;
+    }
+    case Kind::Fp4: {  // K % 128 == 0
+      const uint8_t* w = static_cast<const uint8_t*>(j.w) + size_t(r) * (K / 2);
+      const uint8_t* s = j.ws + size_t(r) * (K / 32);
+      for (int k = k0; k < k0 + len; k += 32) fp4Chunk(w + k / 2, _mm256_set1_ps(e8m0(s[k >> 5])), out + (k - k0));
+      break;
+    }
+    case Kind::Bf16: {
+      const uint16_t* w = static_cast<const uint16_t*>(j.w) + size_t(r) * K + k0;
+      int k = 0;
+      for (; k + 8 <= len; k += 8)
+        _mm256_store_ps(out + k, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k))), 16)));
+      for (; k < len; k++) out[k] = fast::bitsToFloat(uint32_t(w[k]) << 16);
+      break;
+    }
+  }
+}
+
+// ---------- register tiles ----------
+
+/** Where a tile's sums come from and go. */
+struct TileIo {
+  float* carry;  // row i of the tile at carry + i * ldc (nullptr: single k block)
+  int ldc;
+  bool first, last;
+  float* y;  // output (m, c) at y[m * n + c] for m < rows, c < cols
+  int n, rows, cols;
+};
+
+/** NJ weight rows x 8*MV activation rows over k in [0, len): wp rows KC apart, ap [len][16]. */
+template <int NJ, int MV>
+void tile(const float* wp, const float* ap, int len, const TileIo& io) {
+  __m256 acc[NJ][MV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NJ; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < MV; v++) acc[i][v] = io.first ? _mm256_setzero_ps() : _mm256_load_ps(io.carry + i * io.ldc + 8 * v);
+  for (int k = 0; k < len; k++) {
+    __m256 a[MV];
+#pragma GCC unroll 2
+    for (int v = 0; v < MV; v++) a[v] = _mm256_load_ps(ap + k * MR + 8 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < NJ; i++) {
+      const __m256 b = _mm256_broadcast_ss(wp + i * KC + k);
+#pragma GCC unroll 2
+      for (int v = 0; v < MV; v++) acc[i][v] = _mm256_fmadd_ps(b, a[v], acc[i][v]);
+    }
+  }
+  if (!io.last) {
+#pragma GCC unroll 8
+    for (int i = 0; i < NJ; i++)
+#pragma GCC unroll 2
+      for (int v = 0; v < MV; v++) _mm256_store_ps(io.carry + i * io.ldc + 8 * v, acc[i][v]);
+    return;
+  }
+  alignas(32) float t[NJ][8 * MV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NJ; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < MV; v++) _mm256_store_ps(&t[i][8 * v], acc[i][v]);
+  for (int l = 0; l < io.rows; l++)
+    for (int i = 0; i < io.cols; i++) io.y[size_t(l) * io.n + i] = t[i][l];
+}
+
+using TileFn = void (*)(const float*, const float*, int, const TileIo&);
+
+template <int NJ>
+constexpr TileFn pick(int mv) {
+  return mv == 1 ? tile<NJ, 1> : tile<NJ, 2>;
+}
+
+TileFn tileFor(int nj, int mv) {
+  switch (nj) {
+    case 1: return pick<1>(mv);
+    case 2: return pick<2>(mv);
+    case 3: return pick<3>(mv);
+    case 4: return pick<4>(mv);
+    case 5: return pick<5>(mv);
+    default: return pick<6>(mv);
+  }
+}
+
+}  // namespace
+
+void run(const Job& j, int p0, int p1, int t0, int t1) {
+  const Act& a = *j.act;
+  const int K = a.K, nb = (K + KC - 1) / KC;
+  alignas(64) static thread_local float wp[NR * KC];
+  for (int pc = 0; pc < nb; pc++) {
+    const int k0 = pc * KC, len = std::min(KC, K - k0);
+    for (int p = p0; p < p1; p++) {
+      const int c0 = p * NR, nj = std::min(NR, j.n - c0);
+      for (int i = 0; i < nj; i++) packRow(j, j.r0 + c0 + i, k0, len, wp + i * KC);
+      for (int t = t0; t < t1; t++) {
+        const int rows = std::min(MR, a.rows - t * MR);
+        TileIo io;
+        io.carry = nb > 1 ? j.carry + size_t(c0) * a.mpad + size_t(t) * MR : nullptr;
+        io.ldc = a.mpad;
+        io.first = pc == 0;
+        io.last = pc == nb - 1;
+        io.y = j.y + size_t(t) * MR * j.n + c0;
+        io.n = j.n;
+        io.rows = rows;
+        io.cols = nj;
+        tileFor(nj, rows > 8 ? 2 : 1)(wp, a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR, len, io);
+      }
+    }
+  }
+}
+
+}  // namespace avx2
+}  // namespace fast
+}  // namespace dsv4
+#endif

@@ -1,0 +1,97 @@
+// The native fast-numerics products (native/fast_*.cc): the semantics of fast-products.ts (operands
+// dequantized exactly to fp32, one sequential fp32 FMA chain per output) in a BLIS-style fp32 GEMM,
+// bit for bit. Shapes the native kernel does not take (FP8/FP4 K not a multiple of 128) go to the
+// TypeScript reference, which gives the same bits slowly.
+import { referenceFastProducts, type FastProducts } from './fast-products.js';
+import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
+import type { NativeAddon } from './native.js';
+
+/** Job kinds of the addon's fastBatch. */
+const enum Kind {
+  Fp8 = 0,
+  Fp4 = 1,
+  Bf16 = 2,
+  Fp8AsBf16 = 3,
+}
+
+const NO_SCALES = new Float32Array(0);
+const NO_BYTES = new Uint8Array(0);
+
+function checkQuantized(op: string, x: QuantizedActivations, w: { out: number; inF: number }, y: Float32Array): void {
+  if (x.cols !== w.inF) throw new RangeError(`${op}: activation width ${x.cols} != weight in ${w.inF}`);
+  if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
+}
+
+function checkDense(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void {
+  if (x.length < rows * w.inF || y.length < rows * n) throw new RangeError('fast denseGemm: activations or output too short');
+  if (r0 < 0 || r0 + n > w.out) throw new RangeError(`fast denseGemm: rows [${r0}, ${r0 + n}) outside [0, ${w.out})`);
+}
+
+/** Whether the native kernel takes this weight (FP8 blocks and FP4 scales need K % 128 == 0). */
+const nativeK = (w: { kind: string; inF: number }): boolean => w.kind === 'bf16' || w.inF % 128 === 0;
+
+/** The native fast products, or null when the addon lacks them. */
+export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
+  const batch = addon.fastBatch?.bind(addon);
+  if (!batch) return null;
+  const quantized = (x: QuantizedActivations, w: Fp8Weight | Fp4Weight, y: Float32Array): void => {
+    batch([x.q, x.scale, x.rows, x.cols], [0, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y]);
+  };
+  const dense = (w: Bf16Weight | Fp8Weight): [Kind, Uint8Array] => (w.kind === 'fp8' ? [Kind.Fp8AsBf16, w.scale] : [Kind.Bf16, NO_BYTES]);
+  return {
+    name: 'fast-native',
+    fp8Gemm(x, w, y) {
+      checkQuantized('fast fp8Gemm', x, w, y);
+      if (x.rows === 0 || w.out === 0) return;
+      if (nativeK(w)) quantized(x, w, y);
+      else referenceFastProducts.fp8Gemm(x, w, y);
+    },
+    fp4Gemm(x, w, y) {
+      checkQuantized('fast fp4Gemm', x, w, y);
+      if (x.rows === 0 || w.out === 0) return;
+      if (nativeK(w)) quantized(x, w, y);
+      else referenceFastProducts.fp4Gemm(x, w, y);
+    },
+    denseGemm(x, rows, w, r0, n, y) {
+      checkDense(x, rows, w, r0, n, y);
+      if (rows === 0 || n === 0) return;
+      if (!nativeK(w)) return referenceFastProducts.denseGemm(x, rows, w, r0, n, y);
+      const [kind, ws] = dense(w);
+      batch([x, NO_SCALES, rows, w.inF], [0, kind, w.data, ws, r0, n, y]);
+    },
+    gemmBatch(jobs: readonly GemmJob[]) {
+      const acts: unknown[] = [];
+      const flat: unknown[] = [];
+      const index = new Map<QuantizedActivations, number>(); // one dequantization per activation matrix
+      for (const { x, w, y } of jobs) {
+        checkQuantized(w.kind === 'fp4' ? 'fast fp4Gemm' : 'fast fp8Gemm', x, w, y);
+        if (x.rows === 0 || w.out === 0) continue;
+        if (!nativeK(w)) {
+          if (w.kind === 'fp4') referenceFastProducts.fp4Gemm(x, w, y);
+          else referenceFastProducts.fp8Gemm(x, w, y);
+          continue;
+        }
+        let a = index.get(x);
+        if (a === undefined) {
+          index.set(x, (a = acts.length / 4));
+          acts.push(x.q, x.scale, x.rows, x.cols);
+        }
+        flat.push(a, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y);
+      }
+      if (flat.length > 0) batch(acts, flat);
+    },
+    denseGroups(xs, rows, w, n, ys) {
+      if (ys.length !== xs.length) throw new RangeError(`fast denseGroups: ${xs.length} inputs but ${ys.length} outputs`);
+      xs.forEach((x, g) => checkDense(x, rows, w, g * n, n, ys[g]!));
+      if (rows === 0 || n === 0 || xs.length === 0) return;
+      if (!nativeK(w)) return xs.forEach((x, g) => referenceFastProducts.denseGemm(x, rows, w, g * n, n, ys[g]!));
+      const acts: unknown[] = [];
+      const flat: unknown[] = [];
+      xs.forEach((x, g) => {
+        acts.push(x, NO_SCALES, rows, w.inF);
+        flat.push(g, Kind.Fp8AsBf16, w.data, w.scale, g * n, n, ys[g]);
+      });
+      batch(acts, flat);
+    },
+  };
+}
