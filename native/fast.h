@@ -32,8 +32,12 @@ struct Job {
   const uint8_t* ws;   // ue8m0 scales (fp8: 128x128 blocks, fp4: 1x32)
   int r0, n;
   float* y;
-  float* carry;  // [panels][NR][mpad] partial sums between k blocks (AVX2, K > KC)
+  float* carry;  // AVX2: the sums [panels * NR][carryStride], kept between k blocks
 };
+
+/** Floats between the carried sums of two outputs columns: a cache line more than the rows, so
+ *  the columns do not share cache sets. */
+inline int carryStride(const Act& a) { return a.mpad + 16; }
 
 inline float bitsToFloat(uint32_t u) { return __builtin_bit_cast(float, u); }
 inline uint32_t floatBits(float f) { return __builtin_bit_cast(uint32_t, f); }

@@ -186,9 +186,9 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     j.ws = static_cast<const uint8_t*>(ws);
     j.y = static_cast<float*>(y);
     const int panels = (j.n + fast::NR - 1) / fast::NR, tiles = a.mpad / fast::MR;
-    if (avx2 && a.K > fast::KC) {
+    if (avx2) {
       carryAt[i] = floats;
-      floats += size_t(panels) * fast::NR * a.mpad;
+      floats += size_t(panels) * fast::NR * fast::carryStride(a);
     }
     // narrow outputs: split by activation tiles so both threads have work
     const bool byPanel = panels >= 8 || tiles == 1;

@@ -143,25 +143,31 @@ void packRow(const Job& j, int r, int k0, int len, float* out) {
   }
 }
 
+/** Prefetches weight row r's bytes for k in [k0, k0+len) (rows are read 128-512 bytes at a time, too
+ *  short for the hardware prefetcher when the weights come from memory: experts in a batch). */
+void prefetchRow(const Job& j, int r, int k0, int len) {
+  const int K = j.act->K;
+  const char* p;
+  size_t bytes;
+  switch (j.kind) {
+    case Kind::Fp4: p = static_cast<const char*>(j.w) + (size_t(r) * K + k0) / 2, bytes = size_t(len) / 2; break;
+    case Kind::Bf16: p = static_cast<const char*>(j.w) + (size_t(r) * K + k0) * 2, bytes = size_t(len) * 2; break;
+    default: p = static_cast<const char*>(j.w) + size_t(r) * K + k0, bytes = size_t(len);
+  }
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 // ---------- register tiles ----------
 
-/** Where a tile's sums come from and go. */
-struct TileIo {
-  float* carry;  // row i of the tile at carry + i * ldc (nullptr: single k block)
-  int ldc;
-  bool first, last;
-  float* y;  // output (m, c) at y[m * n + c] for m < rows, c < cols
-  int n, rows, cols;
-};
-
-/** NJ weight rows x 8*MV activation rows over k in [0, len): wp rows KC apart, ap [len][16]. */
+/** NJ weight rows x 8*MV activation rows over k in [0, len): wp rows KC apart, ap [len][16]; the sums
+ *  start at 0 (first k block) or from c (row i at c + i * ldc) and go back there. */
 template <int NJ, int MV>
-void tile(const float* wp, const float* ap, int len, const TileIo& io) {
+void tile(const float* wp, const float* ap, int len, float* c, int ldc, bool first) {
   __m256 acc[NJ][MV];
 #pragma GCC unroll 8
   for (int i = 0; i < NJ; i++)
 #pragma GCC unroll 2
-    for (int v = 0; v < MV; v++) acc[i][v] = io.first ? _mm256_setzero_ps() : _mm256_load_ps(io.carry + i * io.ldc + 8 * v);
+    for (int v = 0; v < MV; v++) acc[i][v] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + i * ldc + 8 * v);
   for (int k = 0; k < len; k++) {
     __m256 a[MV];
 #pragma GCC unroll 2
@@ -173,23 +179,13 @@ void tile(const float* wp, const float* ap, int len, const TileIo& io) {
       for (int v = 0; v < MV; v++) acc[i][v] = _mm256_fmadd_ps(b, a[v], acc[i][v]);
     }
   }
-  if (!io.last) {
-#pragma GCC unroll 8
-    for (int i = 0; i < NJ; i++)
-#pragma GCC unroll 2
-      for (int v = 0; v < MV; v++) _mm256_store_ps(io.carry + i * io.ldc + 8 * v, acc[i][v]);
-    return;
-  }
-  alignas(32) float t[NJ][8 * MV];
 #pragma GCC unroll 8
   for (int i = 0; i < NJ; i++)
 #pragma GCC unroll 2
-    for (int v = 0; v < MV; v++) _mm256_store_ps(&t[i][8 * v], acc[i][v]);
-  for (int l = 0; l < io.rows; l++)
-    for (int i = 0; i < io.cols; i++) io.y[size_t(l) * io.n + i] = t[i][l];
+    for (int v = 0; v < MV; v++) _mm256_store_ps(c + i * ldc + 8 * v, acc[i][v]);
 }
 
-using TileFn = void (*)(const float*, const float*, int, const TileIo&);
+using TileFn = void (*)(const float*, const float*, int, float*, int, bool);
 
 template <int NJ>
 constexpr TileFn pick(int mv) {
@@ -211,26 +207,28 @@ TileFn tileFor(int nj, int mv) {
 
 void run(const Job& j, int p0, int p1, int t0, int t1) {
   const Act& a = *j.act;
-  const int K = a.K, nb = (K + KC - 1) / KC;
+  const int K = a.K, nb = (K + KC - 1) / KC, ldc = carryStride(a);
   alignas(64) static thread_local float wp[NR * KC];
   for (int pc = 0; pc < nb; pc++) {
     const int k0 = pc * KC, len = std::min(KC, K - k0);
     for (int p = p0; p < p1; p++) {
       const int c0 = p * NR, nj = std::min(NR, j.n - c0);
       for (int i = 0; i < nj; i++) packRow(j, j.r0 + c0 + i, k0, len, wp + i * KC);
+      for (int c = c0 + NR; c < std::min(c0 + 2 * NR, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);  // the next panel's
       for (int t = t0; t < t1; t++) {
-        const int rows = std::min(MR, a.rows - t * MR);
-        TileIo io;
-        io.carry = nb > 1 ? j.carry + size_t(c0) * a.mpad + size_t(t) * MR : nullptr;
-        io.ldc = a.mpad;
-        io.first = pc == 0;
-        io.last = pc == nb - 1;
-        io.y = j.y + size_t(t) * MR * j.n + c0;
-        io.n = j.n;
-        io.rows = rows;
-        io.cols = nj;
-        tileFor(nj, rows > 8 ? 2 : 1)(wp, a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR, len, io);
+        const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
+        tileFor(nj, a.rows - t * MR > 8 ? 2 : 1)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * MR, ldc, pc == 0);
       }
+    }
+  }
+  // the sums [column][row] into y[row][column], 64 columns at a time (y rows can be 2^k bytes apart:
+  // storing a tile's 16 rows directly would hit one cache set)
+  const int c1 = std::min(p1 * NR, j.n), m1 = std::min(t1 * MR, a.rows);
+  for (int cb = p0 * NR; cb < c1; cb += 64) {
+    const int ce = std::min(cb + 64, c1);
+    for (int m = t0 * MR; m < m1; m++) {
+      float* y = j.y + size_t(m) * j.n;
+      for (int c = cb; c < ce; c++) y[c] = j.carry[size_t(c) * ldc + m];
     }
   }
 }
