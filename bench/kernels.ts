@@ -1,6 +1,7 @@
 // Kernel-level results: FP8/FP4 GEMV (decode) in GB/s of weight bytes over the
 // measured read bandwidth, GEMM (prefill) in GFLOP/s over the measured fp32
-// peak, and the speedup of the native kernels over the TypeScript reference.
+// peak, and the speedup of the native kernels over the TypeScript reference; the GEMMs also in
+// fast numerics (fp32 lanes, `--numerics fast`) when those products are native.
 import { dotF32 } from '../src/tensor/exact.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, Kernels, QuantizedActivations } from '../src/tensor/kernels.js';
 import { indexerScoreTs, loadNative } from '../src/tensor/native.js';
@@ -28,7 +29,7 @@ function referenceSecondsPerMac(kind: 'fp8' | 'fp4', rows: number, inF: number):
   return timeIt(() => call(referenceKernels, x, w, y), 3, 10) / (rows * out * inF);
 }
 
-export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow[]): void {
+export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow[], fast?: Kernels): void {
   const bw = lim.readGBs[lim.threads]!;
   const peak = lim.peakGflops[lim.threads]!;
   // GEMV: 64 MiB of weights (twice the L3 of typical desktop/server parts)
@@ -52,6 +53,11 @@ export function benchKernels(native: Kernels, lim: MachineLimits, rows: BenchRow
     } else {
       const gf = (2 * c.rows * c.out * c.inF) / s / 1e9;
       rows.push({ section: 'kernels', name: `${c.kind} GEMM ${shape}`, value: gf, unit: 'GFLOP/s', ratio: gf / peak, note: `of ${peak.toFixed(0)} GFLOP/s fp32 peak` });
+      if (fast) {
+        const sf = timeIt(() => call(fast, x, w, y), 5);
+        const gff = (2 * c.rows * c.out * c.inF) / sf / 1e9;
+        rows.push({ section: 'kernels', name: `${c.kind} GEMM ${shape}, fast numerics`, value: gff, unit: 'GFLOP/s', ratio: gff / peak, note: `${(s / sf).toFixed(2)}x the exact GEMM (fp32 lanes, not bit-exact)` });
+      }
     }
     rows.push({ section: 'kernels', name: `${c.kind} ${c.rows === 1 ? 'GEMV' : 'GEMM'} speedup over TypeScript`, value: speedup, unit: 'x' });
   }

@@ -7,6 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { getKernels, loadNative } from '../src/tensor/native.js';
 import { benchKernels } from './kernels.js';
+import type { Kernels } from '../src/tensor/kernels.js';
+import { referenceFastProducts } from '../src/tensor/fast-products.js';
 import { measureMachine, type MachineLimits } from './machine.js';
 import { benchContext } from './context.js';
 import { benchModels } from './model.js';
@@ -33,10 +35,16 @@ async function section(name: string, fn: () => Promise<void> | void): Promise<vo
   log(`${name}: ${(now() - t0).toFixed(0)} s`);
 }
 
+/** Kernels in fast numerics when its products are native (the TypeScript reference would take hours). */
+function nativeFast(): Kernels | undefined {
+  const fast = getKernels('fast');
+  return fast.name.includes(referenceFastProducts.name) ? undefined : fast;
+}
+
 async function main(): Promise<void> {
   const t0 = now();
   const { addon, reason } = loadNative();
-  const kernels = getKernels();
+  const kernels = getKernels('exact');
   log(`kernels: ${kernels.name}`);
   let lim: MachineLimits | null = null;
   await section('machine', () => {
@@ -45,11 +53,13 @@ async function main(): Promise<void> {
   });
   await section('kernels', () => {
     if (!addon || !lim) return skip('kernels', addon ? 'needs the machine section' : `native addon unavailable: ${reason}`);
-    benchKernels(kernels, lim, rows);
+    benchKernels(kernels, lim, rows, nativeFast());
   });
   await section('models', async () => {
     if (!lim) log('models: no machine limits in this run, so no ratios');
-    await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G });
+    const fastKernels = nativeFast();
+    if (!fastKernels) log('models: fast numerics skipped (no native fast products)');
+    await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G, fastKernels });
   });
   await section('context', () => benchContext(kernels, rows, log, Number(process.env.DSV4_BENCH_CONTEXT_BUDGET ?? 200)));
   await section('engine', async () => {

@@ -1,7 +1,8 @@
 // Model-level results: prefill and decode tokens/s of the embedded default and
 // of a synthetic checkpoint larger than the caches (`dsv4 init` preset
 // bench-2g), decode weight traffic over the measured bandwidth, and decode
-// tokens/s against context length on a small config. Checkpoints are written
+// tokens/s against context length on a small config. Prefill also runs in fast numerics
+// (`--numerics fast`: fp32 products for >= 4 rows), reported beside the exact default. Checkpoints are written
 // once into .dsv4/bench/ (gitignored) and reused.
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
@@ -104,7 +105,7 @@ export async function benchModels(
   lim: MachineLimits | null,
   rows: BenchRow[],
   log: (s: string) => void,
-  opts: { skip2g: boolean },
+  opts: { skip2g: boolean; fastKernels?: Kernels },
 ): Promise<void> {
   const bw = lim ? lim.readGBs[lim.threads]! : NaN;
   const peak = lim ? lim.peakGflops[lim.threads]! : NaN;
@@ -124,8 +125,17 @@ export async function benchModels(
     const r = await runModel(dir, kernels, c.prefill, c.decode, 60);
     const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
     // weight math of the prefill: every layer per token, the head once (last token's logits)
-    const gf = (((traffic.flops - traffic.headFlops) * c.prefill + traffic.headFlops) / (c.prefill / r.prefillTokS)) / 1e9;
+    const prefillFlops = (traffic.flops - traffic.headFlops) * c.prefill + traffic.headFlops;
+    const gf = prefillFlops / (c.prefill / r.prefillTokS) / 1e9;
     rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: lim ? gf / peak : undefined, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
+    if (opts.fastKernels) {
+      const f = await runModel(dir, opts.fastKernels, c.prefill, 0, 0);
+      const gff = prefillFlops / (c.prefill / f.prefillTokS) / 1e9;
+      rows.push({
+        section, name: `prefill ${c.prefill} tokens, fast numerics`, value: f.prefillTokS, unit: 'tok/s', ratio: lim ? gff / peak : undefined,
+        note: `${gff.toFixed(2)} GFLOP/s over fp32 peak; ${(f.prefillTokS / r.prefillTokS).toFixed(2)}x exact (not bit-exact: drift in \`dsv4 verify --numerics fast\`)`,
+      });
+    }
     const warm = r.warmSeconds > 0 ? `; experts read beforehand (${r.warmSeconds.toFixed(1)} s)` : '; experts read lazily (too large to preload)';
     rows.push({ section, name: `decode (${r.decodeSteps} steps)`, value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth${warm}` });
   }

@@ -34,7 +34,7 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
     j.w.kind === 'fp4' ? k.fp4Gemm(j.x, j.w, j.y) : k.fp8Gemm(j.x, j.w, j.y);
   return {
     ...base,
-    name: `${base.name}, fast numerics`,
+    name: `${base.name}, fast numerics (${fast.name})`,
     numerics: 'fast',
     fp8Gemm(x, w, y) {
       (x.rows >= minRows ? fast : base).fp8Gemm(x, w, y);

@@ -16,6 +16,7 @@ import { nativeDecodeOps } from './ops.js';
 import { nativeRowOps } from './ops2.js';
 import { parseNumerics, withFastProducts, type Numerics } from './fast-kernels.js';
 import { referenceFastProducts } from './fast-products.js';
+import { nativeFastProducts } from './fast-native.js';
 
 /** The addon's raw functions (native/addon.cc). */
 export interface NativeAddon {
@@ -322,7 +323,9 @@ let chosenFast: Kernels | undefined;
 export function getKernels(numerics: Numerics = parseNumerics(process.env.DSV4_NUMERICS)): Kernels {
   const exact = (chosenExact ??= exactKernels());
   if (numerics === 'exact') return exact;
-  return (chosenFast ??= withFastProducts(exact, referenceFastProducts));
+  // the native fast products where the exact kernels are native, else their TypeScript reference
+  const addon = exact === referenceKernels ? null : loadNative().addon;
+  return (chosenFast ??= withFastProducts(exact, (addon && nativeFastProducts(addon)) ?? referenceFastProducts));
 }
 
 function exactKernels(): Kernels {
