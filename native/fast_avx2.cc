@@ -203,24 +203,39 @@ TileFn tileFor(int nj, int mv) {
   }
 }
 
+
+/** Panel p's weight rows over k block pc, then its register tiles over activation tiles [t0, t1). */
+void panelBlock(const Job& j, int p, int pc, int t0, int t1, float* wp) {
+  const Act& a = *j.act;
+  const int ldc = carryStride(a), k0 = pc * KC, len = std::min(KC, a.K - k0);
+  const int c0 = p * NR, nj = std::min(NR, j.n - c0);
+  for (int i = 0; i < nj; i++) packRow(j, j.r0 + c0 + i, k0, len, wp + i * KC);
+  for (int t = t0; t < t1; t++) {
+    const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
+    tileFor(nj, a.rows - t * MR > 8 ? 2 : 1)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * MR, ldc, pc == 0);
+  }
+}
+
+constexpr int PREFETCH = 2;  // panels ahead
+
+void prefetchPanel(const Job& j, int p, int pc) {
+  const int k0 = pc * KC, len = std::min(KC, j.act->K - k0);
+  for (int c = p * NR; c < std::min(p * NR + NR, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);
+}
+
 }  // namespace
 
 void run(const Job& j, int p0, int p1, int t0, int t1) {
   const Act& a = *j.act;
-  const int K = a.K, nb = (K + KC - 1) / KC, ldc = carryStride(a);
+  const int nb = (a.K + KC - 1) / KC, ldc = carryStride(a);
   alignas(64) static thread_local float wp[NR * KC];
-  for (int pc = 0; pc < nb; pc++) {
-    const int k0 = pc * KC, len = std::min(KC, K - k0);
+  // k block by k block, each over all panels (the block's activations stay in L1/L2); weight rows are
+  // read 128-512 bytes at a time, too short for the hardware prefetcher when they come from memory
+  for (int pc = 0; pc < nb; pc++)
     for (int p = p0; p < p1; p++) {
-      const int c0 = p * NR, nj = std::min(NR, j.n - c0);
-      for (int i = 0; i < nj; i++) packRow(j, j.r0 + c0 + i, k0, len, wp + i * KC);
-      for (int c = c0 + NR; c < std::min(c0 + 2 * NR, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);  // the next panel's
-      for (int t = t0; t < t1; t++) {
-        const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
-        tileFor(nj, a.rows - t * MR > 8 ? 2 : 1)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * MR, ldc, pc == 0);
-      }
+      if (p + PREFETCH < p1) prefetchPanel(j, p + PREFETCH, pc);
+      panelBlock(j, p, pc, t0, t1, wp);
     }
-  }
   // the sums [column][row] into y[row][column], 64 columns at a time (y rows can be 2^k bytes apart:
   // storing a tile's 16 rows directly would hit one cache set)
   const int c1 = std::min(p1 * NR, j.n), m1 = std::min(t1 * MR, a.rows);
