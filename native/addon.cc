@@ -21,6 +21,7 @@ void registerOps(napi_env env, napi_value exports);  // ops_addon.cc
 void registerBatch(napi_env env, napi_value exports);  // batch.cc
 void registerOps2(napi_env env, napi_value exports);  // ops2_addon.cc
 void registerFast(napi_env env, napi_value exports);  // fast_addon.cc
+void registerMem(napi_env env, napi_value exports);  // mem.cc
 namespace {
 
 bool hasAvx2() {
@@ -143,7 +144,9 @@ bool gemm(const GemmArgs& a, bool fp4) {
   const double macs = double(a.rows) * a.out * a.K;
   p.run(prepJob, &j, a.rows * a.K >= (1 << 16) ? a.rows : 1);
   if (!j.ok.load()) return false;
-  p.run(rowsJob, &j, sharesFor(macs / (a.rows == 1 ? 1 : 16), a.out));
+  const int shares = sharesFor(macs / (a.rows == 1 ? 1 : 16), a.out);
+  if (a.rows <= kChunkedRows) p.runChunks(rowsJob, &j, chunksFor(p, shares));
+  else p.run(rowsJob, &j, shares);
   return true;
 }
 
@@ -363,7 +366,9 @@ napi_value DenseGemm(napi_env env, napi_callback_info info) {
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(denseJob, &j, sharesFor(2.0 * a.rows * a.n * a.K, a.n));
+    const int shares = sharesFor(2.0 * a.rows * a.n * a.K, a.n);
+    if (a.rows <= kChunkedRows) p.runChunks(denseJob, &j, chunksFor(p, shares));
+    else p.run(denseJob, &j, shares);
   }
   denseElements += R * N;
   denseTight += j.tight.load();
@@ -631,6 +636,7 @@ napi_value Init(napi_env env, napi_value exports) {
   registerBatch(env, exports);
   registerOps2(env, exports);
   registerFast(env, exports);
+  registerMem(env, exports);
   return exports;
 }
 

@@ -5,6 +5,7 @@
 // per-call overheads (N-API call, scratch, pool hand-off and join) are paid once per batch.
 #include <node_api.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -108,6 +109,7 @@ struct Batch {
   std::vector<GemmJob> jobs;
   uint8_t* prep = nullptr;
   int64_t prepRows = 0, cost = 0;  // cost: sum of units x cost over the jobs
+  int maxRows = 0;                 // most activation rows of one product
   std::atomic<bool> ok{true};
 };
 
@@ -207,6 +209,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     x.off = prepTotal;
     prepTotal += (R * prepBytesPerRow(x.fp4, x.a.K) + 63) & ~size_t(63);
     B.prepRows += x.a.rows;
+    B.maxRows = std::max(B.maxRows, x.a.rows);
   }
   B.jobs.resize(nj / 5);
   double work = 0;
@@ -255,7 +258,10 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
     size_t prepElems = 0;
     for (const Act& x : B.acts) prepElems += size_t(x.a.rows) * x.a.K;
     p.run(batchPrep, &B, prepElems >= (1 << 16) ? int(B.prepRows) : 1);
-    if (B.ok.load()) p.run(batchRows, &B, sharesFor(work, units));
+    if (B.ok.load()) {
+      if (B.maxRows <= kChunkedRows) p.runChunks(batchRows, &B, chunksFor(p, sharesFor(work, units)));
+      else p.run(batchRows, &B, sharesFor(work, units));
+    }
   }
   napi_get_boolean(env, B.ok.load(), &r);
   return r;
@@ -266,6 +272,7 @@ napi_value GemmBatch(napi_env env, napi_callback_info info) {
 struct DenseBatch {
   std::vector<DenseArgs> jobs;
   int64_t cols = 0;  // sum of n over the jobs
+  int maxRows = 0;    // most activation rows of one product
   std::atomic<uint32_t> tight{0}, flagged{0};
 };
 
@@ -344,12 +351,14 @@ napi_value DenseBatchFn(napi_env env, napi_callback_info info) {
     a.amb = static_cast<uint8_t*>(amb) + ambOff;
     ambOff += R * N;
     B.cols += a.n;
+    B.maxRows = std::max(B.maxRows, a.rows);
     work += 2.0 * R * N * K;
   }
   if (!B.jobs.empty()) {
     Pool& p = sharedPool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(denseBatchJob, &B, sharesFor(work, B.cols));
+    if (B.maxRows <= kChunkedRows) p.runChunks(denseBatchJob, &B, chunksFor(p, sharesFor(work, B.cols)));
+    else p.run(denseBatchJob, &B, sharesFor(work, B.cols));
   }
   countDense(ambOff, B.tight.load(), B.flagged.load());
   napi_value r;

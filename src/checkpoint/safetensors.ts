@@ -5,6 +5,7 @@
 // reads of exactly their byte range (spec §5: checkpoints of 160-865 GB must
 // never be read whole).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { adviseHugePages } from '../tensor/native.js';
 import { CheckpointError } from './errors.js';
 import type { DType, TensorData } from './types.js';
 
@@ -174,6 +175,7 @@ export class SafetensorsFile {
   read(name: string): TensorData {
     const e = this.entry(name);
     const bytes = new Uint8Array(Buffer.allocUnsafeSlow(e.byteLength).buffer, 0, e.byteLength);
+    adviseHugePages(bytes);
     this.readRange(e, bytes);
     return { name, dtype: e.dtype, shape: e.shape, bytes };
   }

@@ -75,6 +75,8 @@ export interface NativeAddon {
   readBandwidth(bytes: number, threads: number, reps: number): number;
   /** fp32 FMA rate of `threads` threads running `iters` x 10 independent 8-wide chains: GFLOP/s. */
   fmaPeak(threads: number, iters: number): number;
+  /** madvise(MADV_HUGEPAGE) on the buffer's 2 MiB-aligned interior (native/mem.cc): bytes advised. Absent in older addons. */
+  adviseHuge?(bytes: Uint8Array): number;
 }
 
 const ADDON_PATHS = [
@@ -99,6 +101,17 @@ export function loadNative(): { addon: NativeAddon | null; reason: string } {
     loaded = { addon: null, reason: `addon failed to load: ${(e as Error).message.split('\n')[0]}` };
   }
   return loaded;
+}
+
+// A decode token streams ~1 GB of weights: 2 MiB pages spare the TLB misses and page walks of
+// 4 KiB ones (THP is commonly "madvise" only). Advice before the bytes are read in, so the pages
+// are huge from their first fault. Advice only; DSV4_HUGE_PAGES=0 turns it off.
+const HUGE_MIN = 4 << 20;
+
+/** Asks for transparent huge pages on a large, freshly allocated buffer; bytes advised (0: none). */
+export function adviseHugePages(bytes: Uint8Array): number {
+  if (bytes.length < HUGE_MIN || process.env.DSV4_HUGE_PAGES === '0') return 0;
+  return loadNative().addon?.adviseHuge?.(bytes) ?? 0;
 }
 
 // Weights are scanned once for E4M3 NaN codes (0x7f/0xff), which the fast
