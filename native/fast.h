@@ -10,9 +10,8 @@ namespace fast {
 
 enum class Kind : int { Fp8 = 0, Fp4 = 1, Bf16 = 2, Fp8AsBf16 = 3 };
 
-constexpr int KC = 256;  // k block: a 6-row weight panel (6 KiB) stays in L1, a 16-row activation tile in L2
-constexpr int NR = 6;    // weight rows per panel (AVX2 tile: 6 rows x 16 activation rows, 12 accumulators)
-constexpr int MR = 16;   // activation rows per tile
+constexpr int KC = 256;     // k block: a weight panel (<= 6 KiB) stays in L1, activation tiles in L2
+constexpr int NR_MAX = 6;  // weight rows per panel at most
 
 /** One activation matrix: e4m3 codes + 1x128 fp32 scales (quant), or fp32 values. */
 struct Act {
@@ -21,8 +20,21 @@ struct Act {
   int rows, K;
   bool quant;
   float* prep;  // prepared fp32 values (layout of the kernel path), rows padded to mpad
-  int mpad;
+  int tw;       // activation rows per tile: 16 (6-row weight panels) or 24 (4-row panels)
+  int mpad;     // rows rounded up to tiles
 };
+
+/** Weight rows per panel: AVX2 register tiles of 6 x 16 or 4 x 24 outputs (12 accumulators). */
+inline int panelRows(const Act& a) { return a.tw == 24 ? 4 : 6; }
+
+/** The tile height that wastes the fewest lanes for `rows` activation rows: tiles with fewer than 12
+ *  accumulators run slower (6 x 8: ~3/4 speed, 4 x 8 and 4 x 16 about as long as 4 x 24). */
+inline int tileRows(int rows) {
+  const int r16 = rows % 16, r24 = rows % 24;
+  const double c16 = rows / 16 * 16 + (r16 == 0 ? 0 : r16 <= 8 ? 32 / 3.0 : 16);
+  const double c24 = rows / 24 * 24 + (r24 == 0 ? 0 : r24 <= 16 ? 16 : 24);
+  return c24 < c16 ? 24 : 16;
+}
 
 /** One product y[rows, n] = act . W[r0 .. r0+n)ᵀ. */
 struct Job {
@@ -32,7 +44,7 @@ struct Job {
   const uint8_t* ws;   // ue8m0 scales (fp8: 128x128 blocks, fp4: 1x32)
   int r0, n;
   float* y;
-  float* carry;  // AVX2: the sums [panels * NR][carryStride], kept between k blocks
+  float* carry;  // AVX2: the sums [panels * panelRows][carryStride], kept between k blocks
 };
 
 /** Floats between the carried sums of two outputs columns: a cache line more than the rows, so
@@ -102,16 +114,16 @@ inline float actValue(const Act& a, int m, int k) {
 }
 
 namespace scalar {
-/** Prepared layout: row-major [rows][K] fp32; tiles [t0, t1) of MR rows. */
+/** Prepared layout: row-major [rows][K] fp32; tiles [t0, t1) of a.tw rows. */
 void prepare(const Act& a, int t0, int t1);
-/** Panels [p0, p1) (NR weight rows each) x tiles [t0, t1) (MR activation rows each) of j. */
+/** Panels [p0, p1) (panelRows weight rows each) x tiles [t0, t1) (a.tw activation rows each) of j. */
 void run(const Job& j, int p0, int p1, int t0, int t1);
 }  // namespace scalar
 
 namespace avx2 {
-/** Prepared layout: per k block of KC, per 16-row tile, [k][16] fp32 (rows >= a.rows zero). */
+/** Prepared layout: per k block of KC, per tile, [k][a.tw] fp32 (rows >= a.rows zero). */
 void prepare(const Act& a, int t0, int t1);
-/** Panels [p0, p1) (NR weight rows each) x tiles [t0, t1) of j. */
+/** Panels [p0, p1) x tiles [t0, t1) of j. */
 void run(const Job& j, int p0, int p1, int t0, int t1);
 }  // namespace avx2
 

@@ -67,7 +67,7 @@ void prepShare(void* ctx, int share, int shares) {
   const int b = int(int64_t(B.tiles) * share / shares), e = int(int64_t(B.tiles) * (share + 1) / shares);
   int base = 0;
   for (const Act& a : B.acts) {
-    const int n = a.mpad / fast::MR, lo = std::max(b - base, 0), hi = std::min(e - base, n);
+    const int n = a.mpad / a.tw, lo = std::max(b - base, 0), hi = std::min(e - base, n);
     base += n;
     if (lo >= hi) continue;
     if (useAvx2()) fast::avx2::prepare(a, lo, hi);
@@ -92,7 +92,7 @@ void runShare(void* ctx, int share, int shares) {
     base += u.units * u.cost;
     if (lo >= hi) continue;
     const Job& j = B.jobs[size_t(u.job)];
-    const int panels = (j.n + fast::NR - 1) / fast::NR, tiles = j.act->mpad / fast::MR;
+    const int nr = fast::panelRows(*j.act), panels = (j.n + nr - 1) / nr, tiles = j.act->mpad / j.act->tw;
     const int p0 = u.byPanel ? lo : 0, p1 = u.byPanel ? hi : panels, t0 = u.byPanel ? 0 : lo, t1 = u.byPanel ? tiles : hi;
     if (useAvx2()) fast::avx2::run(j, p0, p1, t0, t1);
     else fast::scalar::run(j, p0, p1, t0, t1);
@@ -155,10 +155,11 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     if (a.rows <= 0 || a.K <= 0 || nx < R * K || (a.quant && (K % 128 != 0 || nxs < R * (K / 128)))) return fail(env, bad);
     a.x = x;
     a.xs = static_cast<const float*>(xs);
-    a.mpad = (a.rows + fast::MR - 1) / fast::MR * fast::MR;
+    a.tw = avx2 ? fast::tileRows(a.rows) : 16;
+    a.mpad = (a.rows + a.tw - 1) / a.tw * a.tw;
     a.prep = reinterpret_cast<float*>(floats);  // offset until the scratch is known
     floats += (size_t(avx2 ? a.mpad : a.rows) * K + 15) & ~size_t(15);
-    B.tiles += a.mpad / fast::MR;
+    B.tiles += a.mpad / a.tw;
   }
   B.jobs.resize(nj / 7);
   std::vector<size_t> carryAt(nj / 7, 0);
@@ -185,15 +186,15 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     j.w = w;
     j.ws = static_cast<const uint8_t*>(ws);
     j.y = static_cast<float*>(y);
-    const int panels = (j.n + fast::NR - 1) / fast::NR, tiles = a.mpad / fast::MR;
+    const int nr = fast::panelRows(a), panels = (j.n + nr - 1) / nr, tiles = a.mpad / a.tw;
     if (avx2) {
       carryAt[i] = floats;
-      floats += size_t(panels) * fast::NR * fast::carryStride(a);
+      floats += size_t(panels) * nr * fast::carryStride(a);
     }
     // narrow outputs: split by activation tiles so both threads have work
     const bool byPanel = panels >= 8 || tiles == 1;
-    const double rowsCost = double(fast::NR) * a.mpad * K;
-    B.units.push_back(Unit{int(i), byPanel, byPanel ? panels : tiles, byPanel ? rowsCost : double(panels) * fast::NR * fast::MR * K});
+    const double rowsCost = double(nr) * a.mpad * K;
+    B.units.push_back(Unit{int(i), byPanel, byPanel ? panels : tiles, byPanel ? rowsCost : double(panels) * nr * a.tw * K});
     B.cost += double(panels) * rowsCost;
   }
   if (B.jobs.empty()) return nullptr;

@@ -1,9 +1,9 @@
 // AVX2 + FMA + F16C fast products (fast.h): a BLIS-style fp32 GEMM. Activations are dequantized
-// once per call into 16-row tiles [k][16]; per k block of KC, a panel of NR = 6 weight rows is
-// dequantized into fp32 [6][KC] and used by every activation tile: 6x16 register tiles (12
-// accumulators, one vfmadd231ps per weight row and 8 activation rows per k). Each output's sum
-// runs k = 0, 1, ... in one accumulator (kept in `carry` between k blocks), so the bits are the
-// reference's sequential fmaf chain whatever the tiling.
+// once per call into tiles of 16 or 24 rows, [k][tile rows]; per k block of KC, a panel of 6 (or 4)
+// weight rows is dequantized into fp32 [rows][KC] and used by every activation tile: 6x16 (4x24)
+// register tiles, 12 accumulators, one vfmadd231ps per weight row and 8 activation rows per k. Each
+// output's sum runs k = 0, 1, ... in one accumulator (kept in `carry` between k blocks), so the bits
+// are the reference's sequential fmaf chain whatever the tiling.
 //
 // Exact dequantization: an e4m3 byte becomes fp16 by bit placement (sign<<15 | (byte&0x7f)<<7 =
 // value * 2^-8, subnormal codes included; NaN codes replaced by an fp16 NaN), vcvtph2ps widens it
@@ -31,8 +31,6 @@ struct Tables {
 };
 const Tables tables;
 
-inline int tiles(const Act& a) { return a.mpad / MR; }
-
 // ---------- activations ----------
 
 }  // namespace
@@ -42,19 +40,20 @@ void prepare(const Act& a, int t0, int t1) {
   for (int pc = 0; pc * KC < K; pc++) {
     const int k0 = pc * KC, len = std::min(KC, K - k0);
     for (int t = t0; t < t1; t++) {
-      float* base = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
-      for (int l = 0; l < MR; l++) {
-        const int m = t * MR + l;
+      const int tw = a.tw;
+      float* base = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * tw;
+      for (int l = 0; l < tw; l++) {
+        const int m = t * tw + l;
         float* o = base + l;
         if (m >= a.rows) {
-          for (int k = 0; k < len; k++) o[k * MR] = 0;
+          for (int k = 0; k < len; k++) o[k * tw] = 0;
         } else if (a.quant) {
           const uint8_t* q = static_cast<const uint8_t*>(a.x) + size_t(m) * K + k0;
           const float* s = a.xs + size_t(m) * (K / 128) + k0 / 128;
-          for (int k = 0; k < len; k++) o[k * MR] = tables.e4m3[q[k]] * s[k >> 7];
+          for (int k = 0; k < len; k++) o[k * tw] = tables.e4m3[q[k]] * s[k >> 7];
         } else {
           const float* x = static_cast<const float*>(a.x) + size_t(m) * K + k0;
-          for (int k = 0; k < len; k++) o[k * MR] = x[k];
+          for (int k = 0; k < len; k++) o[k * tw] = x[k];
         }
       }
     }
@@ -159,60 +158,76 @@ void prefetchRow(const Job& j, int r, int k0, int len) {
 
 // ---------- register tiles ----------
 
-/** NJ weight rows x 8*MV activation rows over k in [0, len): wp rows KC apart, ap [len][16]; the sums
+/** NJ weight rows x 8*MV activation rows over k in [0, len): wp rows KC apart, ap [len][TW]; the sums
  *  start at 0 (first k block) or from c (row i at c + i * ldc) and go back there. */
-template <int NJ, int MV>
+template <int NJ, int MV, int TW>
 void tile(const float* wp, const float* ap, int len, float* c, int ldc, bool first) {
   __m256 acc[NJ][MV];
 #pragma GCC unroll 8
   for (int i = 0; i < NJ; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < MV; v++) acc[i][v] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + i * ldc + 8 * v);
+  // 12 accumulators + the activation vectors + a broadcast weight: 4x24 would need all 16 registers,
+  // so its third activation vector stays in memory (an FMA memory operand; asm keeps GCC from
+  // loading it into a register once)
+  constexpr int MA = MV == 3 ? 2 : MV;
   for (int k = 0; k < len; k++) {
-    __m256 a[MV];
+    __m256 a[MA];
 #pragma GCC unroll 2
-    for (int v = 0; v < MV; v++) a[v] = _mm256_load_ps(ap + k * MR + 8 * v);
+    for (int v = 0; v < MA; v++) a[v] = _mm256_load_ps(ap + k * TW + 8 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < NJ; i++) {
       const __m256 b = _mm256_broadcast_ss(wp + i * KC + k);
 #pragma GCC unroll 2
-      for (int v = 0; v < MV; v++) acc[i][v] = _mm256_fmadd_ps(b, a[v], acc[i][v]);
+      for (int v = 0; v < MA; v++) acc[i][v] = _mm256_fmadd_ps(b, a[v], acc[i][v]);
+      if constexpr (MV == 3) asm("vfmadd231ps %2, %1, %0" : "+x"(acc[i][2]) : "x"(b), "m"(*reinterpret_cast<const __m256*>(ap + k * TW + 16)));
     }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < NJ; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < MV; v++) _mm256_store_ps(c + i * ldc + 8 * v, acc[i][v]);
 }
 
 using TileFn = void (*)(const float*, const float*, int, float*, int, bool);
 
-template <int NJ>
+template <int NJ, int TW>
 constexpr TileFn pick(int mv) {
-  return mv == 1 ? tile<NJ, 1> : tile<NJ, 2>;
+  if constexpr (TW == 24 && NJ <= 4)
+    if (mv == 3) return tile<NJ, 3, TW>;
+  return mv == 1 ? tile<NJ, 1, TW> : tile<NJ, 2, TW>;
 }
 
-TileFn tileFor(int nj, int mv) {
+/** The tile of nj weight rows x 8 * mv activation rows (nj <= 6 for 16-row tiles, <= 4 for 24). */
+TileFn tileFor(int tw, int nj, int mv) {
+  if (tw == 24) {
+    switch (nj) {
+      case 1: return pick<1, 24>(mv);
+      case 2: return pick<2, 24>(mv);
+      case 3: return pick<3, 24>(mv);
+      default: return pick<4, 24>(mv);
+    }
+  }
   switch (nj) {
-    case 1: return pick<1>(mv);
-    case 2: return pick<2>(mv);
-    case 3: return pick<3>(mv);
-    case 4: return pick<4>(mv);
-    case 5: return pick<5>(mv);
-    default: return pick<6>(mv);
+    case 1: return pick<1, 16>(mv);
+    case 2: return pick<2, 16>(mv);
+    case 3: return pick<3, 16>(mv);
+    case 4: return pick<4, 16>(mv);
+    case 5: return pick<5, 16>(mv);
+    default: return pick<6, 16>(mv);
   }
 }
-
 
 /** Panel p's weight rows over k block pc, then its register tiles over activation tiles [t0, t1). */
 void panelBlock(const Job& j, int p, int pc, int t0, int t1, float* wp) {
   const Act& a = *j.act;
-  const int ldc = carryStride(a), k0 = pc * KC, len = std::min(KC, a.K - k0);
-  const int c0 = p * NR, nj = std::min(NR, j.n - c0);
+  const int ldc = carryStride(a), k0 = pc * KC, len = std::min(KC, a.K - k0), tw = a.tw, nr = panelRows(a);
+  const int c0 = p * nr, nj = std::min(nr, j.n - c0);
   for (int i = 0; i < nj; i++) packRow(j, j.r0 + c0 + i, k0, len, wp + i * KC);
   for (int t = t0; t < t1; t++) {
-    const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * MR;
-    tileFor(nj, a.rows - t * MR > 8 ? 2 : 1)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * MR, ldc, pc == 0);
+    const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * tw;
+    const int mv = std::min(tw, a.rows - t * tw + 7) / 8;
+    tileFor(tw, nj, mv)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * tw, ldc, pc == 0);
   }
 }
 
@@ -220,32 +235,52 @@ constexpr int PREFETCH = 2;  // panels ahead
 
 void prefetchPanel(const Job& j, int p, int pc) {
   const int k0 = pc * KC, len = std::min(KC, j.act->K - k0);
-  for (int c = p * NR; c < std::min(p * NR + NR, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);
+  const int nr = panelRows(*j.act);
+  for (int c = p * nr; c < std::min(p * nr + nr, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);
+}
+
+/** The sums [column][row] of panels [p0, p1) x tiles [t0, t1) into y[row][column]. */
+void transpose(const Job& j, int p0, int p1, int t0, int t1) {
+  const Act& a = *j.act;
+  const int ldc = carryStride(a);
+  // the sums [column][row] into y[row][column], 64 columns at a time (y rows can be 2^k bytes apart:
+  // storing a tile's rows directly would hit one cache set)
+  const int nr = panelRows(a), c1 = std::min(p1 * nr, j.n), m1 = std::min(t1 * a.tw, a.rows);
+  for (int cb = p0 * nr; cb < c1; cb += 64) {
+    const int ce = std::min(cb + 64, c1);
+    for (int m = t0 * a.tw; m < m1; m++) {
+      float* y = j.y + size_t(m) * j.n;
+      for (int c = cb; c < ce; c++) y[c] = j.carry[size_t(c) * ldc + m];
+    }
+  }
 }
 
 }  // namespace
 
 void run(const Job& j, int p0, int p1, int t0, int t1) {
   const Act& a = *j.act;
-  const int nb = (a.K + KC - 1) / KC, ldc = carryStride(a);
-  alignas(64) static thread_local float wp[NR * KC];
-  // k block by k block, each over all panels (the block's activations stay in L1/L2); weight rows are
-  // read 128-512 bytes at a time, too short for the hardware prefetcher when they come from memory
+  const int nb = (a.K + KC - 1) / KC;
+  alignas(64) static thread_local float wp[NR_MAX * KC];
+  // (weight rows are read 128-512 bytes at a time, too short for the hardware prefetcher when they
+  // come from memory: prefetched by hand)
+  if (size_t(t1 - t0) * a.tw * a.K <= 96 * 1024) {
+    // the activations stay in L2 (experts: ~20-60 rows): panel by panel, each over all k blocks, so
+    // weight rows are read in order (1.0-1.2x over the k-block order when they come from memory)
+    for (int p = p0; p < p1; p++)
+      for (int pc = 0; pc < nb; pc++) {
+        if (pc + 1 < nb) prefetchPanel(j, p, pc + 1);
+        else if (p + 1 < p1) prefetchPanel(j, p + 1, 0);
+        panelBlock(j, p, pc, t0, t1, wp);
+      }
+    return transpose(j, p0, p1, t0, t1);
+  }
+  // else k block by k block, each over all panels (the block's activations stay in L1/L2)
   for (int pc = 0; pc < nb; pc++)
     for (int p = p0; p < p1; p++) {
       if (p + PREFETCH < p1) prefetchPanel(j, p + PREFETCH, pc);
       panelBlock(j, p, pc, t0, t1, wp);
     }
-  // the sums [column][row] into y[row][column], 64 columns at a time (y rows can be 2^k bytes apart:
-  // storing a tile's 16 rows directly would hit one cache set)
-  const int c1 = std::min(p1 * NR, j.n), m1 = std::min(t1 * MR, a.rows);
-  for (int cb = p0 * NR; cb < c1; cb += 64) {
-    const int ce = std::min(cb + 64, c1);
-    for (int m = t0 * MR; m < m1; m++) {
-      float* y = j.y + size_t(m) * j.n;
-      for (int c = cb; c < ce; c++) y[c] = j.carry[size_t(c) * ldc + m];
-    }
-  }
+  transpose(j, p0, p1, t0, t1);
 }
 
 }  // namespace avx2

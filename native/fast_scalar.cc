@@ -10,17 +10,17 @@ namespace fast {
 namespace scalar {
 
 void prepare(const Act& a, int t0, int t1) {
-  const int m1 = std::min(t1 * MR, a.rows);
-  for (int m = t0 * MR; m < m1; m++)
+  const int m1 = std::min(t1 * a.tw, a.rows);
+  for (int m = t0 * a.tw; m < m1; m++)
     for (int k = 0; k < a.K; k++) a.prep[size_t(m) * a.K + k] = actValue(a, m, k);
 }
 
 void run(const Job& j, int p0, int p1, int t0, int t1) {
   const Act& a = *j.act;
-  const int K = a.K, n1 = std::min(p1 * NR, j.n), m0 = t0 * MR, m1 = std::min(t1 * MR, a.rows);
+  const int K = a.K, nr = panelRows(a), n1 = std::min(p1 * nr, j.n), m0 = t0 * a.tw, m1 = std::min(t1 * a.tw, a.rows);
   thread_local std::vector<float> w;
   w.resize(size_t(K));
-  for (int c = p0 * NR; c < n1; c++) {
+  for (int c = p0 * nr; c < n1; c++) {
     weightRow(j, j.r0 + c, 0, K, w.data());
     for (int m = m0; m < m1; m++) {
       const float* x = a.prep + size_t(m) * K;

@@ -111,6 +111,8 @@ test('fp8 and fp4 products: rows 1..13, odd outputs, K over one and several k bl
   checkQuant('fp8', 37, 29, 1152);
   checkQuant('fp4', 40, 26, 1152);
   checkQuant('fp8', 17, 130, 256); // two scale-block rows
+  checkQuant('fp4', 21, 50, 384); // one 24-row tile (4-row weight panels)
+  checkQuant('fp8', 70, 30, 640); // 24-row tiles and a 22-row one
 });
 
 test('fp8 and fp4 products: extreme scales, subnormal and max codes, NaN codes', { skip }, () => {
@@ -183,6 +185,7 @@ test('gemmBatch: mixed fp8/fp4 jobs over shared activations; denseGroups', { ski
 
 test('a bigger product split over the pool (panels and tiles)', { skip }, () => {
   checkQuant('fp8', 70, 100, 640);
+  checkQuant('fp8', 100, 48, 1024); // activations over 384 KiB: k blocks outermost
   checkQuant('fp4', 48, 90, 512);
   checkDense(bf16Weight(20, 1000), 100, 0, 20, false); // narrow: split by activation tiles
 });
