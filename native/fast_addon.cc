@@ -1,10 +1,11 @@
 // N-API entry point of the fast products (fast.h): fastBatch(acts, jobs) computes several products,
 // each over its own activation matrix and weight row range, with two pool dispatches: the
-// activations dequantized once (split by 16-row tiles), then the products (split by 6-row weight
-// panels, or by activation tiles for narrow outputs, in equal shares of multiply-adds).
+// activations dequantized once (split by tiles), then the products as items (weight panel ranges,
+// or activation tiles for narrow outputs) that the threads take in turn.
 #include <node_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -47,17 +48,16 @@ float* scratch(size_t floats) {
   return buf;
 }
 
-struct Unit {
-  int job;
-  bool byPanel;  // units are weight panels (else activation tiles)
-  int units;
-  double cost;  // multiply-adds per unit
+/** One piece of work: panels [p0, p1) x tiles [t0, t1) of a job; the threads take them in turn. */
+struct Item {
+  int job, p0, p1, t0, t1;
 };
 
 struct Batch {
   std::vector<Act> acts;
   std::vector<Job> jobs;
-  std::vector<Unit> units;
+  std::vector<Item> items;
+  std::atomic<size_t> next{0};
   int tiles = 0;  // over all acts
   double cost = 0;
 };
@@ -75,28 +75,29 @@ void prepShare(void* ctx, int share, int shares) {
   }
 }
 
-/** First unit (of `units` costing `cost` each from `base` on) that starts at or after `at`. */
-int unitAt(double at, double base, double cost, int units) {
-  if (at <= base) return 0;
-  const double u = std::ceil((at - base) / cost - 1e-9);
-  return u < units ? int(u) : units;
+/** Items in turn (a share whose core is busy with another process takes fewer). */
+void runShare(void* ctx, int, int) {
+  Batch& B = *static_cast<Batch*>(ctx);
+  for (size_t i; (i = B.next.fetch_add(1)) < B.items.size();) {
+    const Item& it = B.items[i];
+    const Job& j = B.jobs[size_t(it.job)];
+    if (useAvx2()) fast::avx2::run(j, it.p0, it.p1, it.t0, it.t1);
+    else fast::scalar::run(j, it.p0, it.p1, it.t0, it.t1);
+  }
 }
 
-void runShare(void* ctx, int share, int shares) {
-  const Batch& B = *static_cast<const Batch*>(ctx);
-  const double b = B.cost * share / shares, e = B.cost * (share + 1) / shares;
-  double base = 0;
-  for (const Unit& u : B.units) {
-    const int lo = unitAt(b, base, u.cost, u.units);
-    const int hi = share == shares - 1 ? u.units : unitAt(e, base, u.cost, u.units);
-    base += u.units * u.cost;
-    if (lo >= hi) continue;
-    const Job& j = B.jobs[size_t(u.job)];
-    const int nr = fast::panelRows(*j.act), panels = (j.n + nr - 1) / nr, tiles = j.act->mpad / j.act->tw;
-    const int p0 = u.byPanel ? lo : 0, p1 = u.byPanel ? hi : panels, t0 = u.byPanel ? 0 : lo, t1 = u.byPanel ? tiles : hi;
-    if (useAvx2()) fast::avx2::run(j, p0, p1, t0, t1);
-    else fast::scalar::run(j, p0, p1, t0, t1);
+/** The job's items: panel ranges, or single activation tiles when the output is narrow. */
+void addItems(Batch& B, int job, int panels, int tiles, double panelCost, double actBytes) {
+  if (panels < 8 && tiles > 1) {
+    for (int t = 0; t < tiles; t++) B.items.push_back(Item{job, 0, panels, t, t + 1});
+    return;
   }
+  // at least ~2M multiply-adds per item; activations beyond L2 are read once per item, so enough
+  // panels that this costs under ~1 byte per cycle (16 multiply-adds)
+  double per = std::ceil(double(1 << 21) / panelCost);
+  if (actBytes > 384 * 1024) per = std::max(per, std::ceil(actBytes * 16 / panelCost));
+  const int cp = int(std::min<double>(per, panels));
+  for (int p = 0; p < panels; p += cp) B.items.push_back(Item{job, p, std::min(p + cp, panels), 0, tiles});
 }
 
 bool typedArg(napi_env env, napi_value arr, uint32_t i, void** data, size_t* len, napi_typedarray_type* type) {
@@ -191,11 +192,9 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
       carryAt[i] = floats;
       floats += size_t(panels) * nr * fast::carryStride(a);
     }
-    // narrow outputs: split by activation tiles so both threads have work
-    const bool byPanel = panels >= 8 || tiles == 1;
-    const double rowsCost = double(nr) * a.mpad * K;
-    B.units.push_back(Unit{int(i), byPanel, byPanel ? panels : tiles, byPanel ? rowsCost : double(panels) * nr * a.tw * K});
-    B.cost += double(panels) * rowsCost;
+    const double panelCost = double(nr) * a.mpad * K;
+    addItems(B, int(i), panels, tiles, panelCost, double(a.mpad) * K * 4);
+    B.cost += double(panels) * panelCost;
   }
   if (B.jobs.empty()) return nullptr;
   Pool& p = sharedPool();
@@ -208,8 +207,7 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     size_t prepFloats = 0;
     for (const Act& a : B.acts) prepFloats += size_t(a.rows) * a.K;
     p.run(prepShare, &B, prepFloats >= (1 << 16) ? B.tiles : 1);
-    const int64_t shares = int64_t(B.cost / (1 << 20));  // ~1M multiply-adds per share at least
-    p.run(runShare, &B, int(std::max<int64_t>(1, std::min<int64_t>(shares, 64))));
+    p.run(runShare, &B, B.cost < (1 << 20) ? 1 : int(std::min<size_t>(B.items.size(), 64)));
   }
   return nullptr;
 }
