@@ -41,10 +41,12 @@ export interface CompressorConfig {
   table: RopeTable;
 }
 
-/** Runs the compressor on every row of x (BF16 [rows, dim]); appends completed entries to each segment's cache. */
-export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorConfig, x: Float32Array, rows: number, segs: CompressorSegment[]): void {
-  const kvAll = denseLinear(k, x, rows, w.wkv);
-  const scoreAll = denseLinear(k, x, rows, w.wgate);
+/**
+ * Runs the compressor on every row of x (BF16 [rows, dim]); appends completed entries to each segment's cache.
+ * kvAll / scoreAll: wkv(x) and wgate(x) when the caller computed them (attention.ts xProducts).
+ */
+export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorConfig, x: Float32Array, rows: number, segs: CompressorSegment[],
+  kvAll = denseLinear(k, x, rows, w.wkv), scoreAll = denseLinear(k, x, rows, w.wgate)): void {
   const r = w.ratio;
   const c = w.width;
   const overlap = r === 4;

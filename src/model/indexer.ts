@@ -21,16 +21,15 @@ export interface IndexerWeights {
   compressor: CompressorWeights;
 }
 
-/** Queries [rows, nHeads*headDim]: wq_b(qr), RoPE on each head's last ropeDim dims, Hadamard, FP4. */
-export function indexerQueries(k: Kernels, w: IndexerWeights, qr: Float32Array, rows: number, positions: Int32Array, table: RopeTable, ropeDim: number): Float32Array {
-  const q = linear(k, qr, rows, w.wqB);
+/** Queries [rows, nHeads*headDim]: wq_b(qr) (or its given value), RoPE on each head's last ropeDim dims, Hadamard, FP4. */
+export function indexerQueries(k: Kernels, w: IndexerWeights, qr: Float32Array, rows: number, positions: Int32Array, table: RopeTable, ropeDim: number,
+  q = linear(k, qr, rows, w.wqB)): Float32Array {
   headsWith(k, q, rows, w.nHeads, w.headDim, ropeDim, HeadMode.ROPE_HADAMARD_FP4, table, positions);
   return q;
 }
 
-/** weights_proj(x) * (headDim^-0.5 * nHeads^-0.5), BF16 [rows, nHeads]. */
-export function indexerHeadWeights(k: Kernels, w: IndexerWeights, x: Float32Array, rows: number): Float32Array {
-  const y = linear(k, x, rows, w.weightsProj);
+/** weights_proj(x) (or its given value, updated in place) * (headDim^-0.5 * nHeads^-0.5), BF16 [rows, nHeads]. */
+export function indexerHeadWeights(k: Kernels, w: IndexerWeights, x: Float32Array, rows: number, y = linear(k, x, rows, w.weightsProj)): Float32Array {
   const s = fr(w.headDim ** -0.5 * w.nHeads ** -0.5);
   for (let i = 0; i < y.length; i++) y[i] = roundBf16(y[i]! * s);
   return y;

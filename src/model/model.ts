@@ -16,7 +16,7 @@ import { blockForward, type BlockConfig, type BlockTrace, type BlockWeights } fr
 import type { CompressorWeights } from './compressor.js';
 import type { IndexerWeights } from './indexer.js';
 import type { ExpertStore, ExpertWeights } from './moe.js';
-import type { LayerSegment } from './attention.js';
+import { fuseXProducts, type AttentionWeights, type LayerSegment } from './attention.js';
 import type { Routing } from './moe.js';
 
 /** Routed experts read from the checkpoint on first use and kept. */
@@ -140,19 +140,21 @@ export class Dsv4Model implements ModelRunner {
         compressor: comp(`${p}.attn.indexer.compressor`, a.indexHeadDim, true),
       } : null;
       const isHash = id < a.nHashLayers;
+      const attn: AttentionWeights = {
+        wqA: rd.linear(`${p}.attn.wq_a`), qNorm: rd.vector(`${p}.attn.q_norm.weight`), wqB: rd.linear(`${p}.attn.wq_b`),
+        wkv: rd.linear(`${p}.attn.wkv`), kvNorm: rd.vector(`${p}.attn.kv_norm.weight`),
+        woA: rd.linear(`${p}.attn.wo_a`), woB: rd.linear(`${p}.attn.wo_b`), sink: rd.vector(`${p}.attn.attn_sink`),
+        compressor: ratio ? comp(`${p}.attn.compressor`, a.headDim, false) : null,
+        indexer,
+      };
+      fuseXProducts(attn);
       return {
         id,
         hcAttn: hcp('attn'),
         hcFfn: hcp('ffn'),
         attnNorm: rd.vector(`${p}.attn_norm.weight`),
         ffnNorm: rd.vector(`${p}.ffn_norm.weight`),
-        attn: {
-          wqA: rd.linear(`${p}.attn.wq_a`), qNorm: rd.vector(`${p}.attn.q_norm.weight`), wqB: rd.linear(`${p}.attn.wq_b`),
-          wkv: rd.linear(`${p}.attn.wkv`), kvNorm: rd.vector(`${p}.attn.kv_norm.weight`),
-          woA: rd.linear(`${p}.attn.wo_a`), woB: rd.linear(`${p}.attn.wo_b`), sink: rd.vector(`${p}.attn.attn_sink`),
-          compressor: ratio ? comp(`${p}.attn.compressor`, a.headDim, false) : null,
-          indexer,
-        },
+        attn,
         attnCfg: {
           nHeads: a.nHeads, headDim: a.headDim, ropeDim: a.ropeHeadDim, window: a.windowSize, ratio,
           oGroups: a.oGroups, oLora: a.oLoraRank, normEps: a.normEps, table: tableFor(ratio),
