@@ -64,15 +64,17 @@ void rangesJob(void* ctx, int share, int shares) {
   if (r0 < r1 && !(*j.range)(r0, r1)) j.ok.store(false);
 }
 
-/** range(r0, r1) over [0, R) in one contiguous range per thread (when the call touches >= 1M elements). */
-bool forRanges(size_t R, double elements, const std::function<bool(size_t, size_t)>& range) {
+/** range(r0, r1) over [0, R) in one contiguous range per thread (when the call touches >= 1M elements), or
+ *  in `chunks` ranges claimed by whichever thread is free (Pool::runChunks) when chunks > 0. */
+bool forRanges(size_t R, double elements, const std::function<bool(size_t, size_t)>& range, int chunks = 0) {
   if (R < 2 || elements < double(1 << 20)) return range(0, R);
   RangesJob j;
   j.R = R;
   j.range = &range;
   Pool& p = sharedPool();
   std::lock_guard<std::mutex> g(p.callLock());
-  p.run(rangesJob, &j, p.threads());
+  if (chunks > 0) p.runChunks(rangesJob, &j, chunksFor(p, chunks < int(R) ? chunks : int(R)));
+  else p.run(rangesJob, &j, p.threads());
   return j.ok.load();
 }
 
@@ -169,7 +171,7 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
     // one row (decode): fn (O x F fp32, ~0.8 MB on bench-2g) streams from memory, so its outputs are
     // split over the pool from 128K products
     float rs;
-    return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }));
+    return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }, int(O)));
   }
   return a.result(forRows(R, double(R) * O * F, [&](size_t r) {
     float rs;
