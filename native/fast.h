@@ -44,11 +44,10 @@ struct Job {
   const uint8_t* ws;   // ue8m0 scales (fp8: 128x128 blocks, fp4: 1x32)
   int r0, n;
   float* y;
-  float* carry;  // AVX2: the sums [panels * panelRows][carryStride], kept between k blocks
 };
 
-/** Floats between the carried sums of two outputs columns: a cache line more than the rows, so
- *  the columns do not share cache sets. */
+/** AVX2: floats between the sums of two output columns kept between k blocks: a cache line more
+ *  than the rows, so the columns do not share cache sets. */
 inline int carryStride(const Act& a) { return a.mpad + 16; }
 
 inline float bitsToFloat(uint32_t u) { return __builtin_bit_cast(float, u); }

@@ -163,7 +163,6 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     B.tiles += a.mpad / a.tw;
   }
   B.jobs.resize(nj / 7);
-  std::vector<size_t> carryAt(nj / 7, 0);
   for (uint32_t i = 0; i < nj / 7; i++) {
     Job& j = B.jobs[i];
     int act = -1, kind = -1;
@@ -188,10 +187,6 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     j.ws = static_cast<const uint8_t*>(ws);
     j.y = static_cast<float*>(y);
     const int nr = fast::panelRows(a), panels = (j.n + nr - 1) / nr, tiles = a.mpad / a.tw;
-    if (avx2) {
-      carryAt[i] = floats;
-      floats += size_t(panels) * nr * fast::carryStride(a);
-    }
     const double panelCost = double(nr) * a.mpad * K;
     addItems(B, int(i), panels, tiles, panelCost, double(a.mpad) * K * 4);
     B.cost += double(panels) * panelCost;
@@ -203,7 +198,6 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     float* s = scratch(floats);
     if (!s) return fail(env, "dsv4 native fastBatch: out of memory");
     for (Act& a : B.acts) a.prep = s + reinterpret_cast<size_t>(a.prep);
-    for (size_t i = 0; i < B.jobs.size(); i++) B.jobs[i].carry = s + carryAt[i];
     size_t prepFloats = 0;
     for (const Act& a : B.acts) prepFloats += size_t(a.rows) * a.K;
     p.run(prepShare, &B, prepFloats >= (1 << 16) ? B.tiles : 1);

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "fast.h"
 
@@ -218,8 +219,9 @@ TileFn tileFor(int tw, int nj, int mv) {
   }
 }
 
-/** Panel p's weight rows over k block pc, then its register tiles over activation tiles [t0, t1). */
-void panelBlock(const Job& j, int p, int pc, int t0, int t1, float* wp) {
+/** Panel p's weight rows over k block pc, then its register tiles over activation tiles [t0, t1);
+ *  the panel's sums at carry (row i of the panel at carry + i * ldc). */
+void panelBlock(const Job& j, int p, int pc, int t0, int t1, float* wp, float* carry) {
   const Act& a = *j.act;
   const int ldc = carryStride(a), k0 = pc * KC, len = std::min(KC, a.K - k0), tw = a.tw, nr = panelRows(a);
   const int c0 = p * nr, nj = std::min(nr, j.n - c0);
@@ -227,7 +229,7 @@ void panelBlock(const Job& j, int p, int pc, int t0, int t1, float* wp) {
   for (int t = t0; t < t1; t++) {
     const float* ap = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * tw;
     const int mv = std::min(tw, a.rows - t * tw + 7) / 8;
-    tileFor(tw, nj, mv)(wp, ap, len, j.carry + size_t(c0) * ldc + size_t(t) * tw, ldc, pc == 0);
+    tileFor(tw, nj, mv)(wp, ap, len, carry + size_t(t) * tw, ldc, pc == 0);
   }
 }
 
@@ -239,8 +241,8 @@ void prefetchPanel(const Job& j, int p, int pc) {
   for (int c = p * nr; c < std::min(p * nr + nr, j.n); c++) prefetchRow(j, j.r0 + c, k0, len);
 }
 
-/** The sums [column][row] of panels [p0, p1) x tiles [t0, t1) into y[row][column]. */
-void transpose(const Job& j, int p0, int p1, int t0, int t1) {
+/** The sums [column - p0 * panelRows][row] of panels [p0, p1) x tiles [t0, t1) into y[row][column]. */
+void transpose(const Job& j, int p0, int p1, int t0, int t1, const float* carry) {
   const Act& a = *j.act;
   const int ldc = carryStride(a);
   // the sums [column][row] into y[row][column], 64 columns at a time (y rows can be 2^k bytes apart:
@@ -250,17 +252,37 @@ void transpose(const Job& j, int p0, int p1, int t0, int t1) {
     const int ce = std::min(cb + 64, c1);
     for (int m = t0 * a.tw; m < m1; m++) {
       float* y = j.y + size_t(m) * j.n;
-      for (int c = cb; c < ce; c++) y[c] = j.carry[size_t(c) * ldc + m];
+      for (int c = cb; c < ce; c++) y[c] = carry[size_t(c - p0 * nr) * ldc + m];
     }
   }
 }
 
 }  // namespace
 
+/** A thread's buffer for an item's sums (32-byte aligned, grown as needed). */
+float* carryBuffer(size_t floats) {
+  struct Buffer {
+    float* p = nullptr;
+    size_t n = 0;
+    ~Buffer() { std::free(p); }
+  };
+  static thread_local Buffer b;
+  if (floats > b.n) {
+    std::free(b.p);
+    b.n = std::max(floats, 2 * b.n);
+    b.p = static_cast<float*>(std::aligned_alloc(64, (b.n * sizeof(float) + 63) & ~size_t(63)));
+    if (!b.p) b.n = 0;
+  }
+  return b.p;
+}
+
 void run(const Job& j, int p0, int p1, int t0, int t1) {
   const Act& a = *j.act;
-  const int nb = (a.K + KC - 1) / KC;
+  const int nb = (a.K + KC - 1) / KC, nr = panelRows(a);
   alignas(64) static thread_local float wp[NR_MAX * KC];
+  const size_t panelFloats = size_t(nr) * carryStride(a);
+  float* carry = carryBuffer(size_t(p1 - p0) * panelFloats);
+  if (!carry) std::abort();  // a few hundred KiB per thread: out of memory
   // (weight rows are read 128-512 bytes at a time, too short for the hardware prefetcher when they
   // come from memory: prefetched by hand)
   if (size_t(t1 - t0) * a.tw * a.K <= 96 * 1024) {
@@ -270,17 +292,17 @@ void run(const Job& j, int p0, int p1, int t0, int t1) {
       for (int pc = 0; pc < nb; pc++) {
         if (pc + 1 < nb) prefetchPanel(j, p, pc + 1);
         else if (p + 1 < p1) prefetchPanel(j, p + 1, 0);
-        panelBlock(j, p, pc, t0, t1, wp);
+        panelBlock(j, p, pc, t0, t1, wp, carry + size_t(p - p0) * panelFloats);
       }
-    return transpose(j, p0, p1, t0, t1);
+    return transpose(j, p0, p1, t0, t1, carry);
   }
   // else k block by k block, each over all panels (the block's activations stay in L1/L2)
   for (int pc = 0; pc < nb; pc++)
     for (int p = p0; p < p1; p++) {
       if (p + PREFETCH < p1) prefetchPanel(j, p + PREFETCH, pc);
-      panelBlock(j, p, pc, t0, t1, wp);
+      panelBlock(j, p, pc, t0, t1, wp, carry + size_t(p - p0) * panelFloats);
     }
-  transpose(j, p0, p1, t0, t1);
+  transpose(j, p0, p1, t0, t1, carry);
 }
 
 }  // namespace avx2
