@@ -86,10 +86,11 @@ void runShare(void* ctx, int, int) {
   }
 }
 
-/** The job's items: panel ranges, or single activation tiles when the output is narrow. */
-void addItems(Batch& B, int job, int panels, int tiles, double panelCost, double actBytes) {
+/** The job's items: panel ranges, or activation tile ranges (two per thread) when the output is narrow. */
+void addItems(Batch& B, int job, int panels, int tiles, double panelCost, double actBytes, int threads) {
   if (panels < 8 && tiles > 1) {
-    for (int t = 0; t < tiles; t++) B.items.push_back(Item{job, 0, panels, t, t + 1});
+    const int per = (tiles + 2 * threads - 1) / (2 * threads);  // each item converts all the weights
+    for (int t = 0; t < tiles; t += per) B.items.push_back(Item{job, 0, panels, t, std::min(t + per, tiles)});
     return;
   }
   // at least ~2M multiply-adds per item; activations beyond L2 are read once per item, so enough
@@ -188,7 +189,7 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     j.y = static_cast<float*>(y);
     const int nr = fast::panelRows(a), panels = (j.n + nr - 1) / nr, tiles = a.mpad / a.tw;
     const double panelCost = double(nr) * a.mpad * K;
-    addItems(B, int(i), panels, tiles, panelCost, double(a.mpad) * K * 4);
+    addItems(B, int(i), panels, tiles, panelCost, double(a.mpad) * K * 4, sharedPool().threads());
     B.cost += double(panels) * panelCost;
   }
   if (B.jobs.empty()) return nullptr;

@@ -24,38 +24,59 @@ namespace avx2 {
 
 namespace {
 
-struct Tables {
-  float e4m3[256];
-  Tables() {
-    for (int c = 0; c < 256; c++) e4m3[c] = fast::e4m3(uint8_t(c));
-  }
-};
-const Tables tables;
-
 // ---------- activations ----------
+
+/** 8 dequantized activations of row m from column k (k % 8 == 0): e4m3 codes as fp16 by bit placement
+ *  (value * 2^-8, NaN codes an fp16 NaN), widened, times 2^8 (exact), times the scale (one rounding). */
+inline __m256 actRow8(const Act& a, int m, int k) {
+  if (!a.quant) return _mm256_loadu_ps(static_cast<const float*>(a.x) + size_t(m) * a.K + k);
+  const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(a.x) + size_t(m) * a.K + k)));
+  const __m128i m7f = _mm_set1_epi16(0x7f), mag = _mm_and_si128(x, m7f);
+  __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_and_si128(x, _mm_set1_epi16(0x80)), 8));
+  h = _mm_blendv_epi8(h, _mm_set1_epi16(0x7e00), _mm_cmpeq_epi16(mag, m7f));
+  const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  return _mm256_mul_ps(v, _mm256_set1_ps(a.xs[size_t(m) * (a.K / 128) + (k >> 7)]));
+}
+
+/** r[i][j] -> r[j][i] for an 8x8 block. */
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
 
 }  // namespace
 
 void prepare(const Act& a, int t0, int t1) {
-  const int K = a.K;
+  const int K = a.K, tw = a.tw;
   for (int pc = 0; pc * KC < K; pc++) {
     const int k0 = pc * KC, len = std::min(KC, K - k0);
     for (int t = t0; t < t1; t++) {
-      const int tw = a.tw;
       float* base = a.prep + size_t(pc) * KC * a.mpad + size_t(t) * len * tw;
-      for (int l = 0; l < tw; l++) {
-        const int m = t * tw + l;
-        float* o = base + l;
-        if (m >= a.rows) {
-          for (int k = 0; k < len; k++) o[k * tw] = 0;
-        } else if (a.quant) {
-          const uint8_t* q = static_cast<const uint8_t*>(a.x) + size_t(m) * K + k0;
-          const float* s = a.xs + size_t(m) * (K / 128) + k0 / 128;
-          for (int k = 0; k < len; k++) o[k * tw] = tables.e4m3[q[k]] * s[k >> 7];
-        } else {
-          const float* x = static_cast<const float*>(a.x) + size_t(m) * K + k0;
-          for (int k = 0; k < len; k++) o[k * tw] = x[k];
+      for (int l0 = 0; l0 < tw; l0 += 8) {  // 8 rows at a time, 8x8 blocks transposed
+        const int m0 = t * tw + l0, rows = std::min(8, a.rows - m0);
+        int k = 0;
+        for (; k + 8 <= len; k += 8) {
+          __m256 r[8];
+          for (int i = 0; i < 8; i++) r[i] = i < rows ? actRow8(a, m0 + i, k0 + k) : _mm256_setzero_ps();
+          transpose8(r);
+          for (int i = 0; i < 8; i++) _mm256_store_ps(base + size_t(k + i) * tw + l0, r[i]);
         }
+        for (; k < len; k++)  // dense activations: K % 8 tail
+          for (int i = 0; i < 8; i++) base[size_t(k) * tw + l0 + i] = i < rows ? actValue(a, m0 + i, k0 + k) : 0.0f;
       }
     }
   }
