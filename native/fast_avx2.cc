@@ -8,12 +8,14 @@
 // Exact dequantization: an e4m3 byte becomes fp16 by bit placement (sign<<15 | (byte&0x7f)<<7 =
 // value * 2^-8, subnormal codes included; NaN codes replaced by an fp16 NaN), vcvtph2ps widens it
 // exactly, and multiplying by 2^(b-119) (split in two when above 2^127) is exact or overflows as
-// the reference's fround(value * 2^(b-127)). e2m1 nibbles become fp16 high bytes by vpshufb.
+// the reference's fround(value * 2^(b-127)). e2m1 nibbles pick their magnitude (times the scale) by
+// vpermps, the sign xored in.
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 
 #include "fast.h"
@@ -119,20 +121,21 @@ void fp8Block(const uint8_t* src, uint8_t b, float* out) {
   }
 }
 
-/** 32 e2m1 weights (16 bytes, low nibble first) times scale s. */
+/** 32 e2m1 weights (16 bytes, element i at bits 4i..4i+3 of each 32-bit word) times scale s: the
+ *  8 magnitudes times s (exact, or overflow / NaN as the reference) looked up by vpermps, the sign
+ *  bit (nibble bit 3) xored in. */
 inline void fp4Chunk(const uint8_t* src, __m256 s, float* out) {
-  const __m128i tbl = _mm_setr_epi8(0x00, 0x38, 0x3C, 0x3E, 0x40, 0x42, 0x44, 0x46, char(0x80), char(0xB8), char(0xBC), char(0xBE), char(0xC0),
-                                    char(0xC2), char(0xC4), char(0xC6));  // fp16 high bytes of the e2m1 values
-  const __m128i nib = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-  const __m128i e = _mm_shuffle_epi8(tbl, _mm_and_si128(b, nib)), o = _mm_shuffle_epi8(tbl, _mm_and_si128(_mm_srli_epi16(b, 4), nib));
-  const __m128i p0 = _mm_unpacklo_epi8(e, o), p1 = _mm_unpackhi_epi8(e, o);
-  _mm256_store_ps(out, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi8(zero, p0)), s));
-  _mm256_store_ps(out + 8, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpackhi_epi8(zero, p0)), s));
-  _mm256_store_ps(out + 16, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi8(zero, p1)), s));
-  _mm256_store_ps(out + 24, _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpackhi_epi8(zero, p1)), s));
+  const __m256 mag = _mm256_mul_ps(_mm256_setr_ps(0, 0.5f, 1, 1.5f, 2, 3, 4, 6), s);
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), signShifts = _mm256_setr_epi32(28, 24, 20, 16, 12, 8, 4, 0);
+  const __m256i signBit = _mm256_set1_epi32(int(0x80000000u));
+  for (int q = 0; q < 4; q++) {
+    uint32_t u;
+    std::memcpy(&u, src + 4 * q, 4);
+    const __m256i x = _mm256_set1_epi32(int(u));
+    const __m256 v = _mm256_permutevar8x32_ps(mag, _mm256_srlv_epi32(x, shifts));
+    _mm256_store_ps(out + 8 * q, _mm256_xor_ps(v, _mm256_castsi256_ps(_mm256_and_si256(_mm256_sllv_epi32(x, signShifts), signBit))));
+  }
 }
-
 /** Weight row r (absolute), k in [k0, k0+len), as fp32 into out (32-byte aligned). */
 void packRow(const Job& j, int r, int k0, int len, float* out) {
   const int K = j.act->K;
