@@ -26,14 +26,24 @@ using fast::Act;
 using fast::Job;
 using fast::Kind;
 
-bool useAvx2() {
 #if defined(__x86_64__) || defined(_M_X64)
+bool useAvx2() {
   static const bool ok = cpuAvx2() && __builtin_cpu_supports("f16c");
   return ok;
-#else
-  return false;
-#endif
 }
+void prepare(const Act& a, int t0, int t1) {
+  if (useAvx2()) fast::avx2::prepare(a, t0, t1);
+  else fast::scalar::prepare(a, t0, t1);
+}
+void run(const Job& j, int p0, int p1, int t0, int t1) {
+  if (useAvx2()) fast::avx2::run(j, p0, p1, t0, t1);
+  else fast::scalar::run(j, p0, p1, t0, t1);
+}
+#else  // fast_avx2.cc is empty off x86-64
+bool useAvx2() { return false; }
+void prepare(const Act& a, int t0, int t1) { fast::scalar::prepare(a, t0, t1); }
+void run(const Job& j, int p0, int p1, int t0, int t1) { fast::scalar::run(j, p0, p1, t0, t1); }
+#endif
 
 /** 64-byte aligned fp32 scratch, grown as needed (only under the pool's call lock). */
 float* scratch(size_t floats) {
@@ -70,8 +80,7 @@ void prepShare(void* ctx, int share, int shares) {
     const int n = a.mpad / a.tw, lo = std::max(b - base, 0), hi = std::min(e - base, n);
     base += n;
     if (lo >= hi) continue;
-    if (useAvx2()) fast::avx2::prepare(a, lo, hi);
-    else fast::scalar::prepare(a, lo, hi);
+    prepare(a, lo, hi);
   }
 }
 
@@ -81,8 +90,7 @@ void runShare(void* ctx, int, int) {
   for (size_t i; (i = B.next.fetch_add(1)) < B.items.size();) {
     const Item& it = B.items[i];
     const Job& j = B.jobs[size_t(it.job)];
-    if (useAvx2()) fast::avx2::run(j, it.p0, it.p1, it.t0, it.t1);
-    else fast::scalar::run(j, it.p0, it.p1, it.t0, it.t1);
+    run(j, it.p0, it.p1, it.t0, it.t1);
   }
 }
 
