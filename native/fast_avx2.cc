@@ -28,15 +28,20 @@ namespace {
 
 // ---------- activations ----------
 
-/** 8 dequantized activations of row m from column k (k % 8 == 0): e4m3 codes as fp16 by bit placement
- *  (value * 2^-8, NaN codes an fp16 NaN), widened, times 2^8 (exact), times the scale (one rounding). */
+/** 8 e4m3 codes as fp16 bits by placement: sign<<15 | (code&0x7f)<<7 = value * 2^-8 (subnormal codes
+ *  included), NaN codes (0x7f/0xff) an fp16 NaN; vcvtph2ps widens it exactly. */
+inline __m128i e4m3Half8(const uint8_t* src) {
+  const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+  const __m128i m7f = _mm_set1_epi16(0x7f), mag = _mm_and_si128(x, m7f);
+  const __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_and_si128(x, _mm_set1_epi16(0x80)), 8));
+  return _mm_blendv_epi8(h, _mm_set1_epi16(0x7e00), _mm_cmpeq_epi16(mag, m7f));
+}
+
+/** 8 dequantized activations of row m from column k (k % 8 == 0): e4m3 value * 2^-8, times 2^8 (exact),
+ *  times the scale (one rounding). */
 inline __m256 actRow8(const Act& a, int m, int k) {
   if (!a.quant) return _mm256_loadu_ps(static_cast<const float*>(a.x) + size_t(m) * a.K + k);
-  const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(a.x) + size_t(m) * a.K + k)));
-  const __m128i m7f = _mm_set1_epi16(0x7f), mag = _mm_and_si128(x, m7f);
-  __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_and_si128(x, _mm_set1_epi16(0x80)), 8));
-  h = _mm_blendv_epi8(h, _mm_set1_epi16(0x7e00), _mm_cmpeq_epi16(mag, m7f));
-  const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(e4m3Half8(static_cast<const uint8_t*>(a.x) + size_t(m) * a.K + k)), _mm256_set1_ps(256.0f));
   return _mm256_mul_ps(v, _mm256_set1_ps(a.xs[size_t(m) * (a.K / 128) + (k >> 7)]));
 }
 
@@ -97,27 +102,15 @@ void fp8Block(const uint8_t* src, uint8_t b, float* out) {
   const int E = b - 119;  // the fp16 placement is value * 2^-8
   const bool two = E > 127;
   const __m256 s1 = _mm256_set1_ps(!asBf16 && b == 255 ? NAN : pow2(std::min(E, 127))), s2 = _mm256_set1_ps(two ? pow2(E - 127) : 1.0f);
-  const __m256i m7f = _mm256_set1_epi16(0x7f), m80 = _mm256_set1_epi16(0x80), nan16 = _mm256_set1_epi16(0x7e00);
-  for (int i = 0; i < 128; i += 16) {
-    const __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-    const __m256i mag = _mm256_and_si256(x, m7f);
-    __m256i h = _mm256_or_si256(_mm256_slli_epi16(mag, 7), _mm256_slli_epi16(_mm256_and_si256(x, m80), 8));
-    h = _mm256_blendv_epi8(h, nan16, _mm256_cmpeq_epi16(mag, m7f));
-    __m256 lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), s1);
-    __m256 hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), s1);
-    if (two) {
-      lo = _mm256_mul_ps(lo, s2);
-      hi = _mm256_mul_ps(hi, s2);
-    }
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), keep = _mm256_set1_epi32(int(0xffff0000u));
+  for (int i = 0; i < 128; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(e4m3Half8(src + i)), s1);
+    if (two) v = _mm256_mul_ps(v, s2);
     if (asBf16) {  // RNE to BF16 on the bits; Inf stays Inf, a NaN stays a NaN (quiet bit set)
-      const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), keep = _mm256_set1_epi32(int(0xffff0000u));
-      __m256i u = _mm256_castps_si256(lo);
-      lo = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep));
-      u = _mm256_castps_si256(hi);
-      hi = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep));
+      const __m256i u = _mm256_castps_si256(v);
+      v = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep));
     }
-    _mm256_store_ps(out + i, lo);
-    _mm256_store_ps(out + i + 8, hi);
+    _mm256_store_ps(out + i, v);
   }
 }
 
