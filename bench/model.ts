@@ -2,7 +2,7 @@
 // of a synthetic checkpoint larger than the caches (`dsv4 init` preset
 // bench-2g), decode weight traffic over the measured bandwidth, and decode
 // tokens/s against context length on a small config. Prefill also runs in fast numerics
-// (`--numerics fast`: fp32 products for >= 4 rows), reported beside the exact default. Checkpoints are written
+// (`--numerics fast`: fp32 products for >= 16 rows), reported beside the exact default. Checkpoints are written
 // once into .dsv4/bench/ (gitignored) and reused.
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
