@@ -56,7 +56,14 @@ struct HeadArgs {
   const float* sin;
   float eps;          // RMS_ROPE: fl32(eps)
   float scale;        // ROPE_HADAMARD_FP4: fl32(d^-0.5)
+  // ROPE_HADAMARD_FP4: a faster Hadamard + FP4 step with the same bits, false (x untouched) to fall back
+  bool (*hadamardFp4)(float* x, int n, float scale) = nullptr;
 };
+
+namespace avx2 {
+/** The Hadamard + FP4 step of head in AVX2 (heads_avx2.cc) when exact in float64; else false, x untouched. */
+bool hadamardFp4(float* x, int n, float scale);
+}  // namespace avx2
 
 /** The transform on one head x[0 .. d) at position pos; false (x untouched) when undecided. */
 bool head(const HeadArgs& a, float* x, int pos);

@@ -284,7 +284,7 @@ bool head(const HeadArgs& a, float* x, int pos) {
       return false;
   }
   if (a.mode == ROPE_FP8) fp8InPlace(y, d - rd, 64);
-  if (a.mode == ROPE_HADAMARD_FP4) {
+  if (a.mode == ROPE_HADAMARD_FP4 && !(a.hadamardFp4 && a.hadamardFp4(y, d, a.scale))) {
     if (!hadamard(y, d, a.scale)) return false;
     fp4InPlace(y, d);
   }

@@ -166,6 +166,19 @@ test('heads: every mode, native == the references (random heads, zeros, subnorma
   }
 });
 
+test('heads: ROPE_HADAMARD_FP4 on small integers (exact sums, E2M1 thresholds and zero blocks hit), native == reference', { skip }, () => {
+  // d = 256: the scale 1/16 is a power of two, so sums of small integers land on the E2M1 thresholds
+  for (const [rows, H, d] of [[8, 64, 256], [16, 64, 128], [4, 8, 1024], [2, 4, 64]] as const) {
+    const x = new Float32Array(rows * H * d).map(() => (Math.floor(rnd() * 7) - 3) * 2 ** Math.floor(rnd() * 6 - 3));
+    for (let h = 0; h < rows * H; h += 5) x.fill(0, h * d, h * d + 32); // whole zero blocks
+    const pos = new Int32Array(rows).map((_, r) => (r % 2 ? 0 : Math.floor(rnd() * 60000)));
+    const want = reference(x, rows, H, d, 64, HeadMode.ROPE_HADAMARD_FP4, table, pos, 0);
+    const got = x.slice();
+    headsWith(nk!, got, rows, H, d, 64, HeadMode.ROPE_HADAMARD_FP4, table, pos);
+    sameBits(got, want, `${rows}x${H}x${d}`);
+  }
+});
+
 test('heads: non-finite heads are flagged and left untouched; headsWith completes them', { skip }, () => {
   const d = 128;
   const x = new Float32Array(4 * d).map(() => bf(-8, 4));
