@@ -54,7 +54,8 @@ inline float bitsToFloat(uint32_t u) { return __builtin_bit_cast(float, u); }
 inline uint32_t floatBits(float f) { return __builtin_bit_cast(uint32_t, f); }
 
 /** ue8m0 byte as fp32: 2^(b-127) (2^-127 is an fp32 subnormal), 255 NaN. */
-inline float e8m0(uint8_t b) { return b == 255 ? NAN : std::ldexp(1.0f, int(b) - 127); }
+// from the bits (libm's ldexpf was a call per 32 FP4 weights): exponent field b, or 2^22 * 2^-149 for b = 0
+inline float e8m0(uint8_t b) { return b == 255 ? NAN : bitsToFloat(b ? uint32_t(b) << 23 : 0x400000u); }
 
 /** Exact e4m3 value (0x7f/0xff NaN). */
 inline float e4m3(uint8_t c) {
