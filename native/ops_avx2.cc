@@ -125,19 +125,28 @@ template <int RH, int NV>
 inline void pvTile(const double* p, int ldP, const double* const* k, int nk, int d, const double* c, const double* acc, double* sum,
                    int e) {
   __m256d s[RH][NV];
+#pragma GCC unroll 4
   for (int h = 0; h < RH; h++) {
     const __m256d C = _mm256_set1_pd(c[h]);
+#pragma GCC unroll 4
     for (int v = 0; v < NV; v++) s[h][v] = _mm256_mul_pd(_mm256_loadu_pd(acc + size_t(h) * d + e + 4 * v), C);
   }
+  // fully unrolled so that the accumulators stay in registers (GCC otherwise kept them on the stack,
+  // a store and reload in every FMA chain step)
   for (int j = 0; j < nk; j++) {
     __m256d kv[NV];
+#pragma GCC unroll 4
     for (int v = 0; v < NV; v++) kv[v] = _mm256_loadu_pd(k[j] + e + 4 * v);
+#pragma GCC unroll 4
     for (int h = 0; h < RH; h++) {
       const __m256d P = _mm256_broadcast_sd(p + size_t(h) * ldP + j);
+#pragma GCC unroll 4
       for (int v = 0; v < NV; v++) s[h][v] = _mm256_fmadd_pd(P, kv[v], s[h][v]);
     }
   }
+#pragma GCC unroll 4
   for (int h = 0; h < RH; h++)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; v++) _mm256_storeu_pd(sum + size_t(h) * d + e + 4 * v, s[h][v]);
 }
 
