@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels.h"  // roundBf16
+
 namespace dsv4 {
 namespace fast {
 
@@ -68,13 +70,6 @@ inline float e4m3(uint8_t c) {
 inline float e2m1(uint8_t nib) {
   static const float t[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
   return t[nib & 15];
-}
-
-/** RNE to BF16 on the fp32 bits (Inf/NaN kept), as formats.ts roundBf16. */
-inline float roundBf16(float v) {
-  const uint32_t u = floatBits(v);
-  if ((u & 0x7f800000u) == 0x7f800000u) return v;
-  return bitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
 }
 
 /** Dequantized weight row r (absolute), k in [k0, k1), into out[0 .. k1-k0): the portable form. */

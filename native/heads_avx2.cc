@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bf16_round8.h"
 #include "ops2.h"
 
 namespace dsv4 {
@@ -22,26 +23,11 @@ namespace avx2 {
 namespace {
 constexpr int kMaxN = 1024;
 
-/** formats.ts roundBf16 of 8 fp32 lanes (RNE on the bits; inf/NaN kept). */
-inline __m256 bf16x8(__m256 v) {
-  const __m256i b = _mm256_castps_si256(v), expMask = _mm256_set1_epi32(0x7f800000);
-  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
-  const __m256i r = _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), odd), 16), 16);
-  return _mm256_castsi256_ps(_mm256_blendv_epi8(r, b, _mm256_cmpeq_epi32(_mm256_and_si256(b, expMask), expMask)));
-}
-
 /** fl32(a_i * s) for 8 fp32 lanes and a float64 s: the product in float64, rounded once. */
 inline __m256 mulRound(__m256 a, __m256d s) {
   const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), s));
   const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), s));
   return _mm256_set_m128(hi, lo);
-}
-
-/** quant.ts pow2CeilScale: 2^ceil(log2(v)) from the fp32 bits of v (as ops2_scalar.cc). */
-inline double pow2CeilScale(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  return std::ldexp(1.0, int((b >> 23) & 0xff) - 127 + ((b & 0x7fffff) != 0 ? 1 : 0));
 }
 
 /** One 32-value block of quant.ts fp4ActQuantInPlace from h into x; false when its amax is not finite. */
@@ -75,7 +61,7 @@ inline bool fp4Block(const float* h, float* x) {
     code = _mm256_sub_epi32(code, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(3.5f), _CMP_GE_OQ)));
     code = _mm256_sub_epi32(code, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(5.0f), _CMP_GT_OQ)));
     const __m256 q = _mm256_or_ps(_mm256_permutevar8x32_ps(values, code), _mm256_and_ps(c, signMask));  // copysign
-    _mm256_storeu_ps(x + 8 * i, bf16x8(mulRound(q, S)));
+    _mm256_storeu_ps(x + 8 * i, bf16Round8(mulRound(q, S)));
   }
   return true;
 }
@@ -123,7 +109,7 @@ bool hadamardFp4(float* x, int n, float scale) {
     const __m256d lo = _mm256_load_pd(b + j), hi = _mm256_load_pd(b + j + 4);
     const __m128 rl = _mm256_cvtpd_ps(_mm256_and_pd(lo, _mm256_cmp_pd(lo, zero, _CMP_NEQ_UQ)));
     const __m128 rh = _mm256_cvtpd_ps(_mm256_and_pd(hi, _mm256_cmp_pd(hi, zero, _CMP_NEQ_UQ)));
-    const __m256 r = bf16x8(mulRound(_mm256_set_m128(rh, rl), S));
+    const __m256 r = bf16Round8(mulRound(_mm256_set_m128(rh, rl), S));
     special = _mm256_or_si256(special, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(r), expMask), expMask));
     _mm256_store_ps(h + j, r);
   }

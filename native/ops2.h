@@ -6,12 +6,21 @@
 // decided here (the BigInt stage of exact sums, exp results within reach of an fp32 rounding
 // boundary, non-finite values) is reported and recomputed in TypeScript.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace dsv4 {
 namespace ops2 {
+
+/** quant.ts pow2CeilScale: 2^ceil(log2(v)) from the fp32 bits of v. */
+inline double pow2CeilScale(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  return std::ldexp(1.0, int((b >> 23) & 0xff) - 127 + ((b & 0x7fffff) != 0 ? 1 : 0));
+}
 
 /** h[i] = bf16(rw[i / inter] * fl32(silu(clamp(g)) * clamp(u))) for i in [i0, i1) (moe.ts swiglu); rw may
  *  be null, limit <= 0 disables the clamp. Elements it cannot decide (non-finite inputs, an exp result

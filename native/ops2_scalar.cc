@@ -56,13 +56,6 @@ inline bool sum2F32(double a, double b, float* out) {
   return true;
 }
 
-/** quant.ts pow2CeilScale: 2^ceil(log2(v)) from the fp32 bits of v. */
-inline double pow2CeilScale(float v) {
-  const uint32_t b = bitsOf(v);
-  const int e = int((b >> 23) & 0xff) - 127 + ((b & 0x7fffff) != 0 ? 1 : 0);
-  return std::ldexp(1.0, e);
-}
-
 /** formats.ts roundBf16 on an fp32 value (RNE; inf/NaN kept), inline for the element loops. */
 inline float toBf16(float v) {
   const uint32_t b = bitsOf(v);

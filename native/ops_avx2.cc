@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bf16_round8.h"
 #include "kernels.h"  // roundBf16
 #include "ops.h"
 
@@ -28,16 +29,6 @@ inline double hsum(__m256d v) {
 }
 
 inline __m256d absPd(__m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL))); }
-
-/** roundBf16 of 8 fp32 values: RNE to the top 16 bits, inf/NaN kept as they are. */
-inline __m256 bf16Round8(__m256 v) {
-  const __m256i u = _mm256_castps_si256(v), expMask = _mm256_set1_epi32(0x7f800000);
-  const __m256i r = _mm256_and_si256(
-      _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))),
-      _mm256_set1_epi32(int(0xffff0000u)));
-  const __m256i special = _mm256_cmpeq_epi32(_mm256_and_si256(u, expMask), expMask);
-  return _mm256_castsi256_ps(_mm256_blendv_epi8(r, u, special));
-}
 
 /** 8 BF16 values -> two float64 quadruples. */
 inline void bf16x8(const uint16_t* p, __m256d& lo, __m256d& hi) {
