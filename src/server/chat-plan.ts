@@ -38,6 +38,8 @@ export interface ChatRequest {
   presencePenalty?: number;
   stop: string[];
   maxTokens?: number;
+  /** Sampler seed (OpenAI dialect extension): same seed, same output. */
+  seed?: number;
   logprobs: boolean;
   topLogprobs?: number;
   /** Request looks like Claude Code / OpenCode traffic (§5.2). */
@@ -169,6 +171,7 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
     frequencyPenalty: thinking ? 0 : (req.frequencyPenalty ?? 0),
     presencePenalty: thinking ? 0 : (req.presencePenalty ?? 0),
     maxTokens,
+    seed: req.seed,
     stop: req.stop,
     stopAtEos: true,
     logprobs: req.logprobs,

@@ -14,7 +14,7 @@ export async function handleFim(ctx: RunContext & { reader: Reader }): Promise<v
   r.string('model', true);
   const prompt = r.string('prompt', true)!;
   const suffix = r.string('suffix') ?? '';
-  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage } =
+  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage, seed } =
     readSamplingFields(r);
   const echo = r.bool('echo') ?? false;
   const logprobs = r.integer('logprobs');
@@ -35,6 +35,7 @@ export async function handleFim(ctx: RunContext & { reader: Reader }): Promise<v
     frequencyPenalty: frequencyPenalty ?? 0,
     presencePenalty: presencePenalty ?? 0,
     maxTokens: Math.min(maxTokens ?? cfg.fimMaxTokens, room),
+    seed,
     stop,
     stopAtEos: true,
     logprobs: logprobs !== undefined,

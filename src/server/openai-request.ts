@@ -29,7 +29,17 @@ export function readSamplingFields(r: Reader) {
     stop: r.stringList('stop', 16),
     stream: r.bool('stream') ?? false,
     includeUsage: r.object('stream_options')?.bool('include_usage') ?? false,
+    seed: seedOf(r),
   };
+}
+
+/**
+ * `seed` is outside DeepSeek's schema (§4.1: ignored), so anything but a safe integer is still ignored; an
+ * integer seeds the request's sampler, making its output reproducible (same model, same request).
+ */
+function seedOf(r: Reader): number | undefined {
+  const v = r.obj.seed;
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
 }
 
 /** DeepSeek's ranges for the sampling fields (checked after the schema, as serde would). */
@@ -47,7 +57,7 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
   const thinkingType = thinkingR?.enumOf('type', ['enabled', 'disabled', 'adaptive'] as const);
   if (thinkingR && thinkingType === undefined) thinkingR.required('type');
   const effort = r.enumOf('reasoning_effort', EFFORTS) ?? null;
-  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage } =
+  const { maxTokens, temperature, topP, frequencyPenalty, presencePenalty, stop, stream, includeUsage, seed } =
     readSamplingFields(r);
   const rf = r.object('response_format');
   const rfType = rf?.enumOf('type', ['text', 'json_object', 'json_schema'] as const);
@@ -85,6 +95,7 @@ export function parseChatRequest(cfg: ServerConfig, r: Reader, beta: boolean, ag
       presencePenalty,
       stop,
       maxTokens,
+      seed,
       logprobs,
       topLogprobs,
       agent,

@@ -147,6 +147,19 @@ describe('chat completions (openai client)', () => {
     );
   });
 
+  it('a seed makes sampled output reproducible; a non-integer seed is ignored like any unknown field', async () => {
+    const body = (seed: unknown) => ({ model: 'deepseek-chat', messages: [{ role: 'user', content: 'Tell a story' }], max_tokens: 12, temperature: 1.5, seed });
+    const texts = async (seed: unknown) => (await chat(body(seed))).choices[0]!.message.content;
+    const [a, b, c, d] = await Promise.all([texts(7), texts(7), texts(8), texts(9)]);
+    assert.equal(a, b);
+    // Three seeds giving one text at temperature 1.5 over 12 tokens would mean the seed does not reach the sampler.
+    assert.ok(new Set([a, c, d]).size > 1, JSON.stringify([a, c, d]));
+    const f = await beta.completions.create({ model: 'deepseek-v4-flash', prompt: 'def f(', max_tokens: 8, temperature: 1.5, seed: 3 });
+    const g = await beta.completions.create({ model: 'deepseek-v4-flash', prompt: 'def f(', max_tokens: 8, temperature: 1.5, seed: 3 });
+    assert.equal(f.choices[0]!.text, g.choices[0]!.text);
+    assert.equal(typeof (await texts('seven')), 'string');
+  });
+
   it('thinking-mode tool loop: reasoning_content passed back is required and rendered, prefix reused', async () => {
     const tools = [{ type: 'function', function: { name: 'get_current_time', description: 'Get current time', parameters: { type: 'object', properties: {} } } }];
     const first = [{ role: 'user', content: 'What time is it? Use the get_current_time tool.' }];
