@@ -23,7 +23,7 @@ async function occupy(): Promise<{ abort(): void }> {
   const res = await fetch(`${server.url}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ ...body(4000), stream: true }),
+    body: JSON.stringify({ ...body(4000), stream: true, seed: 11 }), // seeded: the same long generation every run
     signal: ctrl.signal,
   });
   const reader = res.body!.getReader();
