@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fast.h"
+#include "fastgemv.h"
 #include "methods.h"
 #include "pool.h"
 
@@ -141,7 +142,9 @@ napi_value fail(napi_env env, const char* msg) {
 //   acts: flat [x Uint8Array (e4m3 codes) | Float32Array, xs Float32Array (1x128 scales; ignored for fp32), rows, K]
 //   jobs: flat [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws Uint8Array, r0, n, y Float32Array]
 //   FP8/FP4 kinds need K % 128 == 0 and e4m3 activations; BF16-valued kinds fp32 activations (fp8 as bf16: K % 128 == 0).
-napi_value FastBatch(napi_env env, napi_callback_info info) {
+// fastGemv(acts, jobs): the same arguments, FP8 kinds only (no NaN weight codes), at most
+//   fastgemv::kMaxRows activation rows: the few-row kernels of fastgemv_*.cc.
+napi_value FastCall(napi_env env, napi_callback_info info, bool gemv) {
   size_t argc = 2;
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) return fail(env, "dsv4 native fastBatch: 2 arguments expected");
@@ -201,6 +204,12 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
     B.cost += double(panels) * panelCost;
   }
   if (B.jobs.empty()) return nullptr;
+  if (gemv) {
+    for (const Job& j : B.jobs)
+      if ((j.kind != Kind::Fp8 && j.kind != Kind::Fp8AsBf16) || j.act->rows > fastgemv::kMaxRows) return fail(env, bad);
+    fastgemv::run(B.acts, B.jobs, avx2);
+    return nullptr;
+  }
   Pool& p = sharedPool();
   {
     std::lock_guard<std::mutex> g(p.callLock());
@@ -215,10 +224,13 @@ napi_value FastBatch(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value FastBatch(napi_env env, napi_callback_info info) { return FastCall(env, info, false); }
+napi_value FastGemv(napi_env env, napi_callback_info info) { return FastCall(env, info, true); }
+
 }  // namespace
 
 void registerFast(napi_env env, napi_value exports) {
-  const Method methods[] = {{"fastBatch", FastBatch}};
+  const Method methods[] = {{"fastBatch", FastBatch}, {"fastGemv", FastGemv}};
   defineMethods(env, exports, methods);
 }
 

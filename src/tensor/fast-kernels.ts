@@ -1,14 +1,17 @@
 // Kernels in fast numerics (`--numerics fast`, fast-products.ts): products with at least
-// FAST_MIN_ROWS activation rows (prefill, big batches) run the fp32 fast products; smaller
-// ones (decode) and every other operation stay exact. Decode GEMVs are bound by memory and
-// by weight conversion, which fp32 lanes barely change, while prefill GEMMs are bound by
-// FMA width, which fp32 lanes double.
+// FAST_MIN_ROWS activation rows (prefill, big batches), and FP8 products (FP8 weights, FP8 used as
+// BF16 values) from FAST_FP8_MIN_ROWS rows (decode batches of several sequences), run the fp32 fast
+// products; smaller ones (single-sequence decode) and every other operation stay exact. FP4 and
+// BF16 GEMVs are bound by memory and by weight conversion, which fp32 lanes barely change; prefill
+// GEMMs are bound by FMA width, which fp32 lanes double. FP8 with a few rows: the row-lane fp32
+// kernel (native/fastgemv_*.cc) converts each weight vector once for all rows, while the exact
+// kernels' cost grows with the rows; with 1-2 rows it does not beat the exact kernels (see below).
 //
 // So in this mode a sequence's outputs depend on how its rows were batched (as in GPU
 // engines), which exact numerics never do.
 import { exactDenseRows } from './dense.js';
 import type { FastProducts } from './fast-products.js';
-import type { Bf16Weight, Fp8Weight, GemmJob, Kernels } from './kernels.js';
+import type { Bf16Weight, Fp8Weight, GemmJob, Kernels, Weight } from './kernels.js';
 
 /**
  * Products with fewer activation rows than this stay exact: below 16 rows the fp32 kernels gain
@@ -16,6 +19,14 @@ import type { Bf16Weight, Fp8Weight, GemmJob, Kernels } from './kernels.js';
  * only add drift.
  */
 export const FAST_MIN_ROWS = 16;
+
+/**
+ * FP8 products take the fast products from this many rows: 1 thread, bench-2g shapes (wo_b, wq_b,
+ * wq_a), same process alternating, the row-lane kernel ran 0.55-0.87x the exact GEMV at 1 row (the
+ * exact one reads 2 rows in sequence; 32 rows at 4 KiB multiples apart share L1 sets) and 0.84-1.19x
+ * at 2, but 1.3-1.9x the exact kernels at 3-8 rows and 1.35-1.5x at 15.
+ */
+export const FAST_FP8_MIN_ROWS = 3;
 
 export type Numerics = 'exact' | 'fast';
 
@@ -27,8 +38,9 @@ export function parseNumerics(v: string | undefined): Numerics {
   throw new Error(`numerics must be "exact" or "fast", not "${v}"`);
 }
 
-/** `base` with its products of >= minRows rows replaced by `fast`. */
-export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_MIN_ROWS): Kernels {
+/** `base` with its products of >= minRows rows (FP8 weights: >= fp8MinRows) replaced by `fast`. */
+export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_MIN_ROWS, fp8MinRows = FAST_FP8_MIN_ROWS): Kernels {
+  const isFast = (rows: number, w: Weight): boolean => rows >= (w.kind === 'fp8' ? Math.min(fp8MinRows, minRows) : minRows);
   const exactDense = (x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void => {
     if (w.kind === 'fp8' && base.fp8AsBf16Gemm) base.fp8AsBf16Gemm(x, rows, w, r0, n, y);
     else if (w.kind === 'bf16' && base.bf16Gemm && r0 === 0 && n === w.out) base.bf16Gemm(x, rows, w, y);
@@ -41,7 +53,7 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
     name: `${base.name}, fast numerics (${fast.name})`,
     numerics: 'fast',
     fp8Gemm(x, w, y) {
-      (x.rows >= minRows ? fast : base).fp8Gemm(x, w, y);
+      (isFast(x.rows, w) ? fast : base).fp8Gemm(x, w, y);
     },
     fp4Gemm(x, w, y) {
       (x.rows >= minRows ? fast : base).fp4Gemm(x, w, y);
@@ -51,12 +63,12 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
       else exactDense(x, rows, w, 0, w.out, y);
     },
     fp8AsBf16Gemm(x, rows, w, r0, n, y) {
-      if (rows >= minRows) fast.denseGemm(x, rows, w, r0, n, y);
+      if (isFast(rows, w)) fast.denseGemm(x, rows, w, r0, n, y);
       else exactDense(x, rows, w, r0, n, y);
     },
     gemmBatch(jobs) {
-      const big = jobs.filter((j) => j.x.rows >= minRows);
-      const small = jobs.filter((j) => j.x.rows < minRows);
+      const big = jobs.filter((j) => isFast(j.x.rows, j.w));
+      const small = jobs.filter((j) => !isFast(j.x.rows, j.w));
       if (big.length > 0) {
         if (fast.gemmBatch) fast.gemmBatch(big);
         else for (const j of big) oneJob(j, fast);
@@ -67,7 +79,7 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
       }
     },
     fp8AsBf16GemmGroups(xs, rows, w, n, ys) {
-      if (rows >= minRows) {
+      if (isFast(rows, w)) {
         if (fast.denseGroups) fast.denseGroups(xs, rows, w, n, ys);
         else xs.forEach((x, g) => fast.denseGemm(x, rows, w, g * n, n, ys[g]!));
       } else if (base.fp8AsBf16GemmGroups) base.fp8AsBf16GemmGroups(xs, rows, w, n, ys);

@@ -1,10 +1,12 @@
 // The native fast-numerics products (native/fast_*.cc): the semantics of fast-products.ts (operands
 // dequantized exactly to fp32, one sequential fp32 FMA chain per output) in a BLIS-style fp32 GEMM,
-// bit for bit. Shapes the native kernel does not take (FP8/FP4 K not a multiple of 128) go to the
-// TypeScript reference, which gives the same bits slowly.
+// bit for bit. FP8 products of at most FEW_ROWS activation rows (decode) take the weight rows as
+// SIMD lanes instead (native/fastgemv_*.cc, same bits) when the weight has no NaN codes. Shapes the
+// native kernels do not take (FP8/FP4 K not a multiple of 128) go to the TypeScript reference, which
+// gives the same bits slowly.
 import { referenceFastProducts, type FastProducts } from './fast-products.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
-import type { NativeAddon } from './native.js';
+import { fp8Usable, type NativeAddon } from './native.js';
 
 /** Job kinds of the addon's fastBatch. */
 const enum Kind {
@@ -30,12 +32,43 @@ function checkDense(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0
 /** Whether the native kernel takes this weight (FP8 blocks and FP4 scales need K % 128 == 0). */
 const nativeK = (w: { kind: string; inF: number }): boolean => w.kind === 'bf16' || w.inF % 128 === 0;
 
+/** Activation rows the few-row FP8 kernels (fastGemv) take at most. */
+export const FEW_ROWS = 15;
+
 /** The native fast products, or null when the addon lacks them. */
 export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
-  const batch = addon.fastBatch?.bind(addon);
-  if (!batch) return null;
+  const many = addon.fastBatch?.bind(addon);
+  if (!many) return null;
+  const few = addon.fastGemv?.bind(addon);
+  /** Whether fastGemv takes this product (else fastBatch, same bits). */
+  const byRows = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean =>
+    few !== undefined && rows <= FEW_ROWS && w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w);
+  const batch = (acts: unknown[], flat: unknown[], rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): void =>
+    (byRows(rows, w) ? few! : many)(acts, flat);
   const quantized = (x: QuantizedActivations, w: Fp8Weight | Fp4Weight, y: Float32Array): void => {
-    batch([x.q, x.scale, x.rows, x.cols], [0, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y]);
+    batch([x.q, x.scale, x.rows, x.cols], [0, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y], x.rows, w);
+  };
+  /** The jobs in one call of `call`: one dequantization per activation matrix. */
+  const batchJobs = (jobs: readonly GemmJob[], call: (acts: unknown[], flat: unknown[]) => void): void => {
+    const acts: unknown[] = [];
+    const flat: unknown[] = [];
+    const index = new Map<QuantizedActivations, number>();
+    for (const { x, w, y } of jobs) {
+      checkQuantized(w.kind === 'fp4' ? 'fast fp4Gemm' : 'fast fp8Gemm', x, w, y);
+      if (x.rows === 0 || w.out === 0) continue;
+      if (!nativeK(w)) {
+        if (w.kind === 'fp4') referenceFastProducts.fp4Gemm(x, w, y);
+        else referenceFastProducts.fp8Gemm(x, w, y);
+        continue;
+      }
+      let a = index.get(x);
+      if (a === undefined) {
+        index.set(x, (a = acts.length / 4));
+        acts.push(x.q, x.scale, x.rows, x.cols);
+      }
+      flat.push(a, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y);
+    }
+    if (flat.length > 0) call(acts, flat);
   };
   const dense = (w: Bf16Weight | Fp8Weight): [Kind, Uint8Array] => (w.kind === 'fp8' ? [Kind.Fp8AsBf16, w.scale] : [Kind.Bf16, NO_BYTES]);
   return {
@@ -57,28 +90,14 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
       if (rows === 0 || n === 0) return;
       if (!nativeK(w)) return referenceFastProducts.denseGemm(x, rows, w, r0, n, y);
       const [kind, ws] = dense(w);
-      batch([x, NO_SCALES, rows, w.inF], [0, kind, w.data, ws, r0, n, y]);
+      batch([x, NO_SCALES, rows, w.inF], [0, kind, w.data, ws, r0, n, y], rows, w);
     },
     gemmBatch(jobs: readonly GemmJob[]) {
-      const acts: unknown[] = [];
-      const flat: unknown[] = [];
-      const index = new Map<QuantizedActivations, number>(); // one dequantization per activation matrix
-      for (const { x, w, y } of jobs) {
-        checkQuantized(w.kind === 'fp4' ? 'fast fp4Gemm' : 'fast fp8Gemm', x, w, y);
-        if (x.rows === 0 || w.out === 0) continue;
-        if (!nativeK(w)) {
-          if (w.kind === 'fp4') referenceFastProducts.fp4Gemm(x, w, y);
-          else referenceFastProducts.fp8Gemm(x, w, y);
-          continue;
-        }
-        let a = index.get(x);
-        if (a === undefined) {
-          index.set(x, (a = acts.length / 4));
-          acts.push(x.q, x.scale, x.rows, x.cols);
-        }
-        flat.push(a, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y);
-      }
-      if (flat.length > 0) batch(acts, flat);
+      const fewJobs = jobs.filter((j) => byRows(j.x.rows, j.w));
+      if (fewJobs.length > 0) {
+        batchJobs(fewJobs, few!);
+        if (fewJobs.length < jobs.length) batchJobs(jobs.filter((j) => !byRows(j.x.rows, j.w)), many);
+      } else batchJobs(jobs, many);
     },
     denseGroups(xs, rows, w, n, ys) {
       if (ys.length !== xs.length) throw new RangeError(`fast denseGroups: ${xs.length} inputs but ${ys.length} outputs`);
@@ -91,7 +110,7 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
         acts.push(x, NO_SCALES, rows, w.inF);
         flat.push(g, Kind.Fp8AsBf16, w.data, w.scale, g * n, n, ys[g]);
       });
-      batch(acts, flat);
+      batch(acts, flat, rows, w);
     },
   };
 }

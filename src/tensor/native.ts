@@ -69,6 +69,8 @@ export interface NativeAddon {
    * [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws, r0, n, y]. Absent in addons built before it.
    */
   fastBatch?(acts: unknown[], jobs: unknown[]): void;
+  /** fastBatch's arguments for FP8 kinds without NaN codes and at most 15 activation rows (native/fastgemv_*.cc). */
+  fastGemv?(acts: unknown[], jobs: unknown[]): void;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
@@ -118,7 +120,7 @@ export function adviseHugePages(bytes: Uint8Array): number {
 // kernel does not propagate; such weights go to the reference.
 const fp8NanFree = new WeakMap<Uint8Array, boolean>();
 
-function fp8Usable(addon: NativeAddon, w: Fp8Weight): boolean {
+export function fp8Usable(addon: NativeAddon, w: Fp8Weight): boolean {
   let ok = fp8NanFree.get(w.data);
   if (ok === undefined) {
     ok = !addon.hasNanE4m3(w.data);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fma32 } from '../../src/tensor/exact.js';
 import { fmaF32, referenceFastProducts, fp8WeightRow, fp4WeightRow, dequantActivations } from '../../src/tensor/fast-products.js';
-import { FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
+import { FAST_FP8_MIN_ROWS, FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { exactDenseRows } from '../../src/tensor/dense.js';
 import { verifyGolden, summarize, relativeDrift, FAST_DRIFT_LIMIT } from '../../src/model/golden.js';
@@ -107,22 +107,32 @@ test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exa
   assertWithinBound(fb, eb, magnitudes(xf, rows, K, wrow, out), K, 'bf16');
 });
 
-test('withFastProducts: fewer than FAST_MIN_ROWS rows stay exact, more take the fast products', () => {
+test('withFastProducts: FP8 from FAST_FP8_MIN_ROWS rows, other kinds from FAST_MIN_ROWS take the fast products, fewer stay exact', () => {
   const k = withFastProducts(referenceKernels, referenceFastProducts);
   assert.equal(k.numerics, 'fast');
   const K = 256;
-  const w = fp8Weight(24, K);
-  for (const rows of [1, FAST_MIN_ROWS - 1, FAST_MIN_ROWS, 9]) {
+  const w8 = fp8Weight(24, K);
+  const w4 = fp4Weight(24, K);
+  for (const rows of [1, FAST_FP8_MIN_ROWS - 1, FAST_FP8_MIN_ROWS, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
     const x = activations(rows, K);
-    const got = new Float32Array(rows * 24);
-    const want = new Float32Array(rows * 24);
-    k.fp8Gemm(x, w, got);
-    (rows < FAST_MIN_ROWS ? referenceKernels : referenceFastProducts).fp8Gemm(x, w, want);
-    assert.deepEqual(got, want, `rows ${rows}`);
-    // the batched form routes each job the same way
-    const viaBatch = new Float32Array(rows * 24);
-    k.gemmBatch!([{ x, w, y: viaBatch }]);
-    assert.deepEqual(viaBatch, want, `gemmBatch rows ${rows}`);
+    for (const w of [w8, w4]) {
+      const min = w.kind === 'fp8' ? FAST_FP8_MIN_ROWS : FAST_MIN_ROWS;
+      const got = new Float32Array(rows * 24);
+      const want = new Float32Array(rows * 24);
+      const kinds = rows < min ? referenceKernels : referenceFastProducts;
+      if (w.kind === 'fp8') {
+        k.fp8Gemm(x, w, got);
+        kinds.fp8Gemm(x, w, want);
+      } else {
+        k.fp4Gemm(x, w, got);
+        kinds.fp4Gemm(x, w, want);
+      }
+      assert.deepEqual(got, want, `${w.kind} rows ${rows}`);
+      // the batched form routes each job the same way
+      const viaBatch = new Float32Array(rows * 24);
+      k.gemmBatch!([{ x, w, y: viaBatch }]);
+      assert.deepEqual(viaBatch, want, `${w.kind} gemmBatch rows ${rows}`);
+    }
   }
   assert.equal(parseNumerics(undefined), 'exact');
   assert.equal(parseNumerics('FAST'), 'fast');

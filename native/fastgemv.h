@@ -1,0 +1,48 @@
+// Fast-numerics FP8 products for few activation rows (decode): the semantics of fast.h /
+// src/tensor/fast-products.ts (operands dequantized exactly to fp32, one fp32 FMA chain per output
+// in increasing k), with the weight ROWS as SIMD lanes so each lane's chain is sequential in k.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fast.h"
+
+namespace dsv4 {
+namespace fastgemv {
+
+/** Activation rows at most (more go to the GEMM of fast_*.cc). */
+constexpr int kMaxRows = 15;
+
+/** One product y[R, n] = X . W[r0 .. r0+n)ᵀ of FP8 codes with 128x128 ue8m0 block scales. */
+struct Job {
+  bool asBf16;      // the weight's value is bf16(code x scale) (wo_a, dense.ts), else code x scale
+  const float* x;   // dequantized activations [R][K] (e4m3 code x 1x128 scale, or fp32 as given)
+  int R, K;         // K % 128 == 0
+  const uint8_t* w; // e4m3 codes [out][K], no NaN codes (0x7f/0xff)
+  const uint8_t* ws;
+  int r0, n;
+  float* y;         // [R][n]
+};
+
+/**
+ * The activations one 128-row weight block sees: x'' = x * 2^(b-7) per 128-k block (b its scale
+ * byte), so that (code placed as fp32 = value * 2^-120) * x'' is exactly (value * 2^(b-127)) * x.
+ * False when that does not hold for every element (scale out of range, a product not exact or not
+ * finite, a BF16-valued weight that would round): the block then runs the portable path.
+ */
+bool blockActs(const Job& j, int block, float* out);
+
+/** All jobs (FP8 kinds, at most kMaxRows activation rows) over the shared pool, under its call lock. */
+void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2);
+
+/** Outputs of rows [a, b) (relative to r0) of j, all activation rows; `scratch` holds R * K floats. */
+namespace avx2 {
+void rows(const Job& j, int a, int b, float* scratch);
+}
+namespace scalar {
+void rows(const Job& j, int a, int b);
+}
+
+}  // namespace fastgemv
+}  // namespace dsv4

@@ -1,0 +1,198 @@
+// AVX2 + FMA fast-numerics FP8 products for few activation rows (fastgemv.h). Lanes are weight rows:
+// per step of 64 k (a whole cache line of each row), 8 rows' 32 code bytes at a time are transposed
+// as dwords (24 shuffles), so a vector holds for 8 rows the codes k..k+3; each code becomes an fp32 by
+// placement: moved to the top byte of a 16-bit half (vpsllw 8 for the even bytes), vpsraw 4 smears
+// the sign over bits 15-11 and puts eeee.mmm at bits 10-4, the low half moved up by vpslld 16, then
+// vpand 0x87f00000: an fp32 of exactly value * 2^-120 (e4m3 subnormals become fp32 subnormals, which
+// FMA takes at full speed here: microbenchmark). The activations are prepared per 128-row weight
+// block as x * 2^(b-7) (blockActs, exact), so each vfmadd231ps adds exactly the reference's
+// (value * 2^(b-127)) * x with one rounding, in the output's single accumulator, k increasing: the
+// bits of fast-products.ts. 4 groups of 8 rows run together (4 independent FMA chains per activation
+// row: the FMA latency). 1-2 activation rows convert the codes in registers; more convert each step
+// once into a buffer that the rows use 2 at a time.
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fastgemv.h"
+
+namespace dsv4 {
+namespace fastgemv {
+namespace avx2 {
+
+namespace {
+
+/** Dwords r[i][d] -> t[d][i] of 8 rows of 32 bytes. */
+inline void transpose8(const uint8_t* w, size_t K, __m256i t[8]) {
+  __m256i r[8], a[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(i) * K));
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    a[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+    r[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+    r[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+    r[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+  }
+  // r[i] for i < 4 holds dword i of rows 0,1,2,3 (low lane) | dword i+4 of rows 0..3 (high lane)
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm256_permute2x128_si256(r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2x128_si256(r[i], r[i + 4], 0x31);
+  }
+}
+
+/** Converts dword vector t (codes k..k+3 of 8 rows) into v[0..3]: fp32 value * 2^-120 each. */
+inline void convert4(__m256i t, __m256 v[4]) {
+  const __m256i mask = _mm256_set1_epi32(int(0x87f00000u));
+  const __m256i hi = _mm256_srai_epi16(t, 4), lo = _mm256_srai_epi16(_mm256_slli_epi16(t, 8), 4);
+  v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(lo, 16), mask));
+  v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(hi, 16), mask));
+  v[2] = _mm256_castsi256_ps(_mm256_and_si256(lo, mask));
+  v[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, mask));
+}
+
+/** The next strip's lines at this step into L2 (rows of a strip are K apart: the streams are short for small K). */
+template <int G>
+inline void prefetchNext(const uint8_t* w, size_t K, size_t k) {
+  for (int i = 0; i < 8 * G; i++) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(8 * G + i) * K + k), _MM_HINT_T1);
+}
+
+/**
+ * G groups of 8 weight rows (rows K apart from w) times MT <= 2 activation rows x (K apart): acc[g][m]
+ * lanes = outputs of rows 8g..8g+7, the codes converted in registers as they are used.
+ */
+template <int G, int MT>
+void stripDirect(const uint8_t* w, size_t K, const float* x, __m256 acc[G][MT]) {
+  for (int g = 0; g < G; g++)
+    for (int m = 0; m < MT; m++) acc[g][m] = _mm256_setzero_ps();
+  for (size_t k = 0; k < K; k += 64) {  // a row's whole cache line per step
+    prefetchNext<G>(w, K, k);
+    __m256i t[G][16];
+    for (int g = 0; g < G; g++) {
+      transpose8(w + size_t(8 * g) * K + k, K, t[g]);
+      transpose8(w + size_t(8 * g) * K + k + 32, K, t[g] + 8);
+    }
+#pragma GCC unroll 16
+    for (int d = 0; d < 16; d++) {
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        __m256 v[4];
+        convert4(t[g][d], v);
+#pragma GCC unroll 2
+        for (int m = 0; m < MT; m++) {
+          const float* xm = x + size_t(m) * K + k + 4 * d;
+#pragma GCC unroll 4
+          for (int q = 0; q < 4; q++) acc[g][m] = _mm256_fmadd_ps(v[q], _mm256_broadcast_ss(xm + q), acc[g][m]);
+        }
+      }
+    }
+  }
+}
+
+/** acc of G groups x MT rows into y (row m at y + m * n), the first `valid` of the G*8 outputs. */
+template <int G, int MT>
+inline void store(const __m256 acc[G][MT], float* y, size_t n, int valid) {
+  for (int m = 0; m < MT; m++)
+    for (int g = 0; g < G; g++) {
+      float* o = y + size_t(m) * n + 8 * g;
+      if (valid >= 8 * (g + 1)) _mm256_storeu_ps(o, acc[g][m]);
+      else if (valid > 8 * g) {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, acc[g][m]);
+        std::memcpy(o, tmp, sizeof(float) * size_t(valid - 8 * g));
+      }
+    }
+}
+
+/** MT rows of the converted step v[g][64] into acc (loaded from and stored to mem). */
+template <int G, int MT>
+inline void fmaStep(const __m256 (*v)[64], const float* x, size_t K, size_t k, __m256* mem) {
+  __m256 acc[G][MT];
+  for (int g = 0; g < G; g++)
+    for (int m = 0; m < MT; m++) acc[g][m] = mem[g * MT + m];
+#pragma GCC unroll 8
+  for (int j = 0; j < 64; j++)
+#pragma GCC unroll 4
+    for (int m = 0; m < MT; m++) {
+      const __m256 b = _mm256_broadcast_ss(x + size_t(m) * K + k + j);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) acc[g][m] = _mm256_fmadd_ps(v[g][j], b, acc[g][m]);
+    }
+  for (int g = 0; g < G; g++)
+    for (int m = 0; m < MT; m++) mem[g * MT + m] = acc[g][m];
+}
+
+/**
+ * G groups x R > 2 activation rows: each step's codes converted once into a buffer, then used by
+ * the rows 2 at a time (their sums kept in memory between steps).
+ */
+template <int G>
+void stripBuffered(const uint8_t* w, size_t K, const float* x, int R, float* y, size_t n, int valid) {
+  alignas(32) __m256 v[G][64];
+  alignas(32) __m256 acc[kMaxRows * G];
+  for (int i = 0; i < R * G; i++) acc[i] = _mm256_setzero_ps();
+  for (size_t k = 0; k < K; k += 64) {
+    prefetchNext<G>(w, K, k);
+    for (int g = 0; g < G; g++)
+      for (int h = 0; h < 2; h++) {
+        __m256i t[8];
+        transpose8(w + size_t(8 * g) * K + k + 32 * h, K, t);
+        for (int d = 0; d < 8; d++) convert4(t[d], v[g] + 32 * h + 4 * d);
+      }
+    int m = 0;
+    for (; m + 2 <= R; m += 2) fmaStep<G, 2>(v, x + size_t(m) * K, K, k, acc + m * G);
+    if (m < R) fmaStep<G, 1>(v, x + size_t(m) * K, K, k, acc + m * G);
+  }
+  int m = 0;  // sums as fmaStep left them: row pairs [g][2], then a last row [g][1]
+  for (; m + 2 <= R; m += 2) store<G, 2>(reinterpret_cast<const __m256(*)[2]>(acc + m * G), y + size_t(m) * n, n, valid);
+  if (m < R) store<G, 1>(reinterpret_cast<const __m256(*)[1]>(acc + m * G), y + size_t(m) * n, n, valid);
+}
+
+/** G groups of rows from w, all R activation rows, outputs into y (first `valid`). */
+template <int G>
+void groups(const uint8_t* w, size_t K, const float* x, int R, float* y, size_t n, int valid) {
+  if (R > 2) return stripBuffered<G>(w, K, x, R, y, n, valid);
+  __m256 acc[G][2];
+  if (R == 2) {
+    stripDirect<G, 2>(w, K, x, acc);
+    store<G, 2>(acc, y, n, valid);
+  } else {
+    stripDirect<G, 1>(w, K, x, reinterpret_cast<__m256(*)[1]>(acc));
+    store<G, 1>(reinterpret_cast<__m256(*)[1]>(acc), y, n, valid);
+  }
+}
+
+}  // namespace
+
+void rows(const Job& j, int a, int b, float* scratch) {
+  const size_t K = size_t(j.K);
+  int c = a;
+  while (c < b) {
+    const int r = j.r0 + c, block = r >> 7, end = std::min(b, ((block + 1) << 7) - j.r0);  // within one 128-row block
+    if (!blockActs(j, block, scratch)) {
+      scalar::rows(j, c, end);
+      c = end;
+      continue;
+    }
+    for (; c + 32 <= end; c += 32) groups<4>(j.w + size_t(j.r0 + c) * K, K, scratch, j.R, j.y + c, size_t(j.n), 32);
+    for (; c + 8 <= end; c += 8) groups<1>(j.w + size_t(j.r0 + c) * K, K, scratch, j.R, j.y + c, size_t(j.n), 8);
+    if (c < end) {  // fewer than 8 rows: a zero-padded copy
+      thread_local std::vector<uint8_t> pad;
+      pad.assign(8 * K, 0);
+      std::memcpy(pad.data(), j.w + size_t(j.r0 + c) * K, size_t(end - c) * K);
+      groups<1>(pad.data(), K, scratch, j.R, j.y + c, size_t(j.n), end - c);
+      c = end;
+    }
+  }
+}
+
+}  // namespace avx2
+}  // namespace fastgemv
+}  // namespace dsv4
+#endif

@@ -1,0 +1,112 @@
+// The few-row fast FP8 products of a fastGemv call (fast_addon.cc parses it): activations
+// dequantized row-major once, then pieces of weight rows taken in turn by the pool's threads
+// (runChunks: a descheduled worker costs little), each piece's outputs over all activation rows.
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "fast.h"
+#include "fastgemv.h"
+#include "pool.h"
+
+namespace dsv4 {
+
+Pool& sharedPool();  // addon.cc
+
+namespace fastgemv {
+
+namespace {
+
+struct Piece {
+  int job, a, b;
+};
+
+struct Run {
+  std::vector<Job> jobs;
+  std::vector<Piece> pieces;
+  size_t base = 0;  // runChunks takes at most 32767 chunks per call
+  bool avx2;
+};
+
+void pieceFn(void* ctx, int i, int) {
+  const Run& run = *static_cast<const Run*>(ctx);
+  const Piece& p = run.pieces[run.base + size_t(i)];
+  const Job& j = run.jobs[size_t(p.job)];
+  if (run.avx2) {
+#if defined(__x86_64__) || defined(_M_X64)
+    thread_local std::vector<float> scratch;
+    scratch.resize(size_t(j.R) * j.K);
+    avx2::rows(j, p.a, p.b, scratch.data());
+    return;
+#endif
+  }
+  scalar::rows(j, p.a, p.b);
+}
+
+/** e4m3 values (NaN codes NaN), from fast.h's e4m3. */
+const float* e4m3Table() {
+  static const std::vector<float> t = [] {
+    std::vector<float> v(256);
+    for (int c = 0; c < 256; c++) v[size_t(c)] = fast::e4m3(uint8_t(c));
+    return v;
+  }();
+  return t.data();
+}
+
+}  // namespace
+
+void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2) {
+  Pool& pool = sharedPool();
+  std::lock_guard<std::mutex> lock(pool.callLock());
+  // dequantized activations, row-major: code x scale (one fp32 rounding), or the fp32 values
+  thread_local std::vector<float> deq;
+  size_t total = 0;
+  for (const fast::Act& a : acts) total += a.quant ? size_t(a.rows) * a.K : 0;
+  deq.resize(total);
+  std::vector<const float*> xs;
+  const float* tbl = e4m3Table();
+  size_t off = 0;
+  for (const fast::Act& a : acts) {
+    if (!a.quant) {
+      xs.push_back(static_cast<const float*>(a.x));
+      continue;
+    }
+    float* o = deq.data() + off;
+    const uint8_t* q = static_cast<const uint8_t*>(a.x);
+    const size_t nkb = size_t(a.K) / 128;
+    for (size_t m = 0; m < size_t(a.rows); m++)
+      for (size_t kb = 0; kb < nkb; kb++) {
+        const float s = a.xs[m * nkb + kb];
+        const size_t base = m * a.K + kb * 128;
+        for (size_t i = 0; i < 128; i++) o[base + i] = tbl[q[base + i]] * s;
+      }
+    xs.push_back(o);
+    off += size_t(a.rows) * a.K;
+  }
+  Run r;
+  r.avx2 = avx2;
+  double work = 0;
+  for (const fast::Job& fj : jobs) {
+    const fast::Act& a = *fj.act;
+    r.jobs.push_back(Job{fj.kind == fast::Kind::Fp8AsBf16, xs[size_t(fj.act - acts.data())], a.rows, a.K, static_cast<const uint8_t*>(fj.w), fj.ws,
+                         fj.r0, fj.n, fj.y});
+    work += double(fj.n) * a.K;
+  }
+  // pieces of 32-row multiples, about 8 per thread over the call (at least 64 KiB of weights each)
+  const int threads = pool.threads();
+  const double target = std::max(work / (8.0 * threads), 65536.0);
+  for (size_t i = 0; i < r.jobs.size(); i++) {
+    const Job& j = r.jobs[i];
+    const int rows = std::max(32, int(target / j.K) / 32 * 32);
+    for (int a = 0; a < j.n; a += rows) r.pieces.push_back(Piece{int(i), a, std::min(a + rows, j.n)});
+  }
+  if (r.pieces.size() == 1 || work < 262144.0) {
+    for (size_t i = 0; i < r.pieces.size(); i++) pieceFn(&r, int(i), 0);
+  } else {
+    for (; r.base < r.pieces.size(); r.base += 32767) pool.runChunks(pieceFn, &r, int(std::min<size_t>(r.pieces.size() - r.base, 32767)));
+  }
+}
+
+}  // namespace fastgemv
+}  // namespace dsv4

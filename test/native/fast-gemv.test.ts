@@ -1,0 +1,168 @@
+// The few-row fast FP8 products (native/fastgemv_*.cc, the addon's fastGemv) give the bits of
+// referenceFastProducts (fast-products.ts): 1..15 activation rows (in registers for 1-2, through the
+// converted-step buffer beyond), outputs not a multiple of the 8-row groups or 32-row strips, row
+// ranges across 128-row scale blocks, several K, subnormal and maximal codes, FP8 weights and FP8 used
+// as BF16 values, and the blocks the row-lane form cannot take exactly (scales beyond 2^6, BF16
+// rounding of tiny weights, activations whose prepared copy would overflow or lose bits, NaN
+// activation codes), which take the portable path; then on the portable kernels and other thread
+// counts (child processes).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runTestFileInChild } from './child.js';
+import { loadNative } from '../../src/tensor/native.js';
+import { FEW_ROWS, nativeFastProducts } from '../../src/tensor/fast-native.js';
+import { referenceFastProducts as ref } from '../../src/tensor/fast-products.js';
+import type { Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+import { xorshift } from './rng.js';
+
+const { addon, reason } = loadNative();
+const skip = addon ? (addon.fastGemv ? false : 'addon built without fastgemv') : `native addon unavailable: ${reason}`;
+
+const rnd = xorshift(0x2545f491);
+const randInt = (n: number) => Math.floor(rnd() * n);
+const pick = <T>(a: readonly T[]): T => a[randInt(a.length)]!;
+
+/** Same bits (any NaN matches any NaN). */
+function expectSame(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const i = want.findIndex((v, j) => !Object.is(got[j], v) && !(Number.isNaN(got[j]) && Number.isNaN(v)));
+  if (i >= 0) assert.fail(`${what}[${i}]: ${got[i]} != ${want[i]}`);
+}
+
+/** e4m3 codes without NaN: zeros, subnormals, the largest finite (0x7e), random. */
+function codes(n: number): Uint8Array {
+  return new Uint8Array(n).map(() => {
+    const r = rnd();
+    return (r < 0.15 ? randInt(8) : r < 0.2 ? 0x7e : r < 0.3 ? 0x60 + randInt(0x1e) : randInt(0x7f)) | (rnd() < 0.5 ? 0x80 : 0);
+  });
+}
+
+/** Scale bytes near 127, or with `extreme` also 0..3 (tiny; BF16 rounding), 133/134 (the kernel's limit), 200, 254, 255. */
+const scaleByte = (extreme: boolean): number => (extreme && rnd() < 0.25 ? pick([0, 1, 2, 3, 4, 133, 134, 200, 254, 255]) : 112 + randInt(20));
+
+function fp8Weight(out: number, inF: number, extreme = false): Fp8Weight {
+  return { kind: 'fp8', out, inF, data: codes(out * inF), scale: new Uint8Array(Math.ceil(out / 128) * (inF / 128)).map(() => scaleByte(extreme)) };
+}
+
+function acts(rows: number, cols: number, extreme = false): QuantizedActivations {
+  const scales = extreme ? [1, 2 ** -7, 3.7e-5, 2 ** 10, 2 ** -126, 7.1e30, 2 ** 20] : [2 ** -8, 2 ** -5, 3.7e-5];
+  const x = { rows, cols, q: codes(rows * cols), scale: new Float32Array((rows * cols) / 128).map(() => pick(scales)) };
+  if (extreme && rows > 2) x.q[randInt(x.q.length)] = 0x7f; // a NaN activation
+  return x;
+}
+
+function f32Acts(rows: number, cols: number, extreme = false): Float32Array {
+  return new Float32Array(rows * cols).map(() => {
+    const r = rnd();
+    if (r < 0.03) return 0;
+    if (r < 0.05) return (rnd() - 0.5) * 1e-39;
+    if (extreme && r < 0.055) return pick([Infinity, -Infinity, 3e38]);
+    return (rnd() - 0.5) * 2 ** (randInt(40) - 20);
+  });
+}
+
+const outOf = (n: number) => new Float32Array(n).fill(12345);
+
+/** fastGemv directly (an FP8 job: kind 0; FP8 as BF16 values: kind 3). */
+function gemv(x: QuantizedActivations | { x: Float32Array; rows: number }, w: Fp8Weight, r0: number, n: number, y: Float32Array): void {
+  const act = 'q' in x ? [x.q, x.scale, x.rows, x.cols] : [x.x, new Float32Array(0), x.rows, w.inF];
+  addon!.fastGemv!(act, [0, 'q' in x ? 0 : 3, w.data, w.scale, r0, n, y]);
+}
+
+function checkFp8(rows: number, out: number, K: number, extreme = false): void {
+  const x = acts(rows, K, extreme);
+  const w = fp8Weight(out, K, extreme);
+  const got = outOf(rows * out);
+  const want = outOf(rows * out);
+  gemv(x, w, 0, out, got);
+  ref.fp8Gemm(x, w, want);
+  expectSame(got, want, `fp8 ${rows}x${out}x${K}${extreme ? ' extreme' : ''}`);
+}
+
+function checkDense(rows: number, out: number, K: number, r0: number, n: number, extreme = false): void {
+  const x = f32Acts(rows, K, extreme);
+  const w = fp8Weight(out, K, extreme);
+  const got = outOf(rows * n);
+  const want = outOf(rows * n);
+  gemv({ x, rows }, w, r0, n, got);
+  ref.denseGemm(x, rows, w, r0, n, want);
+  expectSame(got, want, `fp8 as bf16 ${rows}x[${r0}, ${r0 + n})x${K}${extreme ? ' extreme' : ''}`);
+}
+
+test('fastGemv fp8: rows 1..15, outputs around the 8-row groups and 32-row strips, several K', { skip }, () => {
+  for (let rows = 1; rows <= FEW_ROWS; rows++) checkFp8(rows, pick([1, 7, 8, 9, 31, 33, 45, 64]), pick([128, 256, 384, 1024]));
+  checkFp8(1, 300, 512); // three scale blocks, a 44-row remainder
+  checkFp8(2, 129, 2048);
+  checkFp8(5, 70, 4096); // rows 4 KiB multiples apart
+  assert.throws(() => gemv(acts(16, 128), fp8Weight(8, 128), 0, 8, outOf(16 * 8)), /bad argument/);
+});
+
+test('fastGemv fp8 as BF16 values: row ranges across scale blocks', { skip }, () => {
+  for (const rows of [1, 2, 3, 6, 15]) checkDense(rows, 400, pick([128, 512]), randInt(200), 1 + randInt(199));
+  checkDense(4, 256, 256, 120, 17); // 8 rows of block 0, 9 of block 1
+});
+
+test('fastGemv: blocks it cannot take exactly take the portable path (extreme scales and values, NaN activations)', { skip }, () => {
+  for (const rows of [1, 2, 3, 9]) {
+    checkFp8(rows, 300, 384, true);
+    checkDense(rows, 300, 384, 0, 300, true);
+  }
+  // every scale tiny: BF16 rounds some weight values (b < 3) and the FP8 values are fp32 subnormals
+  const w = fp8Weight(40, 256);
+  w.scale.forEach((_, i) => (w.scale[i] = i % 4));
+  const x = f32Acts(3, 256).map((v) => v * 2 ** 100);
+  const got = outOf(3 * 40);
+  const want = outOf(3 * 40);
+  gemv({ x, rows: 3 }, w, 0, 40, got);
+  ref.denseGemm(x, 3, w, 0, 40, want);
+  expectSame(got, want, 'fp8 as bf16, tiny scales');
+});
+
+test('fast products route FP8 products of up to FEW_ROWS rows through fastGemv, NaN weight codes to fastBatch', { skip }, () => {
+  const fast = nativeFastProducts(addon!)!;
+  const calls = { gemv: 0, batch: 0 };
+  const counting = nativeFastProducts({
+    ...addon!,
+    hasNanE4m3: (d: Uint8Array) => addon!.hasNanE4m3(d),
+    fastGemv: (a: unknown[], j: unknown[]) => (calls.gemv++, addon!.fastGemv!(a, j)),
+    fastBatch: (a: unknown[], j: unknown[]) => (calls.batch++, addon!.fastBatch!(a, j)),
+  })!;
+  const x = acts(3, 256);
+  const clean = fp8Weight(50, 256);
+  const nan = fp8Weight(50, 256);
+  nan.data[17] = 0xff;
+  for (const w of [clean, nan]) {
+    const got = outOf(3 * 50);
+    const want = outOf(3 * 50);
+    counting.fp8Gemm(x, w, got);
+    ref.fp8Gemm(x, w, want);
+    expectSame(got, want, w === nan ? 'nan weight' : 'clean weight');
+  }
+  assert.deepEqual(calls, { gemv: 1, batch: 1 });
+  // gemmBatch: the FP8 jobs in one fastGemv call, a 16-row one through fastBatch
+  const x16 = acts(16, 256);
+  const jobs = [
+    { x, w: clean, y: outOf(3 * 50) },
+    { x, w: fp8Weight(20, 256), y: outOf(3 * 20) },
+    { x: x16, w: clean, y: outOf(16 * 50) },
+  ];
+  counting.gemmBatch!(jobs);
+  assert.deepEqual(calls, { gemv: 2, batch: 2 });
+  for (const j of jobs) {
+    const want = outOf(j.x.rows * j.w.out);
+    ref.fp8Gemm(j.x, j.w, want);
+    expectSame(j.y, want, `batch job ${j.x.rows}x${j.w.out}`);
+  }
+  assert.ok(fast.name.length > 0);
+});
+
+test('a product split over the pool', { skip }, () => {
+  checkFp8(1, 2048, 1024);
+  checkFp8(4, 700, 512);
+  checkDense(2, 1024, 512, 0, 1024);
+});
+
+test('the portable kernels and other thread counts give the same bits (child processes)', { skip }, () => {
+  if (process.env.DSV4_TEST_CHILD) return;
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }]) runTestFileInChild(import.meta.url, env, 5);
+});
