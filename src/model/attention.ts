@@ -7,7 +7,7 @@ import { f32ToBf16 } from '../tensor/formats.js';
 import { rmsNormWith } from '../tensor/norm.js';
 import type { RopeTable } from '../tensor/rope.js';
 import { HeadMode, headsWith, roundBf16With } from '../tensor/ops2.js';
-import { denseLinear, groupedDenseRows, linear, linears } from './linear.js';
+import { denseLinear, groupedDenseRows, linear, linears, span } from './linear.js';
 import { runCompressor, type CompressorWeights } from './compressor.js';
 import { indexerHeadWeights, indexerQueries, indexerSelect, type IndexerWeights } from './indexer.js';
 import { storeBf16, type LayerState } from './state.js';
@@ -158,15 +158,21 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   }
   // de-rotate the output's rope dims at the query position
   headsWith(k, o, rows, H, hd, rd, HeadMode.ROPE_INVERSE, cfg.table, positions);
-  // grouped low-rank output: z[g] = o_g @ wo_a[g]ᵀ (BF16 einsum), then wo_b
+  // grouped low-rank output (BF16 einsum), then wo_b
   const G = cfg.oGroups;
   const gw = (H * hd) / G;
-  const z = new Float32Array(rows * G * cfg.oLora);
   const groups = Array.from({ length: G }, (_, g) => (rows === 1 ? o.subarray(g * gw, g * gw + gw) : regroup(o, rows, H * hd, g * gw, gw)));
+  // z[g] = o_g @ wo_a[g]ᵀ: the parts [G][rows, oLora] lie back to back, rounded in one call; for one row that is z
   const parts = groupedDenseRows(k, groups, rows, w.woA, cfg.oLora);
-  for (let g = 0; g < G; g++) {
-    const part = roundBf16With(k, parts[g]!);
-    for (let r = 0; r < rows; r++) z.set(part.subarray(r * cfg.oLora, (r + 1) * cfg.oLora), r * G * cfg.oLora + g * cfg.oLora);
+  const all = span(parts, 0, G);
+  if (all) roundBf16With(k, all);
+  else parts.forEach((p) => roundBf16With(k, p));
+  let z = rows === 1 && all ? all : null;
+  if (!z) {
+    z = new Float32Array(rows * G * cfg.oLora);
+    for (let g = 0; g < G; g++) {
+      for (let r = 0; r < rows; r++) z.set(parts[g]!.subarray(r * cfg.oLora, (r + 1) * cfg.oLora), r * G * cfg.oLora + g * cfg.oLora);
+    }
   }
   return linear(k, z, rows, w.woB);
 }

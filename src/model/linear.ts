@@ -48,12 +48,15 @@ export interface LinearJob {
   readonly x: Float32Array;
   readonly rows: number;
   readonly w: Weight;
+  /** act_quant(x) when the caller already has it (rows x w.inF), used for FP8/FP4 weights. */
+  readonly q?: QuantizedActivations;
 }
 
 /**
  * linear(k, x, rows, w) of every job (independent products, e.g. a layer's experts), the same bits:
  * the FP8/FP4 products go to the kernels' gemmBatch in one call when it exists, and jobs with the
- * same x array share one act_quant.
+ * same x array share one act_quant. With gemmBatch the outputs are consecutive views of one buffer,
+ * in job order (see span).
  */
 export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] {
   if (!k.gemmBatch) return jobs.map((j) => linear(k, j.x, j.rows, j.w));
@@ -62,12 +65,12 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
   const quantized = new Map<Float32Array, QuantizedActivations>();
   const ys = new Float32Array(jobs.reduce((n, j) => n + j.rows * j.w.out, 0)); // the outputs, one allocation
   let off = 0;
-  for (const { x, rows, w } of jobs) {
+  for (const { x, rows, w, q } of jobs) {
     const y = ys.subarray(off, (off += rows * w.out));
     out.push(y);
     if (rows === 0) continue;
     if (w.kind === 'fp8' || w.kind === 'fp4') {
-      let qa = quantized.get(x);
+      let qa = q ?? quantized.get(x);
       if (!qa || qa.rows !== rows || qa.cols !== w.inF) quantized.set(x, (qa = actQuantWith(k, x, rows, w.inF)));
       batch.push({ x: qa, w, y });
     } else denseLinear(k, x, rows, w, y);
@@ -79,11 +82,28 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
 
 /**
  * The grouped projection of spec §3.3: ys[g] = exactLinear(xs[g], rows, W, g*n, n) for g < xs.length,
- * in one kernels call when W is FP8 and the kernels have fp8AsBf16GemmGroups.
+ * in one kernels call when W is FP8 and the kernels have fp8AsBf16GemmGroups; the ys lie back to back.
  */
 export function groupedDenseRows(k: Kernels, xs: readonly Float32Array[], rows: number, w: Weight, n: number): Float32Array[] {
-  const ys = xs.map(() => new Float32Array(rows * n));
+  const all = new Float32Array(xs.length * rows * n); // the outputs back to back (span)
+  const ys = xs.map((_, g) => all.subarray(g * rows * n, (g + 1) * rows * n));
   if (rows > 0 && n > 0 && w.kind === 'fp8' && k.fp8AsBf16GemmGroups) k.fp8AsBf16GemmGroups(xs, rows, w, n, ys);
   else xs.forEach((x, g) => denseLinearRows(k, x, rows, w, g * n, n, ys[g]));
   return ys;
+}
+
+/**
+ * One view over views[a .. b) when they lie back to back in one buffer (linears' outputs with gemmBatch),
+ * else null: callers then handle the views one by one.
+ */
+export function span(views: readonly Float32Array[], a: number, b: number): Float32Array | null {
+  if (b <= a) return null;
+  const first = views[a]!;
+  let end = first.byteOffset;
+  for (let i = a; i < b; i++) {
+    const v = views[i]!;
+    if (v.buffer !== first.buffer || v.byteOffset !== end) return null;
+    end += v.byteLength;
+  }
+  return new Float32Array(first.buffer, first.byteOffset, (end - first.byteOffset) / 4);
 }

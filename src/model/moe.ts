@@ -2,10 +2,11 @@
 // for selection only, hash routing via tid2eid), routed experts (FP4) and the
 // shared expert (FP8) with the SwiGLU clamp; routed outputs summed in fp32 in
 // increasing expert id, then the shared expert, then BF16.
-import type { Kernels, Weight } from '../tensor/kernels.js';
+import type { Kernels, QuantizedActivations, Weight } from '../tensor/kernels.js';
 import { sumF32 } from '../tensor/exact.js';
 import { roundBf16 } from '../tensor/formats.js';
-import { denseLinear, linears } from './linear.js';
+import { denseLinear, linears, span } from './linear.js';
+import { actQuantWith } from '../tensor/quant.js';
 import { addRowsWith } from '../tensor/ops2.js';
 
 const fr = Math.fround;
@@ -113,16 +114,62 @@ export interface ExpertInput {
 
 /**
  * expertForward of each input, the same bits: all w1/w3 products in one kernels call (linears), then
- * all w2 products in another (fewer, bigger native calls in decode).
+ * all w2 products in another (fewer, bigger native calls in decode). Inputs with one intermediate size
+ * share one swiglu call and one act_quant of their h (outputs of linears lie back to back: span).
  */
 export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit: number): Float32Array[] {
-  const gu = linears(k, inputs.flatMap(({ e, x, rows }) => [{ x, rows, w: e.w1 }, { x, rows, w: e.w3 }]));
+  const n = inputs.length;
+  // every w1 product, then every w3: the gates and the ups each in one span
+  const gu = linears(k, [...inputs.map(({ e, x, rows }) => ({ x, rows, w: e.w1 })), ...inputs.map(({ e, x, rows }) => ({ x, rows, w: e.w3 }))]);
   // one buffer for all experts' h (fewer allocations in decode)
-  const hAll = new Float32Array(inputs.reduce((n, { e, rows }) => n + rows * e.w1.out, 0));
+  const hAll = new Float32Array(inputs.reduce((m, { e, rows }) => m + rows * e.w1.out, 0));
+  const h: Float32Array[] = [];
+  const hq: (QuantizedActivations | undefined)[] = [];
   let off = 0;
-  const h = inputs.map(({ e, rows, rw }, j) =>
-    swigluWith(k, gu[2 * j]!, gu[2 * j + 1]!, rows, e.w1.out, limit, rw, hAll.subarray(off, (off += rows * e.w1.out))));
-  return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2 })));
+  for (let i = 0; i < n; ) {
+    // a run of inputs [i, j) with one intermediate size
+    const inter = inputs[i]!.e.w1.out;
+    let j = i;
+    let rows = 0;
+    while (j < n && inputs[j]!.e.w1.out === inter) rows += inputs[j++]!.rows;
+    const hs = hAll.subarray(off, off + rows * inter);
+    const g = span(gu, i, j);
+    const u = span(gu, n + i, n + j);
+    if (g && u) swigluWith(k, g, u, rows, inter, limit, runWeights(inputs, i, j, rows), hs);
+    let r0 = 0;
+    for (let t = i; t < j; t++) {
+      const { rows: m, rw } = inputs[t]!;
+      const ht = hs.subarray(r0 * inter, (r0 + m) * inter);
+      if (!(g && u)) swigluWith(k, gu[t]!, gu[n + t]!, m, inter, limit, rw, ht);
+      h.push(ht);
+      r0 += m;
+    }
+    // the run's h quantized once for its w2 products (act_quant works row by row: the same codes)
+    const quantized = inter % 128 === 0 && rows > 0 && inputs.slice(i, j).every(({ e }) => e.w2.kind === 'fp8' || e.w2.kind === 'fp4');
+    const q = quantized ? actQuantWith(k, hs, rows, inter) : null;
+    r0 = 0;
+    for (let t = i; t < j; t++) {
+      const m = inputs[t]!.rows;
+      hq.push(q ? { rows: m, cols: inter, q: q.q.subarray(r0 * inter, (r0 + m) * inter), scale: q.scale.subarray(r0 * inter / 128, (r0 + m) * inter / 128) } : undefined);
+      r0 += m;
+    }
+    off += rows * inter;
+    i = j;
+  }
+  return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2, q: hq[j] })));
+}
+
+/** The routing weights of inputs [i, j) as one array (1 for the shared expert's none: the same values), or null when none has any. */
+function runWeights(inputs: readonly ExpertInput[], i: number, j: number, rows: number): Float32Array | null {
+  if (inputs.slice(i, j).every(({ rw }) => rw === null)) return null;
+  const rw = new Float32Array(rows).fill(1);
+  let r0 = 0;
+  for (let t = i; t < j; t++) {
+    const { rows: m, rw: w } = inputs[t]!;
+    if (w) rw.set(w.subarray(0, m), r0);
+    r0 += m;
+  }
+  return rw;
 }
 
 // A batch of routed experts stops growing at this many activation rows: decode batches a whole layer,
@@ -196,15 +243,20 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     const rwAll = new Float32Array(nRows);
     let r0 = 0;
     const inputs: ExpertInput[] = part.map(({ e, tok, wts }) => {
-      const xs = xsAll.subarray(r0 * dim, (r0 + tok.length) * dim);
-      tok.forEach((r, j) => xs.set(x.subarray(r * dim, r * dim + dim), j * dim));
+      // an expert every row goes to (always in decode) reads x itself: its act_quant is shared (linears)
+      const all = tok.length === rows && tok.every((r, j) => r === j);
+      const xs = all ? x : xsAll.subarray(r0 * dim, (r0 + tok.length) * dim);
+      if (!all) tok.forEach((r, j) => xs.set(x.subarray(r * dim, r * dim + dim), j * dim));
       const rw = rwAll.subarray(r0, (r0 += tok.length));
       rw.set(wts);
       return { e: store.get(w.layer, e), x: xs, rows: tok.length, rw };
     });
     if (end === routed.length) inputs.push({ e: w.shared, x, rows, rw: null });
     const outs = expertsForward(k, inputs, cfg.swigluLimit);
-    part.forEach(({ tok }, j) => addRowsWith(k, y, Int32Array.from(tok), outs[j]!, tok.length, dim, false));
+    // the routed outputs added in increasing expert id: one call over their span
+    const src = span(outs, 0, part.length);
+    if (src) addRowsWith(k, y, Int32Array.from(part.flatMap(({ tok }) => tok)), src, nRows, dim, false);
+    else part.forEach(({ tok }, j) => addRowsWith(k, y, Int32Array.from(tok), outs[j]!, tok.length, dim, false));
     if (end === routed.length) sh = outs[part.length]!;
     i = end;
   }
