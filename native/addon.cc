@@ -363,6 +363,7 @@ napi_value DenseGemm(napi_env env, napi_callback_info info) {
   a.bounds = nbd ? static_cast<const float*>(bounds) : nullptr;
   a.y = static_cast<float*>(y);
   a.amb = static_cast<uint8_t*>(amb);
+  a.call = nextDenseCall();
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
@@ -442,7 +443,7 @@ napi_value IndexerScores(napi_env env, napi_callback_info info) {
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(indexerJob, &j, sharesFor(4.0 * H * D * V, j.visible));
+    p.runChunks(indexerJob, &j, chunksFor(p, sharesFor(4.0 * H * D * V, j.visible)));  // a late worker leaves its part to the caller
   }
   uint32_t flagged = 0;
   for (size_t i = 0; i < V; i++) flagged += j.a.amb[i];
@@ -610,7 +611,7 @@ napi_value IndexerScoresFp4(napi_env env, napi_callback_info info) {
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> g(p.callLock());
-    p.run(indexerFp4Job, &j, sharesFor(2.0 * H * D * V, j.visible));
+    p.runChunks(indexerFp4Job, &j, chunksFor(p, sharesFor(2.0 * H * D * V, j.visible)));  // a late worker leaves its part to the caller
   }
   int32_t flagged = 0;
   for (size_t i = 0; i < V; i++) flagged += j.a.amb[i];

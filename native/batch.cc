@@ -349,6 +349,7 @@ napi_value DenseBatchFn(napi_env env, napi_callback_info info) {
     a.bounds = nbd ? static_cast<const float*>(bounds) : nullptr;
     a.y = static_cast<float*>(y);
     a.amb = static_cast<uint8_t*>(amb) + ambOff;
+    a.call = nextDenseCall();
     ambOff += R * N;
     B.cols += a.n;
     B.maxRows = std::max(B.maxRows, a.rows);

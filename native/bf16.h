@@ -27,7 +27,12 @@ struct DenseArgs {
   const float* bounds;  // [*, denseBoundsStride(K)] per-weight-row summary (denseBounds), or null
   float* y;             // [rows, n]
   uint8_t* amb;         // [rows, n]: 1 where the caller must compute the element exactly
+  uint64_t call = 0;    // nextDenseCall() of the entry point's call (0: none): a thread running several
+                        // chunks of one call prepares the activations once (decode GEMVs)
 };
+
+/** A number no other call of this process gets (never 0). */
+uint64_t nextDenseCall();
 
 /** Fallback counters of one call (tests and benchmarks read them). */
 struct DenseStats {

@@ -202,6 +202,10 @@ struct Prep {
   std::vector<int> xlsb;    // [rows]: min lsb exponent of x (kLsbUnknown until needed)
   std::vector<double> factor;  // [nb]: the activation factor of each 128-block
   int group = -1;           // fp8: the 128-row weight group xp is scaled for
+  // what mx / xlsb and xp were prepared for: the call (DenseArgs::call, 0 none), its x and row range
+  uint64_t call = 0;
+  const float* x = nullptr;
+  int rows = 0, m0 = -1, h = -1;
 };
 
 void prepRows(const DenseArgs& a, Prep& p, int m0, int m1, int group, int h) {
@@ -252,13 +256,23 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   const size_t mis = reinterpret_cast<uintptr_t>(W + size_t(a.r0) * K * EB) % AL;
   int h = (size_t(K) * EB) % AL == 0 && mis % EB == 0 ? int((AL - mis) % AL / EB) : 0;
   if (h > K) h = 0;
-  Prep p;
-  prepMax(a, p);
+  // kept per thread: the chunks of one call (Pool::runChunks) a thread runs prepare the activations once
+  thread_local Prep p;
+  const bool sameCall = a.call != 0 && p.call == a.call && p.x == a.x && p.rows == a.rows;
+  if (!sameCall) {
+    prepMax(a, p);
+    p.call = a.call;
+    p.x = a.x;
+    p.rows = a.rows;
+    p.m0 = -1;
+  }
   const int mc = K >= 262144 ? 1 : 262144 / K;  // rows per prepared chunk (<= 2 MiB)
   p.xp.resize(size_t(mc < a.rows ? mc : a.rows) * K);
   for (int m0 = 0; m0 < a.rows; m0 += mc) {
     const int m1 = m0 + mc < a.rows ? m0 + mc : a.rows;
-    p.group = -1;
+    if (p.m0 != m0 || p.h != h) p.group = -1;  // xp holds another row range (or alignment)
+    p.m0 = m0;
+    p.h = h;
     for (int j = j0; j < j1; j++) {
       const int r = a.r0 + j;
       const int group = KIND == DenseKind::Fp8 ? r >> 7 : 0;

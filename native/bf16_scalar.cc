@@ -2,6 +2,7 @@
 // the per-block magnitude bounds cached per weight, and the scalar kernel
 // (exact float64 products with their magnitude sum, then the tight error
 // bound or the exactness certificate of kernels_scalar.cc).
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,11 @@
 #include "kernels.h"
 
 namespace dsv4 {
+
+uint64_t nextDenseCall() {
+  static std::atomic<uint64_t> n{0};
+  return n.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 static double e4m3Double(uint8_t c) {
   if ((c & 0x7f) == 0x7f) return NAN;

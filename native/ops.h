@@ -104,6 +104,12 @@ bool rmsNormRow(const float* x, int n, const float* w, float eps, float* y);
 /** out[r*O + j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)) for rows r < R (x [R, F], fn [O, F], F a multiple of 4):
  *  a register-tiled float64 product over L2-sized column chunks; false when a row is undecided. */
 bool rmsDotsRows(const float* x, int R, int F, const float* fn, int O, float eps, double* out);
+/** An upper bound on |x| (Euclidean norm) of x [F], F a multiple of 8, at most 2^18. */
+double normBound(const float* x, int F);
+/** One row (decode): out[j] = fl32(RN32(x·fn_j) * rs) for j in [j0, j1), 4 outputs per pass over x, bounded by
+ *  Cauchy-Schwarz with nx = normBound(x, F) (else the exact magnitude sum); F a multiple of 8, at most 2^18;
+ *  false when undecided. */
+bool rmsDotsOne(const float* x, int F, double nx, const float* fn, int j0, int j1, float rs, double* out);
 }  // namespace avx2
 #endif
 

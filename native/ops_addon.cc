@@ -171,6 +171,15 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
     // one row (decode): fn (O x F fp32, ~0.8 MB on bench-2g) streams from memory, so its outputs are
     // split over the pool from 128K products
     float rs;
+#if defined(__x86_64__) || defined(_M_X64)
+    // 4 outputs per pass over x (rmsDotsOne): chunks of 4 outputs
+    if (avx && F % 8 == 0 && F <= (1 << 18)) {
+      const double nx = ops::avx2::normBound(x, flat);
+      return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) {
+               return ops::avx2::rmsDotsOne(x, flat, nx, fn, int(j0), int(j1), rs, out);
+             }, int((O + 3) / 4)));
+    }
+#endif
     return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }, int(O)));
   }
   return a.result(forRows(R, double(R) * O * F, [&](size_t r) {
@@ -317,8 +326,10 @@ napi_value SparseAttnRows(napi_env env, napi_callback_info info) {
     // a handoff costs microseconds on a quiet machine and far more on a busy one: split the work
     // only when the call has ~1M multiply-adds (~0.3 ms on one core)
     const double work = 2.0 * double(active) * d * H;
-    const int shares = work < 1048576 ? 1 : R == 1 ? H : p.threads();
-    p.run(attnJob, &j, shares);
+    // as chunks (runChunks), one per thread: a worker that wakes late or lost its core leaves its part to
+    // the caller instead of holding the call (a decode row's heads split as before, prefill rows claimed in turn)
+    const int chunks = work < 1048576 ? 1 : R == 1 ? (H < p.threads() ? H : p.threads()) : p.threads();
+    p.runChunks(attnJob, &j, chunks);
   }
   int flagged = 0;
   for (size_t i = 0; i < Rs * Hs; i++) flagged += x.flag[i];

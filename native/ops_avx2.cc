@@ -478,6 +478,57 @@ bool rmsDotsRows(const float* x, int R, int F, const float* fn, int O, float eps
   return true;
 }
 
+namespace {
+// |x·fn_j| <= |x|·|fn_j| (Cauchy-Schwarz): |x|² and |fn_j|² are float64 sums of exact squares, each
+// within (F/4 + 2) 2^-53 of exact (4 lanes), so below 2^-37 relative for F <= 2^18 (the callers' limit; the
+// margin also covers the rounding of the multiplication by it)
+constexpr double kSumUp = 1 + 0x1p-36, kSqrtUp = 1 + 0x1p-52;  // sums; a square root's rounding
+}  // namespace
+
+double normBound(const float* x, int F) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+  for (int i = 0; i < F; i += 8) {
+    const __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), v1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+    a0 = _mm256_fmadd_pd(v0, v0, a0);
+    a1 = _mm256_fmadd_pd(v1, v1, a1);
+  }
+  return std::sqrt(hsum(_mm256_add_pd(a0, a1)) * kSumUp) * kSqrtUp;
+}
+
+bool rmsDotsOne(const float* x, int F, double nx, const float* fn, int j0, int j1, float rs, double* out) {
+  constexpr double up = kSumUp, sq = kSqrtUp;
+  for (int j = j0; j < j1; j += 4) {
+    // 4 outputs per pass over x: their dots and squared norms (exact products, float64 sums)
+    const int nj = j1 - j < 4 ? j1 - j : 4;
+    const float* f[4];
+    for (int r = 0; r < 4; r++) f[r] = fn + size_t(j + (r < nj ? r : 0)) * F;
+    __m256d s[4], q[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) s[r] = q[r] = _mm256_setzero_pd();
+    for (int i = 0; i < F; i += 4) {
+      const __m256d xv = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        const __m256d fv = _mm256_cvtps_pd(_mm_loadu_ps(f[r] + i));
+        s[r] = _mm256_fmadd_pd(xv, fv, s[r]);
+        q[r] = _mm256_fmadd_pd(fv, fv, q[r]);
+      }
+    }
+    for (int r = 0; r < nj; r++) {
+      const float* fr = f[r];
+      const double sum = hsum(s[r]), t = nx * (std::sqrt(hsum(q[r]) * up) * sq) * sq;
+      float dot;
+      if (t == 0 || !std::isfinite(sum) || !ops::settle(sum, t * (F + 2) * 0x1p-53 * 1.01, &dot)) {
+        double s2, t2;
+        dotF64(x, fr, F, &s2, &t2);
+        if (!ops::finishDot(x, fr, F, s2, t2, &dot)) return false;
+      }
+      out[j + r] = float(double(dot) * double(rs));
+    }
+  }
+  return true;
+}
+
 }  // namespace avx2
 }  // namespace ops
 }  // namespace dsv4

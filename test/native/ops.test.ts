@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { runTestFileInChild } from './child.js';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { actQuant } from '../../src/tensor/quant.js';
-import { rmsNorm } from '../../src/tensor/norm.js';
+import { rmsFactor, rmsNorm } from '../../src/tensor/norm.js';
+import { dotF32 } from '../../src/tensor/exact.js';
 import { roundBf16, f32ToBf16 } from '../../src/tensor/formats.js';
 import { hcHead, hcPost, hcPre, splitSinkhorn, type HcParams } from '../../src/model/hc.js';
 import { sparseAttnHead } from '../../src/model/attention.js';
@@ -123,6 +124,30 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
     }
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, flatComb.post, flatComb.comb, y), true);
     sameBits(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
+  }
+});
+
+test('hcMixes, one row (4 outputs per pass, Cauchy-Schwarz bound): == fl32(dotF32 * rmsFactor), ties and cancellations', { skip }, () => {
+  // 15 outputs (a partial group of 4) over 400 columns; 60 outputs over 8192 columns (split over the pool)
+  for (const [nOut, flat] of [[15, 400], [60, 8192]] as const) {
+    const x = new Float32Array(flat).map(() => bf(-10, 6));
+    const fn = new Float32Array(nOut * flat).map(() => Math.fround((rnd() * 2 - 1) * 0.05));
+    // output 1: large terms cancel exactly, the rest sums to 1 + 2^-24 (an fp32 tie): the bound cannot settle it
+    fn.fill(0, flat, 2 * flat);
+    [x[0], x[1], x[2], x[3]] = [2 ** 20, 2 ** 20, 1, 2 ** -24];
+    [fn[flat], fn[flat + 1], fn[flat + 2], fn[flat + 3]] = [1, -1, 1, 1];
+    // output 2: all zero (signed zeros: left to the reference); output 3: tiny against huge
+    fn.fill(0, 2 * flat, 3 * flat);
+    fn.fill(2 ** -60, 3 * flat, 4 * flat);
+    fn[3 * flat + 7] = 2 ** 40;
+    const rs = rmsFactor(x, 0, flat, 1e-6);
+    const want = new Float64Array(nOut).map((_, j) => Math.fround(dotF32(x, 0, fn, j * flat, flat) * rs));
+    const got = new Float64Array(nOut);
+    if (nk!.hcMixes!(x, 1, flat, fn, nOut, 1e-6, got)) sameBits(got, want, `mixes ${nOut}x${flat}`);
+    fn[2 * flat] = 1; // no zero output: decided natively
+    want[2] = Math.fround(dotF32(x, 0, fn, 2 * flat, flat) * rs);
+    assert.equal(nk!.hcMixes!(x, 1, flat, fn, nOut, 1e-6, got), true);
+    sameBits(got, want, `mixes ${nOut}x${flat}, no zero output`);
   }
 });
 
