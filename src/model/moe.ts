@@ -237,15 +237,15 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     let end = i;
     for (let n = 0; end < routed.length && (end === i || (n + routed[end]!.tok.length <= BATCH_ROWS && end - i < maxExperts)); end++) n += routed[end]!.tok.length;
     const part = routed.slice(i, end);
-    // the batch's gathered rows and routing weights, each in one buffer
+    // the batch's routing weights (and gathered rows) each in one buffer
     const nRows = part.reduce((n, { tok }) => n + tok.length, 0);
-    const xsAll = new Float32Array(nRows * dim);
+    let xsAll: Float32Array | undefined; // gathered rows, allocated when an expert needs them (not in decode)
     const rwAll = new Float32Array(nRows);
     let r0 = 0;
     const inputs: ExpertInput[] = part.map(({ e, tok, wts }) => {
       // an expert every row goes to (always in decode) reads x itself: its act_quant is shared (linears)
       const all = tok.length === rows && tok.every((r, j) => r === j);
-      const xs = all ? x : xsAll.subarray(r0 * dim, (r0 + tok.length) * dim);
+      const xs = all ? x : (xsAll ??= new Float32Array(nRows * dim)).subarray(r0 * dim, (r0 + tok.length) * dim);
       if (!all) tok.forEach((r, j) => xs.set(x.subarray(r * dim, r * dim + dim), j * dim));
       const rw = rwAll.subarray(r0, (r0 += tok.length));
       rw.set(wts);
