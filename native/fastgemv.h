@@ -14,13 +14,15 @@ namespace fastgemv {
 /** Activation rows at most (more go to the GEMM of fast_*.cc). */
 constexpr int kMaxRows = 15;
 
-/** One product y[R, n] = X . W[r0 .. r0+n)ᵀ of FP8 codes with 128x128 ue8m0 block scales. */
+enum class WeightKind { Fp8, Fp8AsBf16, Bf16 };
+
+/** One product y[R, n] = X . W[r0 .. r0+n)ᵀ: FP8 codes with 128x128 ue8m0 block scales, or BF16. */
 struct Job {
-  bool asBf16;      // the weight's value is bf16(code x scale) (wo_a, dense.ts), else code x scale
+  WeightKind kind;  // Fp8AsBf16: the weight's value is bf16(code x scale) (wo_a, dense.ts)
   const float* x;   // dequantized activations [R][K] (e4m3 code x 1x128 scale, or fp32 as given)
-  int R, K;         // K % 128 == 0
-  const uint8_t* w; // e4m3 codes [out][K], no NaN codes (0x7f/0xff)
-  const uint8_t* ws;
+  int R, K;         // FP8: K % 128 == 0, BF16: K % 32 == 0
+  const void* w;    // e4m3 codes [out][K] without NaN codes (0x7f/0xff), or BF16 words [out][K]
+  const uint8_t* ws;  // FP8 only
   int r0, n;
   float* y;         // [R][n]
 };
@@ -33,10 +35,10 @@ struct Job {
  */
 bool blockActs(const Job& j, int block, float* out);
 
-/** All jobs (FP8 kinds, at most kMaxRows activation rows) over the shared pool, under its call lock. */
+/** All jobs (FP8 kinds or BF16, at most kMaxRows activation rows) over the shared pool, under its call lock. */
 void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2);
 
-/** Outputs of rows [a, b) (relative to r0) of j, all activation rows; `scratch` holds R * K floats. */
+/** Outputs of rows [a, b) (relative to r0) of j, all activation rows; `scratch` holds R * K floats (FP8). */
 namespace avx2 {
 void rows(const Job& j, int a, int b, float* scratch);
 }

@@ -27,9 +27,9 @@ namespace avx2 {
 namespace {
 
 /** Dwords r[i][d] -> t[d][i] of 8 rows of 32 bytes. */
-inline void transpose8(const uint8_t* w, size_t K, __m256i t[8]) {
+inline void transpose8(const uint8_t* w, size_t stride, __m256i t[8]) {
   __m256i r[8], a[8];
-  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(i) * K));
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(i) * stride));
   for (int i = 0; i < 8; i += 2) {
     a[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
     a[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
@@ -47,48 +47,63 @@ inline void transpose8(const uint8_t* w, size_t K, __m256i t[8]) {
   }
 }
 
-/** Converts dword vector t (codes k..k+3 of 8 rows) into v[0..3]: fp32 value * 2^-120 each. */
-inline void convert4(__m256i t, __m256 v[4]) {
-  const __m256i mask = _mm256_set1_epi32(int(0x87f00000u));
-  const __m256i hi = _mm256_srai_epi16(t, 4), lo = _mm256_srai_epi16(_mm256_slli_epi16(t, 8), 4);
-  v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(lo, 16), mask));
-  v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(hi, 16), mask));
-  v[2] = _mm256_castsi256_ps(_mm256_and_si256(lo, mask));
-  v[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, mask));
-}
+/** FP8: a dword holds codes k..k+3; each becomes an fp32 of value * 2^-120. */
+struct Fp8Codec {
+  static constexpr int kPerDword = 4;
+  static inline void convert(__m256i t, __m256 v[4]) {
+    const __m256i mask = _mm256_set1_epi32(int(0x87f00000u));
+    const __m256i hi = _mm256_srai_epi16(t, 4), lo = _mm256_srai_epi16(_mm256_slli_epi16(t, 8), 4);
+    v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(lo, 16), mask));
+    v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(hi, 16), mask));
+    v[2] = _mm256_castsi256_ps(_mm256_and_si256(lo, mask));
+    v[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, mask));
+  }
+};
 
-/** The next strip's lines at this step into L2 (rows of a strip are K apart: the streams are short for small K). */
+/** BF16: a dword holds values k, k+1; each is the top half of its fp32. */
+struct Bf16Codec {
+  static constexpr int kPerDword = 2;
+  static inline void convert(__m256i t, __m256 v[2]) {
+    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(t, 16));
+    v[1] = _mm256_castsi256_ps(_mm256_and_si256(t, _mm256_set1_epi32(int(0xffff0000u))));
+  }
+};
+
+/** The next strip's lines at this step into L2 (rows of a strip are far apart: the streams are short for small K). */
 template <int G>
-inline void prefetchNext(const uint8_t* w, size_t K, size_t k) {
-  for (int i = 0; i < 8 * G; i++) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(8 * G + i) * K + k), _MM_HINT_T1);
+inline void prefetchNext(const uint8_t* w, size_t stride, size_t off) {
+  for (int i = 0; i < 8 * G; i++) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(8 * G + i) * stride + off), _MM_HINT_T1);
 }
 
 /**
- * G groups of 8 weight rows (rows K apart from w) times MT <= 2 activation rows x (K apart): acc[g][m]
- * lanes = outputs of rows 8g..8g+7, the codes converted in registers as they are used.
+ * G groups of 8 weight rows (rows `stride` bytes apart from w) times MT <= 2 activation rows x (K
+ * apart): acc[g][m] lanes = outputs of rows 8g..8g+7, the codes converted in registers as used.
+ * Steps of 64 bytes: a row's whole cache line (rows 4 KiB multiples apart share L1 sets).
  */
-template <int G, int MT>
-void stripDirect(const uint8_t* w, size_t K, const float* x, __m256 acc[G][MT]) {
+template <class C, int G, int MT>
+void stripDirect(const uint8_t* w, size_t stride, size_t K, const float* x, __m256 acc[G][MT]) {
+  constexpr int P = C::kPerDword;
   for (int g = 0; g < G; g++)
     for (int m = 0; m < MT; m++) acc[g][m] = _mm256_setzero_ps();
-  for (size_t k = 0; k < K; k += 64) {  // a row's whole cache line per step
-    prefetchNext<G>(w, K, k);
+  for (size_t k = 0; k < K; k += 16 * P) {
+    const size_t off = k * 4 / P;
+    prefetchNext<G>(w, stride, off);
     __m256i t[G][16];
     for (int g = 0; g < G; g++) {
-      transpose8(w + size_t(8 * g) * K + k, K, t[g]);
-      transpose8(w + size_t(8 * g) * K + k + 32, K, t[g] + 8);
+      transpose8(w + size_t(8 * g) * stride + off, stride, t[g]);
+      transpose8(w + size_t(8 * g) * stride + off + 32, stride, t[g] + 8);
     }
 #pragma GCC unroll 16
     for (int d = 0; d < 16; d++) {
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
-        __m256 v[4];
-        convert4(t[g][d], v);
+        __m256 v[P];
+        C::convert(t[g][d], v);
 #pragma GCC unroll 2
         for (int m = 0; m < MT; m++) {
-          const float* xm = x + size_t(m) * K + k + 4 * d;
+          const float* xm = x + size_t(m) * K + k + P * d;
 #pragma GCC unroll 4
-          for (int q = 0; q < 4; q++) acc[g][m] = _mm256_fmadd_ps(v[q], _mm256_broadcast_ss(xm + q), acc[g][m]);
+          for (int q = 0; q < P; q++) acc[g][m] = _mm256_fmadd_ps(v[q], _mm256_broadcast_ss(xm + q), acc[g][m]);
         }
       }
     }
@@ -110,17 +125,17 @@ inline void store(const __m256 acc[G][MT], float* y, size_t n, int valid) {
     }
 }
 
-/** MT rows of the converted step v[g][64] into acc (loaded from and stored to mem). */
-template <int G, int MT>
-inline void fmaStep(const __m256 (*v)[64], const float* x, size_t K, size_t k, __m256* mem) {
+/** MT rows of the converted step v[g][0 .. S) (k from k0) into acc (loaded from and stored to mem). */
+template <int G, int MT, int S>
+inline void fmaStep(const __m256 (*v)[64], const float* x, size_t K, size_t k0, __m256* mem) {
   __m256 acc[G][MT];
   for (int g = 0; g < G; g++)
     for (int m = 0; m < MT; m++) acc[g][m] = mem[g * MT + m];
 #pragma GCC unroll 8
-  for (int j = 0; j < 64; j++)
+  for (int j = 0; j < S; j++)
 #pragma GCC unroll 4
     for (int m = 0; m < MT; m++) {
-      const __m256 b = _mm256_broadcast_ss(x + size_t(m) * K + k + j);
+      const __m256 b = _mm256_broadcast_ss(x + size_t(m) * K + k0 + j);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) acc[g][m] = _mm256_fmadd_ps(v[g][j], b, acc[g][m]);
     }
@@ -132,22 +147,24 @@ inline void fmaStep(const __m256 (*v)[64], const float* x, size_t K, size_t k, _
  * G groups x R > 2 activation rows: each step's codes converted once into a buffer, then used by
  * the rows 2 at a time (their sums kept in memory between steps).
  */
-template <int G>
-void stripBuffered(const uint8_t* w, size_t K, const float* x, int R, float* y, size_t n, int valid) {
+template <class C, int G>
+void stripBuffered(const uint8_t* w, size_t stride, size_t K, const float* x, int R, float* y, size_t n, int valid) {
+  constexpr int P = C::kPerDword, S = 16 * P;
   alignas(32) __m256 v[G][64];
   alignas(32) __m256 acc[kMaxRows * G];
   for (int i = 0; i < R * G; i++) acc[i] = _mm256_setzero_ps();
-  for (size_t k = 0; k < K; k += 64) {
-    prefetchNext<G>(w, K, k);
+  for (size_t k = 0; k < K; k += S) {
+    const size_t off = k * 4 / P;
+    prefetchNext<G>(w, stride, off);
     for (int g = 0; g < G; g++)
       for (int h = 0; h < 2; h++) {
         __m256i t[8];
-        transpose8(w + size_t(8 * g) * K + k + 32 * h, K, t);
-        for (int d = 0; d < 8; d++) convert4(t[d], v[g] + 32 * h + 4 * d);
+        transpose8(w + size_t(8 * g) * stride + off + 32 * h, stride, t);
+        for (int d = 0; d < 8; d++) C::convert(t[d], v[g] + S / 2 * h + P * d);
       }
     int m = 0;
-    for (; m + 2 <= R; m += 2) fmaStep<G, 2>(v, x + size_t(m) * K, K, k, acc + m * G);
-    if (m < R) fmaStep<G, 1>(v, x + size_t(m) * K, K, k, acc + m * G);
+    for (; m + 2 <= R; m += 2) fmaStep<G, 2, S>(v, x + size_t(m) * K, K, k, acc + m * G);
+    if (m < R) fmaStep<G, 1, S>(v, x + size_t(m) * K, K, k, acc + m * G);
   }
   int m = 0;  // sums as fmaStep left them: row pairs [g][2], then a last row [g][1]
   for (; m + 2 <= R; m += 2) store<G, 2>(reinterpret_cast<const __m256(*)[2]>(acc + m * G), y + size_t(m) * n, n, valid);
@@ -155,40 +172,43 @@ void stripBuffered(const uint8_t* w, size_t K, const float* x, int R, float* y, 
 }
 
 /** G groups of rows from w, all R activation rows, outputs into y (first `valid`). */
-template <int G>
-void groups(const uint8_t* w, size_t K, const float* x, int R, float* y, size_t n, int valid) {
-  if (R > 2) return stripBuffered<G>(w, K, x, R, y, n, valid);
+template <class C, int G>
+void groups(const uint8_t* w, size_t stride, size_t K, const float* x, int R, float* y, size_t n, int valid) {
+  if (R > 2) return stripBuffered<C, G>(w, stride, K, x, R, y, n, valid);
   __m256 acc[G][2];
   if (R == 2) {
-    stripDirect<G, 2>(w, K, x, acc);
+    stripDirect<C, G, 2>(w, stride, K, x, acc);
     store<G, 2>(acc, y, n, valid);
   } else {
-    stripDirect<G, 1>(w, K, x, reinterpret_cast<__m256(*)[1]>(acc));
+    stripDirect<C, G, 1>(w, stride, K, x, reinterpret_cast<__m256(*)[1]>(acc));
     store<G, 1>(reinterpret_cast<__m256(*)[1]>(acc), y, n, valid);
+  }
+}
+
+/** Rows [c, end) of j's weight (bytes `stride` per row) with prepared activations x. */
+template <class C>
+void range(const Job& j, size_t stride, const float* x, int c, int end) {
+  const uint8_t* w = static_cast<const uint8_t*>(j.w);
+  const size_t K = size_t(j.K);
+  for (; c + 32 <= end; c += 32) groups<C, 4>(w + size_t(j.r0 + c) * stride, stride, K, x, j.R, j.y + c, size_t(j.n), 32);
+  for (; c + 8 <= end; c += 8) groups<C, 1>(w + size_t(j.r0 + c) * stride, stride, K, x, j.R, j.y + c, size_t(j.n), 8);
+  if (c < end) {  // fewer than 8 rows: a zero-padded copy
+    thread_local std::vector<uint8_t> pad;
+    pad.assign(8 * stride, 0);
+    std::memcpy(pad.data(), w + size_t(j.r0 + c) * stride, size_t(end - c) * stride);
+    groups<C, 1>(pad.data(), stride, K, x, j.R, j.y + c, size_t(j.n), end - c);
   }
 }
 
 }  // namespace
 
 void rows(const Job& j, int a, int b, float* scratch) {
-  const size_t K = size_t(j.K);
-  int c = a;
-  while (c < b) {
-    const int r = j.r0 + c, block = r >> 7, end = std::min(b, ((block + 1) << 7) - j.r0);  // within one 128-row block
-    if (!blockActs(j, block, scratch)) {
-      scalar::rows(j, c, end);
-      c = end;
-      continue;
-    }
-    for (; c + 32 <= end; c += 32) groups<4>(j.w + size_t(j.r0 + c) * K, K, scratch, j.R, j.y + c, size_t(j.n), 32);
-    for (; c + 8 <= end; c += 8) groups<1>(j.w + size_t(j.r0 + c) * K, K, scratch, j.R, j.y + c, size_t(j.n), 8);
-    if (c < end) {  // fewer than 8 rows: a zero-padded copy
-      thread_local std::vector<uint8_t> pad;
-      pad.assign(8 * K, 0);
-      std::memcpy(pad.data(), j.w + size_t(j.r0 + c) * K, size_t(end - c) * K);
-      groups<1>(pad.data(), K, scratch, j.R, j.y + c, size_t(j.n), end - c);
-      c = end;
-    }
+  if (j.kind == WeightKind::Bf16) return range<Bf16Codec>(j, size_t(j.K) * 2, j.x, a, b);  // values as they are
+  for (int c = a; c < b;) {
+    const int block = (j.r0 + c) >> 7, end = std::min(b, ((block + 1) << 7) - j.r0);  // within one 128-row block
+    if (blockActs(j, block, scratch)) range<Fp8Codec>(j, size_t(j.K), scratch, c, end);
+    else scalar::rows(j, c, end);
+    c = end;
   }
 }
 

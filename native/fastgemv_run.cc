@@ -89,7 +89,8 @@ void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs,
   double work = 0;
   for (const fast::Job& fj : jobs) {
     const fast::Act& a = *fj.act;
-    r.jobs.push_back(Job{fj.kind == fast::Kind::Fp8AsBf16, xs[size_t(fj.act - acts.data())], a.rows, a.K, static_cast<const uint8_t*>(fj.w), fj.ws,
+    const WeightKind kind = fj.kind == fast::Kind::Bf16 ? WeightKind::Bf16 : fj.kind == fast::Kind::Fp8AsBf16 ? WeightKind::Fp8AsBf16 : WeightKind::Fp8;
+    r.jobs.push_back(Job{kind, xs[size_t(fj.act - acts.data())], a.rows, a.K, fj.w, fj.ws,
                          fj.r0, fj.n, fj.y});
     work += double(fj.n) * a.K;
   }

@@ -18,7 +18,7 @@ bool blockActs(const Job& j, int block, float* out) {
   for (int kb = 0; kb < nkb; kb++) {
     const int b = j.ws[size_t(block) * nkb + kb];
     // the factor and its inverse normal fp32; as BF16 values, b >= 3 keeps code x 2^(b-127) exact in BF16
-    if (b > 133 || (j.asBf16 && b < 3)) return false;
+    if (b > 133 || (j.kind == WeightKind::Fp8AsBf16 && b < 3)) return false;
     const float f = pow2(b - 7), inv = pow2(7 - b);
     for (int m = 0; m < j.R; m++) {
       const float* x = j.x + size_t(m) * j.K + kb * 128;
@@ -41,7 +41,8 @@ void rows(const Job& j, int a, int b) {
   w.resize(size_t(j.K));
   fast::Act act{};
   act.K = j.K;
-  const fast::Job fj{j.asBf16 ? fast::Kind::Fp8AsBf16 : fast::Kind::Fp8, &act, j.w, j.ws, j.r0, j.n, j.y};
+  const fast::Kind kind = j.kind == WeightKind::Bf16 ? fast::Kind::Bf16 : j.kind == WeightKind::Fp8AsBf16 ? fast::Kind::Fp8AsBf16 : fast::Kind::Fp8;
+  const fast::Job fj{kind, &act, j.w, j.ws, j.r0, j.n, j.y};
   for (int c = a; c < b; c++) {
     fast::weightRow(fj, j.r0 + c, 0, j.K, w.data());
     for (int m = 0; m < j.R; m++) {

@@ -1,11 +1,11 @@
 // Kernels in fast numerics (`--numerics fast`, fast-products.ts): products with at least
-// FAST_MIN_ROWS activation rows (prefill, big batches), and FP8 products (FP8 weights, FP8 used as
-// BF16 values) from FAST_FP8_MIN_ROWS rows (decode batches of several sequences), run the fp32 fast
-// products; smaller ones (single-sequence decode) and every other operation stay exact. FP4 and
-// BF16 GEMVs are bound by memory and by weight conversion, which fp32 lanes barely change; prefill
-// GEMMs are bound by FMA width, which fp32 lanes double. FP8 with a few rows: the row-lane fp32
-// kernel (native/fastgemv_*.cc) converts each weight vector once for all rows, while the exact
-// kernels' cost grows with the rows; with 1-2 rows it does not beat the exact kernels (see below).
+// FAST_MIN_ROWS activation rows (prefill, big batches), and FP8 and BF16 products (FP8 weights, FP8
+// used as BF16 values, BF16 weights) from FAST_GEMV_MIN_ROWS rows (decode batches of several
+// sequences), run the fp32 fast products; smaller ones (single-sequence decode) and every other
+// operation stay exact. Prefill GEMMs are bound by FMA width, which fp32 lanes double. With a few
+// rows, the row-lane fp32 kernel (native/fastgemv_*.cc) converts each weight vector once for all
+// rows while the exact kernels' cost grows with the rows; with 1-2 rows it does not beat them (see
+// below), and FP4 experts (FP4 GEMV: conversion-bound) keep the exact kernels below FAST_MIN_ROWS.
 //
 // So in this mode a sequence's outputs depend on how its rows were batched (as in GPU
 // engines), which exact numerics never do.
@@ -21,12 +21,13 @@ import type { Bf16Weight, Fp8Weight, GemmJob, Kernels, Weight } from './kernels.
 export const FAST_MIN_ROWS = 16;
 
 /**
- * FP8 products take the fast products from this many rows: 1 thread, bench-2g shapes (wo_b, wq_b,
- * wq_a), same process alternating, the row-lane kernel ran 0.55-0.87x the exact GEMV at 1 row (the
- * exact one reads 2 rows in sequence; 32 rows at 4 KiB multiples apart share L1 sets) and 0.84-1.19x
- * at 2, but 1.3-1.9x the exact kernels at 3-8 rows and 1.35-1.5x at 15.
+ * FP8 and BF16 products take the fast products from this many rows. 1 thread, bench-2g shapes (wo_b,
+ * wq_b, wq_a), same process alternating: the row-lane kernel ran 0.55-0.93x the exact FP8 GEMV at 1
+ * row (the exact one streams 2 rows in sequence; the row-lane one reads 32 rows at once, which at 4 KiB
+ * multiples apart share L1 sets) and 0.84-1.19x at 2, but 1.2-1.9x the exact kernels at 3-8 rows and
+ * 1.35-1.5x at 15; BF16 (16384x2048) 0.43-0.56x at 1 row, 0.96-1.08x at 3, 1.1-1.5x at 4-8.
  */
-export const FAST_FP8_MIN_ROWS = 3;
+export const FAST_GEMV_MIN_ROWS = 3;
 
 export type Numerics = 'exact' | 'fast';
 
@@ -38,9 +39,9 @@ export function parseNumerics(v: string | undefined): Numerics {
   throw new Error(`numerics must be "exact" or "fast", not "${v}"`);
 }
 
-/** `base` with its products of >= minRows rows (FP8 weights: >= fp8MinRows) replaced by `fast`. */
-export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_MIN_ROWS, fp8MinRows = FAST_FP8_MIN_ROWS): Kernels {
-  const isFast = (rows: number, w: Weight): boolean => rows >= (w.kind === 'fp8' ? Math.min(fp8MinRows, minRows) : minRows);
+/** `base` with its products of >= minRows rows (FP8 and BF16 weights: >= gemvMinRows) replaced by `fast`. */
+export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_MIN_ROWS, gemvMinRows = FAST_GEMV_MIN_ROWS): Kernels {
+  const isFast = (rows: number, w: Weight): boolean => rows >= (w.kind === 'fp8' || w.kind === 'bf16' ? Math.min(gemvMinRows, minRows) : minRows);
   const exactDense = (x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void => {
     if (w.kind === 'fp8' && base.fp8AsBf16Gemm) base.fp8AsBf16Gemm(x, rows, w, r0, n, y);
     else if (w.kind === 'bf16' && base.bf16Gemm && r0 === 0 && n === w.out) base.bf16Gemm(x, rows, w, y);
@@ -59,7 +60,7 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
       (x.rows >= minRows ? fast : base).fp4Gemm(x, w, y);
     },
     bf16Gemm(x, rows, w, y) {
-      if (rows >= minRows) fast.denseGemm(x, rows, w, 0, w.out, y);
+      if (isFast(rows, w)) fast.denseGemm(x, rows, w, 0, w.out, y);
       else exactDense(x, rows, w, 0, w.out, y);
     },
     fp8AsBf16Gemm(x, rows, w, r0, n, y) {

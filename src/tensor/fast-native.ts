@@ -1,7 +1,8 @@
 // The native fast-numerics products (native/fast_*.cc): the semantics of fast-products.ts (operands
 // dequantized exactly to fp32, one sequential fp32 FMA chain per output) in a BLIS-style fp32 GEMM,
-// bit for bit. FP8 products of at most FEW_ROWS activation rows (decode) take the weight rows as
-// SIMD lanes instead (native/fastgemv_*.cc, same bits) when the weight has no NaN codes. Shapes the
+// bit for bit. FP8 and BF16 products of at most FEW_ROWS activation rows (decode batches) take the
+// weight rows as SIMD lanes instead (native/fastgemv_*.cc, same bits): FP8 weights without NaN codes,
+// BF16 ones with K % 32 == 0. Shapes the
 // native kernels do not take (FP8/FP4 K not a multiple of 128) go to the TypeScript reference, which
 // gives the same bits slowly.
 import { referenceFastProducts, type FastProducts } from './fast-products.js';
@@ -32,7 +33,7 @@ function checkDense(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0
 /** Whether the native kernel takes this weight (FP8 blocks and FP4 scales need K % 128 == 0). */
 const nativeK = (w: { kind: string; inF: number }): boolean => w.kind === 'bf16' || w.inF % 128 === 0;
 
-/** Activation rows the few-row FP8 kernels (fastGemv) take at most. */
+/** Activation rows the few-row kernels (fastGemv) take at most. */
 export const FEW_ROWS = 15;
 
 /** The native fast products, or null when the addon lacks them. */
@@ -42,7 +43,7 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
   const few = addon.fastGemv?.bind(addon);
   /** Whether fastGemv takes this product (else fastBatch, same bits). */
   const byRows = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean =>
-    few !== undefined && rows <= FEW_ROWS && w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w);
+    few !== undefined && rows <= FEW_ROWS && (w.kind === 'bf16' ? w.inF % 32 === 0 : w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w));
   const batch = (acts: unknown[], flat: unknown[], rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): void =>
     (byRows(rows, w) ? few! : many)(acts, flat);
   const quantized = (x: QuantizedActivations, w: Fp8Weight | Fp4Weight, y: Float32Array): void => {

@@ -1,8 +1,8 @@
-// The few-row fast FP8 products (native/fastgemv_*.cc, the addon's fastGemv) give the bits of
+// The few-row fast FP8 and BF16 products (native/fastgemv_*.cc, the addon's fastGemv) give the bits of
 // referenceFastProducts (fast-products.ts): 1..15 activation rows (in registers for 1-2, through the
 // converted-step buffer beyond), outputs not a multiple of the 8-row groups or 32-row strips, row
 // ranges across 128-row scale blocks, several K, subnormal and maximal codes, FP8 weights and FP8 used
-// as BF16 values, and the blocks the row-lane form cannot take exactly (scales beyond 2^6, BF16
+// as BF16 values, BF16 weights (Inf/NaN/subnormal values included), and the blocks the row-lane form cannot take exactly (scales beyond 2^6, BF16
 // rounding of tiny weights, activations whose prepared copy would overflow or lose bits, NaN
 // activation codes), which take the portable path; then on the portable kernels and other thread
 // counts (child processes).
@@ -12,7 +12,7 @@ import { runTestFileInChild } from './child.js';
 import { loadNative } from '../../src/tensor/native.js';
 import { FEW_ROWS, nativeFastProducts } from '../../src/tensor/fast-native.js';
 import { referenceFastProducts as ref } from '../../src/tensor/fast-products.js';
-import type { Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+import type { Bf16Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
 import { xorshift } from './rng.js';
 
 const { addon, reason } = loadNative();
@@ -63,10 +63,24 @@ function f32Acts(rows: number, cols: number, extreme = false): Float32Array {
 
 const outOf = (n: number) => new Float32Array(n).fill(12345);
 
-/** fastGemv directly (an FP8 job: kind 0; FP8 as BF16 values: kind 3). */
-function gemv(x: QuantizedActivations | { x: Float32Array; rows: number }, w: Fp8Weight, r0: number, n: number, y: Float32Array): void {
+/** BF16 bits: normal values of mixed magnitude, zeros and subnormals, with `extreme` Inf/NaN/max. */
+function bf16Weight(out: number, inF: number, extreme = false): Bf16Weight {
+  return {
+    kind: 'bf16', out, inF,
+    data: new Uint16Array(out * inF).map(() => {
+      const r = rnd();
+      const sign = rnd() < 0.5 ? 0x8000 : 0;
+      if (r < 0.05) return sign | randInt(0x80);
+      if (extreme && r < 0.07) return sign | pick([0x7f80, 0x7fc0, 0x7f7f]);
+      return sign | ((100 + randInt(56)) << 7) | randInt(0x80);
+    }),
+  };
+}
+
+/** fastGemv directly (an FP8 job: kind 0; BF16: kind 2; FP8 as BF16 values: kind 3). */
+function gemv(x: QuantizedActivations | { x: Float32Array; rows: number }, w: Fp8Weight | Bf16Weight, r0: number, n: number, y: Float32Array): void {
   const act = 'q' in x ? [x.q, x.scale, x.rows, x.cols] : [x.x, new Float32Array(0), x.rows, w.inF];
-  addon!.fastGemv!(act, [0, 'q' in x ? 0 : 3, w.data, w.scale, r0, n, y]);
+  addon!.fastGemv!(act, [0, 'q' in x ? 0 : w.kind === 'bf16' ? 2 : 3, w.data, w.kind === 'bf16' ? new Uint8Array(0) : w.scale, r0, n, y]);
 }
 
 function checkFp8(rows: number, out: number, K: number, extreme = false): void {
@@ -79,14 +93,14 @@ function checkFp8(rows: number, out: number, K: number, extreme = false): void {
   expectSame(got, want, `fp8 ${rows}x${out}x${K}${extreme ? ' extreme' : ''}`);
 }
 
-function checkDense(rows: number, out: number, K: number, r0: number, n: number, extreme = false): void {
+function checkDense(rows: number, out: number, K: number, r0: number, n: number, extreme = false, bf16 = false): void {
   const x = f32Acts(rows, K, extreme);
-  const w = fp8Weight(out, K, extreme);
+  const w = bf16 ? bf16Weight(out, K, extreme) : fp8Weight(out, K, extreme);
   const got = outOf(rows * n);
   const want = outOf(rows * n);
   gemv({ x, rows }, w, r0, n, got);
   ref.denseGemm(x, rows, w, r0, n, want);
-  expectSame(got, want, `fp8 as bf16 ${rows}x[${r0}, ${r0 + n})x${K}${extreme ? ' extreme' : ''}`);
+  expectSame(got, want, `${bf16 ? 'bf16' : 'fp8 as bf16'} ${rows}x[${r0}, ${r0 + n})x${K}${extreme ? ' extreme' : ''}`);
 }
 
 test('fastGemv fp8: rows 1..15, outputs around the 8-row groups and 32-row strips, several K', { skip }, () => {
@@ -100,6 +114,13 @@ test('fastGemv fp8: rows 1..15, outputs around the 8-row groups and 32-row strip
 test('fastGemv fp8 as BF16 values: row ranges across scale blocks', { skip }, () => {
   for (const rows of [1, 2, 3, 6, 15]) checkDense(rows, 400, pick([128, 512]), randInt(200), 1 + randInt(199));
   checkDense(4, 256, 256, 120, 17); // 8 rows of block 0, 9 of block 1
+});
+
+test('fastGemv bf16: rows 1..15, K a multiple of 32, row ranges, Inf/NaN/subnormal values', { skip }, () => {
+  for (let rows = 1; rows <= FEW_ROWS; rows++) checkDense(rows, 80, pick([32, 64, 96, 2048]), randInt(20), 1 + randInt(60), false, true);
+  for (const rows of [1, 2, 5]) checkDense(rows, 45, 160, 0, 45, true, true);
+  checkDense(3, 40, 4096, 3, 37, false, true); // rows 8 KiB apart
+  assert.throws(() => gemv({ x: f32Acts(1, 48), rows: 1 }, bf16Weight(8, 48), 0, 8, outOf(8)), /bad argument/); // K % 32 != 0
 });
 
 test('fastGemv: blocks it cannot take exactly take the portable path (extreme scales and values, NaN activations)', { skip }, () => {
@@ -118,7 +139,7 @@ test('fastGemv: blocks it cannot take exactly take the portable path (extreme sc
   expectSame(got, want, 'fp8 as bf16, tiny scales');
 });
 
-test('fast products route FP8 products of up to FEW_ROWS rows through fastGemv, NaN weight codes to fastBatch', { skip }, () => {
+test('fast products route FP8 and BF16 products of up to FEW_ROWS rows through fastGemv, NaN weight codes and BF16 K % 32 != 0 to fastBatch', { skip }, () => {
   const fast = nativeFastProducts(addon!)!;
   const calls = { gemv: 0, batch: 0 };
   const counting = nativeFastProducts({
@@ -153,6 +174,17 @@ test('fast products route FP8 products of up to FEW_ROWS rows through fastGemv, 
     ref.fp8Gemm(j.x, j.w, want);
     expectSame(j.y, want, `batch job ${j.x.rows}x${j.w.out}`);
   }
+  // BF16: K % 32 == 0 through fastGemv, other K through fastBatch
+  for (const K of [64, 48]) {
+    const w = bf16Weight(20, K);
+    const xf = f32Acts(3, K);
+    const got = outOf(60);
+    const want = outOf(60);
+    counting.denseGemm(xf, 3, w, 0, 20, got);
+    ref.denseGemm(xf, 3, w, 0, 20, want);
+    expectSame(got, want, `bf16 K ${K}`);
+  }
+  assert.deepEqual(calls, { gemv: 3, batch: 3 });
   assert.ok(fast.name.length > 0);
 });
 

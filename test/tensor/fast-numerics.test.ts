@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fma32 } from '../../src/tensor/exact.js';
 import { fmaF32, referenceFastProducts, fp8WeightRow, fp4WeightRow, dequantActivations } from '../../src/tensor/fast-products.js';
-import { FAST_FP8_MIN_ROWS, FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
+import { FAST_GEMV_MIN_ROWS, FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { exactDenseRows } from '../../src/tensor/dense.js';
 import { verifyGolden, summarize, relativeDrift, FAST_DRIFT_LIMIT } from '../../src/model/golden.js';
@@ -107,16 +107,16 @@ test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exa
   assertWithinBound(fb, eb, magnitudes(xf, rows, K, wrow, out), K, 'bf16');
 });
 
-test('withFastProducts: FP8 from FAST_FP8_MIN_ROWS rows, other kinds from FAST_MIN_ROWS take the fast products, fewer stay exact', () => {
+test('withFastProducts: FP8 and BF16 from FAST_GEMV_MIN_ROWS rows, FP4 from FAST_MIN_ROWS take the fast products, fewer stay exact', () => {
   const k = withFastProducts(referenceKernels, referenceFastProducts);
   assert.equal(k.numerics, 'fast');
   const K = 256;
   const w8 = fp8Weight(24, K);
   const w4 = fp4Weight(24, K);
-  for (const rows of [1, FAST_FP8_MIN_ROWS - 1, FAST_FP8_MIN_ROWS, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
+  for (const rows of [1, FAST_GEMV_MIN_ROWS - 1, FAST_GEMV_MIN_ROWS, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
     const x = activations(rows, K);
     for (const w of [w8, w4]) {
-      const min = w.kind === 'fp8' ? FAST_FP8_MIN_ROWS : FAST_MIN_ROWS;
+      const min = w.kind === 'fp8' ? FAST_GEMV_MIN_ROWS : FAST_MIN_ROWS;
       const got = new Float32Array(rows * 24);
       const want = new Float32Array(rows * 24);
       const kinds = rows < min ? referenceKernels : referenceFastProducts;
@@ -133,6 +133,14 @@ test('withFastProducts: FP8 from FAST_FP8_MIN_ROWS rows, other kinds from FAST_M
       k.gemmBatch!([{ x, w, y: viaBatch }]);
       assert.deepEqual(viaBatch, want, `${w.kind} gemmBatch rows ${rows}`);
     }
+    const wb = bf16Weight(24, K);
+    const xf = Float32Array.from({ length: rows * K }, () => rnd() - 0.5);
+    const got = new Float32Array(rows * 24);
+    const want = new Float32Array(rows * 24);
+    k.bf16Gemm!(xf, rows, wb, got);
+    if (rows < FAST_GEMV_MIN_ROWS) want.set(exactDenseRows(xf, rows, wb));
+    else referenceFastProducts.denseGemm(xf, rows, wb, 0, 24, want);
+    assert.deepEqual(got, want, `bf16 rows ${rows}`);
   }
   assert.equal(parseNumerics(undefined), 'exact');
   assert.equal(parseNumerics('FAST'), 'fast');
