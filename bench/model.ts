@@ -3,7 +3,7 @@
 // bench-2g), decode weight traffic over the measured bandwidth, and decode
 // tokens/s against context length on a small config. Prefill and decode (one sequence, and
 // BATCH_SEQS sequences per step) also run in fast numerics (`--numerics fast`: fp32 products for >= 16
-// rows, FP8 ones from 3), reported beside the exact default. Checkpoints are written once into
+// rows, FP8/BF16 ones from 3), reported beside the exact default. Checkpoints are written once into
 // .dsv4/bench/ (gitignored) and reused.
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
@@ -166,7 +166,7 @@ export async function benchModels(
     if (f) {
       rows.push({
         section, name: `decode, ${BATCH_SEQS} sequences per step, fast numerics`, value: f.batchTokS, unit: 'tok/s',
-        note: `${(f.batchTokS / r.batchTokS).toFixed(2)}x exact (${BATCH_SEQS}-row FP8 products in fp32 lanes; not bit-exact)`,
+        note: `${(f.batchTokS / r.batchTokS).toFixed(2)}x exact (${BATCH_SEQS}-row FP8/BF16 products in fp32 lanes; not bit-exact)`,
       });
     }
   }
