@@ -25,7 +25,7 @@ export const FAST_MIN_ROWS = 16;
  * wq_b, wq_a), same process alternating: the row-lane kernel ran 0.55-0.93x the exact FP8 GEMV at 1
  * row (the exact one streams 2 rows in sequence; the row-lane one reads 32 rows at once, which at 4 KiB
  * multiples apart share L1 sets) and 0.84-1.19x at 2, but 1.2-1.9x the exact kernels at 3-8 rows and
- * 1.35-1.5x at 15; BF16 (16384x2048) 0.43-0.56x at 1 row, 0.96-1.08x at 3, 1.1-1.5x at 4-8.
+ * 1.35-1.5x at 15; BF16 (16384x2048) 0.43-0.56x at 1 row, 0.96-1.08x at 3, 1.5-2.0x at 4-8.
  */
 export const FAST_GEMV_MIN_ROWS = 3;
 

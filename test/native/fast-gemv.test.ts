@@ -107,7 +107,8 @@ test('fastGemv fp8: rows 1..15, outputs around the 8-row groups and 32-row strip
   for (let rows = 1; rows <= FEW_ROWS; rows++) checkFp8(rows, pick([1, 7, 8, 9, 31, 33, 45, 64]), pick([128, 256, 384, 1024]));
   checkFp8(1, 300, 512); // three scale blocks, a 44-row remainder
   checkFp8(2, 129, 2048);
-  checkFp8(5, 70, 4096); // rows 4 KiB multiples apart
+  checkFp8(5, 70, 4096); // rows 4 KiB multiples apart: 8 rows at a time, activation rows 4 + 1
+  checkFp8(15, 45, 4096); // 4 + 4 + 4 + 2 + 1
   assert.throws(() => gemv(acts(16, 128), fp8Weight(8, 128), 0, 8, outOf(16 * 8)), /bad argument/);
 });
 
@@ -120,6 +121,7 @@ test('fastGemv bf16: rows 1..15, K a multiple of 32, row ranges, Inf/NaN/subnorm
   for (let rows = 1; rows <= FEW_ROWS; rows++) checkDense(rows, 80, pick([32, 64, 96, 2048]), randInt(20), 1 + randInt(60), false, true);
   for (const rows of [1, 2, 5]) checkDense(rows, 45, 160, 0, 45, true, true);
   checkDense(3, 40, 4096, 3, 37, false, true); // rows 8 KiB apart
+  checkDense(6, 70, 2048, 3, 60, false, true); // rows 4 KiB apart, 8 at a time, activation rows 4 + 2
   assert.throws(() => gemv({ x: f32Acts(1, 48), rows: 1 }, bf16Weight(8, 48), 0, 8, outOf(8)), /bad argument/); // K % 32 != 0
 });
 
