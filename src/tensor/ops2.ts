@@ -66,6 +66,8 @@ let flagBuf = new Uint8Array(64);
 /** headReference on all heads of x [rows, H, d], through the kernels' heads when present (same bits). */
 export function headsWith(k: RowOps, x: Float32Array, rows: number, H: number, d: number, rd: number, mode: HeadMode, table: RopeTable,
   positions: Int32Array, eps = 0): void {
+  // The rotated width is the table's (applyRope); the native kernel takes rd: they must agree.
+  if (rd !== table.dim) throw new RangeError(`heads: rope width ${rd} != the rope table's ${table.dim}`);
   const n = rows * H;
   if (n === 0) return;
   if (k.heads) {

@@ -224,6 +224,11 @@ test('heads: without native heads, headsWith is the reference', () => {
   sameBits(got, reference(x, 1, 2, 128, 64, HeadMode.ROPE_HADAMARD_FP4, table, pos, 0), 'ts');
 });
 
+test('heads: a rope width other than the table\'s is refused (native and TypeScript would rotate different widths)', () => {
+  const x = new Float32Array(128);
+  assert.throws(() => headsWith({} as RowOps, x, 1, 1, 128, 32, HeadMode.ROPE, table, Int32Array.of(0)), /rope width 32 != the rope table's 64/);
+});
+
 test('ops2: the same bits with the portable kernels and with 1 or 3 threads', { skip: skip || !!process.env.DSV4_TEST_CHILD }, () => {
   for (const env of [{ DSV4_NO_AVX2: '1' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }]) runTestFileInChild(import.meta.url, env, 8);
 });
