@@ -286,9 +286,9 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
         for (int i = 0; i < rt; i++) xr[i] = p.xp.data() + size_t(m + i - m0) * K;
         double s[3], t[3];
         if (rt == 3) dotTile<KIND, 3, 2, false>(c, wr, K, h, xr, s, t);
-        else if (rt == 2) dotTile<KIND, 2, 2, false>(c, wr, K, h, xr, s, t);
+        else if (rt == 2) dotTile<KIND, 2, 4, false>(c, wr, K, h, xr, s, t);
         else dotTile<KIND, 1, 4, false>(c, wr, K, h, xr, s, t);
-        const int D = depth(K, h, rt == 1 ? 4 : 2);
+        const int D = depth(K, h, rt == 3 ? 2 : 4);
         for (int i = 0; i < rt; i++, m++) {
           const size_t o = size_t(m) * a.n + j;
           float* y = a.y + o;
@@ -556,8 +556,10 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 // outputs at a time in vector form (settleF32's test); the rest goes the per-element way.
 
 // activation rows from which the tiled GEMM runs (FP8: below, the GEMV in passes of up to 3 rows;
-// 1 thread, 1024x1024: 2.3-2.9x the 16-code GEMV at 2-3 rows, ahead of the tiles up to ~10 rows)
-constexpr int kGemmRowsBf16 = 2, kGemmRowsFp8 = 8;
+// 1 thread, 1024x1024: 2.3-2.9x the 16-code GEMV at 2-3 rows, ahead of the tiles up to ~10 rows;
+// BF16: 2 rows run rowsKind's GEMV, 8 accumulator chains: the bench-2g head 129280x2048 from memory,
+// 2 threads, same process alternating, 1.26-1.29x the tiles; at 3 rows the two are even)
+constexpr int kGemmRowsBf16 = 3, kGemmRowsFp8 = 8;
 constexpr int kPanel = 8;       // weight rows per converted panel
 constexpr int kSliceV = 64;     // vectors of 4 per L1 slice (256 elements: the panel's slice is 16 KB)
 constexpr int kChunkRows = 96;  // activation rows prepared per chunk
