@@ -49,7 +49,7 @@ describe('chat completions (openai client)', () => {
   });
 
   it('thinks by default on deepseek-v4-flash: reasoning_content and reasoning_tokens', async () => {
-    const r = await chat({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3 });
+    const r = await chat({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, seed: 1 });
     const msg = r.choices[0]!.message as unknown as Loose;
     assert.equal(typeof msg.reasoning_content, 'string');
     assert.equal(r.choices[0]!.finish_reason, 'length');
@@ -216,7 +216,7 @@ describe('chat completions (openai client)', () => {
 
 describe('raw SSE bytes (chat)', () => {
   it('frames every chunk as `data: <json>\\n\\n`, usage:null until the final chunk, then [DONE]', async () => {
-    const body = { model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, stream: true, stream_options: { include_usage: true } };
+    const body = { model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, seed: 2, stream: true, stream_options: { include_usage: true } };
     const res = await post(`${server.url}/chat/completions`, body);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type')!, /^text\/event-stream/);
@@ -245,7 +245,7 @@ describe('raw SSE bytes (chat)', () => {
   });
 
   it('FIM streams text_completion chunks, usage on the last one, then [DONE]', async () => {
-    const res = await post(`${server.url}/beta/completions`, { model: 'deepseek-v4-flash', prompt: 'def f(', suffix: ')', max_tokens: 2, stream: true });
+    const res = await post(`${server.url}/beta/completions`, { model: 'deepseek-v4-flash', prompt: 'def f(', suffix: ')', max_tokens: 2, seed: 3, stream: true });
     assert.equal(res.status, 200);
     assert.ok(res.text.endsWith('data: [DONE]\n\n'));
     const data = parseSse(res.text).events.filter((e) => e.data.startsWith('{')).map((e) => JSON.parse(e.data) as Loose);
