@@ -171,7 +171,7 @@ export function planChat(cfg: ServerConfig, codec: ChatCodec, req: ChatRequest):
     frequencyPenalty: thinking ? 0 : (req.frequencyPenalty ?? 0),
     presencePenalty: thinking ? 0 : (req.presencePenalty ?? 0),
     maxTokens,
-    seed: req.seed,
+    seed: req.seed ?? cfg.defaultSeed,
     stop: req.stop,
     stopAtEos: true,
     logprobs: req.logprobs,

@@ -40,6 +40,8 @@ export interface ServerConfig {
   keepAliveMs: number;
   /** Close a request that has not started within this, ms (§11.3: 10 min). */
   queueTimeoutMs: number;
+  /** Sampler seed of requests that send none (undefined: a fresh random one each); `seed` overrides it. */
+  defaultSeed?: number;
   /** Largest accepted body, bytes. */
   maxBodyBytes: number;
   /** Report cache hits rounded down to this many tokens (§9.2 [INFER] 128; 1 = exact). */

@@ -35,7 +35,7 @@ export async function handleFim(ctx: RunContext & { reader: Reader }): Promise<v
     frequencyPenalty: frequencyPenalty ?? 0,
     presencePenalty: presencePenalty ?? 0,
     maxTokens: Math.min(maxTokens ?? cfg.fimMaxTokens, room),
-    seed,
+    seed: seed ?? cfg.defaultSeed,
     stop,
     stopAtEos: true,
     logprobs: logprobs !== undefined,

@@ -19,7 +19,8 @@ export async function startTestServer(
 ): Promise<ServingModel> {
   return serveModel({
     modelDir: await testModelDir(),
-    config: { port: 0, apiKeys: [TEST_KEY], cacheHitGranularity: 1, keepAliveMs: 50, ...config },
+    // defaultSeed: the random model's sampled output is the same every run (a test never fails by chance)
+    config: { port: 0, apiKeys: [TEST_KEY], cacheHitGranularity: 1, keepAliveMs: 50, defaultSeed: 20261124, ...config },
     engine: { maxSeqLen: 4096, ...engine },
     web: false,
   });

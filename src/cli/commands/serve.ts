@@ -25,6 +25,7 @@ interface ServeOptions {
   maxQueued?: number;
   keepAlive?: number;
   queueTimeout?: number;
+  seed?: number;
   maxBody?: number;
   cacheHitGranularity?: number;
   price: string[];
@@ -100,6 +101,7 @@ export function register(program: Command): void {
     .option('--max-queued <n>', 'generations waiting for the engine before 503', int)
     .option('--keep-alive <ms>', 'keep-alive interval while a request is queued (ms)', int)
     .option('--queue-timeout <ms>', 'close requests not started within this (ms)', int)
+    .option('--seed <n>', 'sampler seed of requests that send none (default: random per request)', int)
     .option('--max-body <size>', 'largest accepted request body, e.g. 32M', sizeArg)
     .option('--cache-hit-granularity <n>', 'report cache hits rounded down to this many tokens (1 = exact)', int)
     .option('--price <spec>', 'price MODEL=HIT,MISS,OUTPUT in USD per 1M tokens (repeatable)', collect, [])
@@ -134,6 +136,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   set('maxQueued', opts.maxQueued);
   set('keepAliveMs', opts.keepAlive);
   set('queueTimeoutMs', opts.queueTimeout);
+  set('defaultSeed', opts.seed);
   set('maxBodyBytes', opts.maxBody);
   set('cacheHitGranularity', opts.cacheHitGranularity);
   set('initialBalance', opts.balance);
