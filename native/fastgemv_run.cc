@@ -44,16 +44,6 @@ void pieceFn(void* ctx, int i, int) {
   scalar::rows(j, p.a, p.b);
 }
 
-/** e4m3 values (NaN codes NaN), from fast.h's e4m3. */
-const float* e4m3Table() {
-  static const std::vector<float> t = [] {
-    std::vector<float> v(256);
-    for (int c = 0; c < 256; c++) v[size_t(c)] = fast::e4m3(uint8_t(c));
-    return v;
-  }();
-  return t.data();
-}
-
 }  // namespace
 
 void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2) {
@@ -65,7 +55,6 @@ void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs,
   for (const fast::Act& a : acts) total += a.quant ? size_t(a.rows) * a.K : 0;
   deq.resize(total);
   std::vector<const float*> xs;
-  const float* tbl = e4m3Table();
   size_t off = 0;
   for (const fast::Act& a : acts) {
     if (!a.quant) {
@@ -73,14 +62,8 @@ void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs,
       continue;
     }
     float* o = deq.data() + off;
-    const uint8_t* q = static_cast<const uint8_t*>(a.x);
-    const size_t nkb = size_t(a.K) / 128;
-    for (size_t m = 0; m < size_t(a.rows); m++)
-      for (size_t kb = 0; kb < nkb; kb++) {
-        const float s = a.xs[m * nkb + kb];
-        const size_t base = m * a.K + kb * 128;
-        for (size_t i = 0; i < 128; i++) o[base + i] = tbl[q[base + i]] * s;
-      }
+    for (int m = 0; m < a.rows; m++)
+      for (int k = 0; k < a.K; k++) o[size_t(m) * a.K + k] = fast::actValue(a, m, k);
     xs.push_back(o);
     off += size_t(a.rows) * a.K;
   }

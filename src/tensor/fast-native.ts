@@ -2,9 +2,8 @@
 // dequantized exactly to fp32, one sequential fp32 FMA chain per output) in a BLIS-style fp32 GEMM,
 // bit for bit. FP8 and BF16 products of at most FEW_ROWS activation rows (decode batches) take the
 // weight rows as SIMD lanes instead (native/fastgemv_*.cc, same bits): FP8 weights without NaN codes,
-// BF16 ones with K % 32 == 0. Shapes the
-// native kernels do not take (FP8/FP4 K not a multiple of 128) go to the TypeScript reference, which
-// gives the same bits slowly.
+// BF16 ones with K % 32 == 0. Shapes the native kernels do not take (FP8/FP4 K not a multiple of 128)
+// go to the TypeScript reference, which gives the same bits slowly.
 import { referenceFastProducts, type FastProducts } from './fast-products.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
 import { fp8Usable, type NativeAddon } from './native.js';

@@ -69,7 +69,7 @@ export interface NativeAddon {
    * [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws, r0, n, y]. Absent in addons built before it.
    */
   fastBatch?(acts: unknown[], jobs: unknown[]): void;
-  /** fastBatch's arguments for FP8 kinds without NaN codes and at most 15 activation rows (native/fastgemv_*.cc). */
+  /** fastBatch's arguments for FP8 kinds without NaN codes or BF16 (K % 32 == 0), at most 15 activation rows (native/fastgemv_*.cc). */
   fastGemv?(acts: unknown[], jobs: unknown[]): void;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
