@@ -310,10 +310,15 @@ export class Dsv4Model implements ModelRunner {
   private logitsOf(X: Float32Array, rows: number, offsets: number[], lens: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace): Float32Array[] {
     const { dim, hcMult: hc, normEps, hcEps } = this.args;
     if (trace?.final) trace.final(hcHead(X, rows, hc, dim, hcp, normEps, hcEps, this.kernels));
-    return offsets.map((o, i) => {
-      const last = o + lens[i]! - 1;
-      const y = hcHead(X.subarray(last * hc * dim, (last + 1) * hc * dim), 1, hc, dim, hcp, normEps, hcEps, this.kernels);
-      return denseLinear(this.kernels, rmsNormWith(this.kernels, y, 1, dim, norm, normEps), 1, this.head);
-    });
+    // every segment's last row through one head product: a decode step of n sequences reads the head once
+    // (canonical rounding makes each row's logits the same as alone)
+    const n = offsets.length;
+    const flat = hc * dim;
+    const last = n === 1 ? X.subarray((offsets[0]! + lens[0]! - 1) * flat, (offsets[0]! + lens[0]!) * flat) : new Float32Array(n * flat);
+    if (n > 1) offsets.forEach((o, i) => last.set(X.subarray((o + lens[i]! - 1) * flat, (o + lens[i]!) * flat), i * flat));
+    const y = hcHead(last, n, hc, dim, hcp, normEps, hcEps, this.kernels);
+    const logits = denseLinear(this.kernels, rmsNormWith(this.kernels, y, n, dim, norm, normEps), n, this.head);
+    const V = this.head.out;
+    return n === 1 ? [logits] : offsets.map((_, i) => logits.slice(i * V, (i + 1) * V));
   }
 }

@@ -72,6 +72,12 @@ test('tiny-b: batched forward equals running each sequence alone; clone, seriali
   const mixed = m.forward([{ state: sa, tokens: t.subarray(58, 59) }, { state: sc, tokens: t.subarray(5, 30) }]);
   sameBits(mixed[0]!, m.forward([{ state: alone[0]!.state, tokens: t.subarray(58, 59) }])[0]!, 'decode row in a mixed batch');
   sameBits(mixed[1]!, prefill(m, t.subarray(5, 30)).logits, 'prefill row in a mixed batch');
+  // a decode step of 4 sequences: their last rows share one head product (4 rows), each as alone
+  const starts = [0, 7, 31, 64];
+  const runs = starts.map((s0) => prefill(m, t.subarray(s0, s0 + 9)));
+  const solo = runs.map((r, i) => m.forward([{ state: r.state.clone(), tokens: t.subarray(starts[i]! + 9, starts[i]! + 10) }])[0]!);
+  const step = m.forward(runs.map((r, i) => ({ state: r.state, tokens: t.subarray(starts[i]! + 9, starts[i]! + 10) })));
+  step.forEach((l, i) => sameBits(l, solo[i]!, `sequence ${i} of a 4-sequence decode step`));
 
   // clone and serialize/restore continue exactly like the original
   const next = t.subarray(90, 92);
