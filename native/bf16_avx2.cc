@@ -243,20 +243,20 @@ void prepMax(const DenseArgs& a, Prep& p) {
   for (int m = 0; m < a.rows; m++) blockMax(a.x + size_t(m) * K, K, p.mx.data() + size_t(m) * nb);
 }
 
+/** Elements of the scalar head that aligns the vector loads (32 bytes bf16, 16 bytes fp8) when every row
+ *  starts at the same alignment (else 0); a load split over two cache lines costs about double. */
 template <DenseKind KIND>
-void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
-  static const Consts c;
-  const int K = a.K, nb = (K + 127) / 128;
+int alignHead(const DenseArgs& a) {
   constexpr int EB = KIND == DenseKind::Bf16 ? 2 : 1;
-  const double R = resultScale(KIND);
-  const uint8_t* W = static_cast<const uint8_t*>(a.w);
-  // a scalar head of h elements aligns the vector loads (32 bytes bf16, 16 bytes fp8) when every row
-  // starts at the same alignment; a load split over two cache lines costs about double
   constexpr size_t AL = KIND == DenseKind::Bf16 ? 32 : 16;
-  const size_t mis = reinterpret_cast<uintptr_t>(W + size_t(a.r0) * K * EB) % AL;
-  int h = (size_t(K) * EB) % AL == 0 && mis % EB == 0 ? int((AL - mis) % AL / EB) : 0;
-  if (h > K) h = 0;
-  // kept per thread: the chunks of one call (Pool::runChunks) a thread runs prepare the activations once
+  const size_t mis = reinterpret_cast<uintptr_t>(static_cast<const uint8_t*>(a.w) + size_t(a.r0) * a.K * EB) % AL;
+  const int h = (size_t(a.K) * EB) % AL == 0 && mis % EB == 0 ? int((AL - mis) % AL / EB) : 0;
+  return h > a.K ? 0 : h;
+}
+
+/** This thread's Prep with the block maxima of call a: kept per thread, so the chunks of one call
+ *  (Pool::runChunks) a thread runs prepare the activations once. */
+Prep& callPrep(const DenseArgs& a) {
   thread_local Prep p;
   const bool sameCall = a.call != 0 && p.call == a.call && p.x == a.x && p.rows == a.rows;
   if (!sameCall) {
@@ -266,6 +266,18 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
     p.rows = a.rows;
     p.m0 = -1;
   }
+  return p;
+}
+
+template <DenseKind KIND>
+void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
+  static const Consts c;
+  const int K = a.K, nb = (K + 127) / 128;
+  constexpr int EB = KIND == DenseKind::Bf16 ? 2 : 1;
+  const double R = resultScale(KIND);
+  const uint8_t* W = static_cast<const uint8_t*>(a.w);
+  const int h = alignHead<KIND>(a);
+  Prep& p = callPrep(a);
   const int mc = K >= 262144 ? 1 : 262144 / K;  // rows per prepared chunk (<= 2 MiB)
   p.xp.resize(size_t(mc < a.rows ? mc : a.rows) * K);
   for (int m0 = 0; m0 < a.rows; m0 += mc) {
@@ -366,6 +378,80 @@ inline void settleStore4(__m256d s4, __m256d T4, __m256d eT, int n4, float* y, u
     else ok = slow(i, sd[i], Td[i], y + i);
     amb[i] = ok ? 0 : 1;
     st.flagged += ok ? 0 : 1;
+  }
+}
+
+// ---------- BF16 GEMV (one activation row: the head in decode) ----------
+
+constexpr int kGemvPrefetch = 1024;  // bytes ahead in the weight row (from memory, 2 threads: none ~0.9x, 1-4 KiB alike)
+
+/** dotTile<Bf16, 1, 4, false>'s sum (each accumulator adds the same products in the same order), two
+ *  16-weight chunks per step, so one software prefetch per cache line. */
+inline double bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* xr) {
+  const int K16 = k16(K, h);
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  int k = h;
+  for (; k + 32 <= K16; k += 32) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T0);
+    __m256d q[4], u[4];
+    load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
+    load16<DenseKind::Bf16>(c, wr + size_t(k) * 2 + 32, u);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr + k + 4 * i), acc[i]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(u[i], _mm256_loadu_pd(xr + k + 16 + 4 * i), acc[i]);
+  }
+  if (k < K16) {
+    __m256d q[4];
+    load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr + k + 4 * i), acc[i]);
+  }
+  double sd = hsum(_mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3])));
+  for (int part = 0; part < 2; part++)
+    for (int k1 = part ? K16 : 0; k1 < (part ? K : h); k1++) sd += placed1<DenseKind::Bf16>(wr, k1) * xr[k1];
+  return sd;
+}
+
+/** Weight rows [r0 + j0, r0 + j1) against the one activation row, 4 rows settled together in vector form;
+ *  the activations' lsb (the certificate) only on the first output that needs it. */
+void bf16Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
+  static const Consts c;
+  const int K = a.K, nb = (K + 127) / 128, h = alignHead<DenseKind::Bf16>(a), D = depth(K, h, 4);
+  const uint8_t* W = static_cast<const uint8_t*>(a.w);
+  const double R = resultScale(DenseKind::Bf16);
+  Prep& p = callPrep(a);
+  if (p.m0 != 0 || p.h != h || p.group != 0) {
+    p.xp.resize(size_t(K));
+    prepRows(a, p, 0, 1, 0, h);
+    p.m0 = 0;
+    p.h = h;
+  }
+  const double* xr = p.xp.data();
+  const double* mx = p.mx.data();
+  const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
+  for (int j = j0; j < j1; j += 4) {
+    const int n4 = j1 - j < 4 ? j1 - j : 4;
+    alignas(32) double sd[4] = {}, Td[4] = {};
+    for (int i = 0; i < n4; i++) {
+      const size_t r = size_t(a.r0) + j + i;
+      sd[i] = bf16Dot(c, W + r * K * 2, K, h, xr);
+      const float* br = a.bounds + r * denseBoundsStride(K);
+      double T = 0;
+      for (int b = 0; b < nb; b++) T += double(br[b]) * mx[b];
+      Td[i] = T;
+    }
+    settleStore4(_mm256_mul_pd(_mm256_load_pd(sd), vR), _mm256_load_pd(Td), eT, n4, a.y + j, a.amb + j, st, [&](int i, double s, double T, float* y) {
+      const size_t r = size_t(a.r0) + j + i;
+      if (p.xlsb[0] == kLsbUnknown) p.xlsb[0] = minLsbExponent(a.x, K);
+      const int lsb = productLsb(p.xlsb[0], denseBoundsLsb(a.bounds[r * denseBoundsStride(K) + nb]));
+      return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
+        dotTile<DenseKind::Bf16, 1, 4, true>(c, W + r * K * 2, K, h, &xr, &s1, &t1);
+        s1 *= R;
+        t1 *= R;
+        return depth(K, h, 4);
+      });
+    });
   }
 }
 
@@ -793,7 +879,7 @@ void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
   const bool tiled = a.rows >= (a.kind == DenseKind::Bf16 ? kGemmRowsBf16 : kGemmRowsFp8);
-  if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : rowsKind<DenseKind::Bf16>(a, j0, j1, st);
+  if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : a.rows == 1 ? bf16Gemv(a, j0, j1, st) : rowsKind<DenseKind::Bf16>(a, j0, j1, st);
   else if (a.rows < kGemmRowsFp8) {
     // up to 3 activation rows per pass over the weights
     for (int m0 = 0; m0 < a.rows; m0 += 3) {
