@@ -66,22 +66,12 @@ inline double hsum(__m256d v) {
 
 // ---------- FP8 ----------
 
-// Position p of each 32-element chunk of prepared activations holds element
-// kPerm8[p]: the order in which cvt32 below emits the weights.
-struct Perm8 {
-  int src[32];
-  Perm8() {
-    for (int p = 0; p < 32; p++) {
-      const int v = p >> 2, e = p & 3;
-      src[p] = (v < 4 ? 0 : 8) + 2 * (v & 3) + (e & 1) + (e >> 1) * 16;
-    }
-  }
-};
-const Perm8 kPerm8;
-
+// The one-row GEMVs' prepared activations and converted weights share cvt32's order (the
+// "spread order": position 4i + e of a 32-code step holds element (i < 4 ? 0 : 8) + 2 (i & 3) +
+// (e & 1) + 16 (e >> 1), fp8_spread.h), so the activations are prepared by the same placement.
 using Cvt8 = Fp8Spread;  // fp8_spread.h
 
-/** 32 e4m3 codes -> 8 x 4 float64 (value * 2^-1016), in kPerm8 order. */
+/** 32 e4m3 codes -> 8 x 4 float64 (value * 2^-1016), in the spread order. */
 inline void cvt32(const Cvt8& k, const uint8_t* p, __m256d q[8]) {
   const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i lo = _mm256_add_epi8(b, b);  // magnitude << 1 (sign bit drops out)
@@ -93,6 +83,19 @@ inline void cvt32(const Cvt8& k, const uint8_t* p, __m256d q[8]) {
   }
 }
 
+/** 32 activation codes -> prepared float64 lanes (value * 2^1015, the e4m3Scaled table's values)
+ *  in the spread order, by cvt32's placement (value * 2^-1016) times 2^1023 and 2^1008 (exact) plus
+ *  +0 (the table has no -0); false when a code is NaN. */
+inline bool prepGemv32(const Cvt8& cv, const uint8_t* q, double* xd) {
+  __m256d v[8];
+  cvt32(cv, q, v);
+  for (int g = 0; g < 8; g++)
+    _mm256_storeu_pd(xd + 4 * g, _mm256_add_pd(_mm256_mul_pd(_mm256_mul_pd(v[g], _mm256_set1_pd(0x1p1023)), _mm256_set1_pd(0x1p1008)),
+                                               _mm256_setzero_pd()));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), m = _mm256_set1_epi8(0x7f);
+  return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(b, m), m)) == 0;
+}
+
 /** acc = acc + fl32(2*s) * (xs * ws), the reference's fp32 block update. */
 inline float fp8Update(float acc, double s, float xs, float ws) {
   const float sc = xs * ws;
@@ -100,64 +103,102 @@ inline float fp8Update(float acc, double s, float xs, float ws) {
   return acc + blk * sc;
 }
 
-// rows == 1: weights converted on the fly, 4 accumulators per row hide the FMA
-// latency. Two rows run interleaved (8 independent chains, both use each
-// activation block while it is in L1); each row's 32 weights are converted
-// right before their 8 FMAs so the live registers stay within 16.
-struct Gemv8 {
-  __m256d s[4];
-  void zero() {
-    for (auto& v : s) v = _mm256_setzero_pd();
-  }
-  /** s += 32 weights at wp times 32 prepared activations at xc. */
-  inline void step(const __m256i sign, const __m256i c0, const __m256i c1, const __m256i c2, const __m256i c3,
-                   const uint8_t* wp, const double* xc) {
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-    const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, sign);
-    const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
-    s[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c0)), _mm256_loadu_pd(xc), s[0]);
-    s[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c1)), _mm256_loadu_pd(xc + 4), s[1]);
-    s[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c2)), _mm256_loadu_pd(xc + 8), s[2]);
-    s[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c3)), _mm256_loadu_pd(xc + 12), s[3]);
-    s[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c0)), _mm256_loadu_pd(xc + 16), s[0]);
-    s[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c1)), _mm256_loadu_pd(xc + 20), s[1]);
-    s[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c2)), _mm256_loadu_pd(xc + 24), s[2]);
-    s[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c3)), _mm256_loadu_pd(xc + 28), s[3]);
-  }
-  double sum() const { return hsum(_mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3]))); }
-};
+/** s0, s1 += 32 weights at wp times 32 prepared activations at xc (spread order): two FMA chains.
+ *  cvt32's placement as one asm block with 3 scratch registers: 8 accumulators and the 5 constants
+ *  then fit in the 16 ymm registers (GCC's own schedule of the intrinsics spilled an accumulator). */
+inline void gemvStep(const __m256i sign, const __m256i c0, const __m256i c1, const __m256i c2, const __m256i c3,
+                     const uint8_t* wp, const double* xc, __m256d& s0, __m256d& s1) {
+  __m256i b, lo, t;
+  asm("vmovdqu (%[w]), %[b]\n\t"
+      "vpaddb %[b], %[b], %[lo]\n\t"          // magnitude << 1
+      "vpand %[sign], %[b], %[b]\n\t"         // sign
+      "vpunpckhbw %[b], %[lo], %[t]\n\t"      // t = codes 8-15, 24-31 as 16-bit tops
+      "vpunpcklbw %[b], %[lo], %[lo]\n\t"     // lo = codes 0-7, 16-23
+      "vpshufb %[c0], %[lo], %[b]\n\t"
+      "vfmadd231pd (%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c1], %[lo], %[b]\n\t"
+      "vfmadd231pd 32(%[x]), %[b], %[s1]\n\t"
+      "vpshufb %[c2], %[lo], %[b]\n\t"
+      "vfmadd231pd 64(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c3], %[lo], %[lo]\n\t"
+      "vfmadd231pd 96(%[x]), %[lo], %[s1]\n\t"
+      "vpshufb %[c0], %[t], %[b]\n\t"
+      "vfmadd231pd 128(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c1], %[t], %[b]\n\t"
+      "vfmadd231pd 160(%[x]), %[b], %[s1]\n\t"
+      "vpshufb %[c2], %[t], %[b]\n\t"
+      "vfmadd231pd 192(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c3], %[t], %[t]\n\t"
+      "vfmadd231pd 224(%[x]), %[t], %[s1]"
+      : [s0] "+x"(s0), [s1] "+x"(s1), [b] "=&x"(b), [lo] "=&x"(lo), [t] "=&x"(t)
+      : [w] "r"(wp), [x] "r"(xc), [sign] "x"(sign), [c0] "x"(c0), [c1] "x"(c1), [c2] "x"(c2), [c3] "x"(c3),
+        "m"(*reinterpret_cast<const uint8_t(*)[32]>(wp)), "m"(*reinterpret_cast<const double(*)[32]>(xc)));
+}
 
-/** Outputs n and n + 1 (NW = 2) or n alone (NW = 1). */
-template <int NW>
+/** The 4 rows' block sums as one vector (lane r = row r): s[2r] + s[2r + 1] summed over lanes. */
+inline __m256d gemvBlockSums(const __m256d s[8]) {
+  const __m256d r0 = _mm256_add_pd(s[0], s[1]), r1 = _mm256_add_pd(s[2], s[3]);
+  const __m256d r2 = _mm256_add_pd(s[4], s[5]), r3 = _mm256_add_pd(s[6], s[7]);
+  const __m256d h01 = _mm256_hadd_pd(r0, r1), h23 = _mm256_hadd_pd(r2, r3);  // r0ab r1ab r0cd r1cd, r2.. r3..
+  return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x21), _mm256_blend_pd(h01, h23, 0xc));
+}
+
+constexpr int kGemvBuf = 64;      // K blocks whose 4-row sums are buffered before the fp32 updates
+constexpr int kGemvAhead = 2048;  // software prefetch distance of the one-row GEMV (bytes of each row)
+
+// rows == 1: NR (<= 4) weight rows n.. at once, converted on the fly, 2 float64 accumulators
+// per row (8 FMA chains hide the latency; each 32-code step is used by one row). Each K block's
+// exact sums of the 4 rows are reduced together into one vector and buffered; the reference's
+// fp32 updates (fp8Update) then run for the 4 rows per vector in increasing K: no horizontal
+// sum or scalar fp32 chain per block and row, the accumulators stay in registers.
+template <int NR>
 void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
   const __m256i sign = cv.sign, c0 = cv.ctl[0], c1 = cv.ctl[1], c2 = cv.ctl[2], c3 = cv.ctl[3];
-  const uint8_t* w0 = a.w + size_t(n) * K;
-  const uint8_t* w1 = w0 + (NW > 1 ? K : 0);
-  float acc0 = 0.0f, acc1 = 0.0f;
-  for (int kb = 0; kb < nkb; kb++) {
-    // software prefetch of the weight rows 4 ahead (the pair after next): with 2 rows per
-    // thread in flight the hardware prefetcher alone left both cores waiting on DRAM
-    // (measured 1.2-1.8x on 64 MiB GEMVs with 2 threads)
-    if ((kb & 1) == 0)
-      for (int l = 0; l < 4; l++) {
-        _mm_prefetch(reinterpret_cast<const char*>(w0 + 4 * size_t(K) + kb * 128 + 64 * l), _MM_HINT_T0);
-        if (NW > 1) _mm_prefetch(reinterpret_cast<const char*>(w1 + 4 * size_t(K) + kb * 128 + 64 * l), _MM_HINT_T0);
+  const uint8_t* w[4];
+  for (int r = 0; r < 4; r++) w[r] = a.w + size_t(n + (r < NR ? r : 0)) * K;
+  // the rows share one scale row unless they straddle a 128-row block (not with 4-aligned groups)
+  const uint8_t* wsr[4];
+  for (int r = 0; r < 4; r++) wsr[r] = a.ws + size_t((n + (r < NR ? r : 0)) >> 7) * nkb;
+  const bool oneScale = wsr[0] == wsr[NR - 1];
+  alignas(32) double buf[kGemvBuf * 4];
+  __m128 acc = _mm_setzero_ps();
+  for (int kb0 = 0; kb0 < nkb; kb0 += kGemvBuf) {
+    const int kb1 = nkb - kb0 < kGemvBuf ? nkb : kb0 + kGemvBuf;
+    for (int kb = kb0; kb < kb1; kb++) {
+      // software prefetch kGemvAhead bytes ahead in each row slot's stream (this group's row r,
+      // then the next groups'), 4 lines of a row together: the hardware prefetchers alone left
+      // the cores waiting on DRAM (4-8 row streams per core); prefetching the next group's rows at
+      // the same offset instead was 0.8-0.9x on K = 1024
+      if ((kb & 1) == 0)
+        for (int r = 0; r < NR; r++) {
+          size_t off = size_t(kb) * 128 + kGemvAhead;
+          const uint8_t* base = w[r];
+          while (off >= size_t(K)) { off -= K; base += NR * size_t(K); }
+          for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(base + off + 64 * l), _MM_HINT_T0);
+        }
+      __m256d s[8];
+      for (auto& v : s) v = _mm256_setzero_pd();
+#pragma GCC unroll 1  // unrolled, the 16 steps measured ~2% slower
+      for (int c = 0; c < 128; c += 32) {
+        const double* xc = xd + kb * 128 + c;
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) gemvStep(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, s[2 * r], s[2 * r + 1]);
       }
-    Gemv8 g0, g1;
-    g0.zero();
-    g1.zero();
-    for (int c = 0; c < 128; c += 32) {
-      const double* xc = xd + kb * 128 + c;
-      g0.step(sign, c0, c1, c2, c3, w0 + kb * 128 + c, xc);
-      if (NW > 1) g1.step(sign, c0, c1, c2, c3, w1 + kb * 128 + c, xc);
+      _mm256_store_pd(buf + 4 * (kb - kb0), gemvBlockSums(s));
     }
-    acc0 = fp8Update(acc0, g0.sum(), a.xs[kb], T.e8m0[a.ws[size_t(n >> 7) * nkb + kb]]);
-    if (NW > 1) acc1 = fp8Update(acc1, g1.sum(), a.xs[kb], T.e8m0[a.ws[size_t((n + 1) >> 7) * nkb + kb]]);
+    // fp8Update for 4 rows per vector: acc + fl32(2 s) * (xs * ws), in increasing K
+    for (int kb = kb0; kb < kb1; kb++) {
+      const __m128 ws = oneScale ? _mm_set1_ps(T.e8m0[wsr[0][kb]])
+                                 : _mm_setr_ps(T.e8m0[wsr[0][kb]], T.e8m0[wsr[1][kb]], T.e8m0[wsr[2][kb]], T.e8m0[wsr[3][kb]]);
+      const __m128 blk = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_load_pd(buf + 4 * (kb - kb0)), _mm256_set1_pd(2.0)));
+      acc = _mm_add_ps(acc, _mm_mul_ps(blk, _mm_mul_ps(_mm_set1_ps(a.xs[kb]), ws)));
+    }
   }
-  a.y[n] = acc0;
-  if (NW > 1) a.y[n + 1] = acc1;
+  alignas(16) float t[4];
+  _mm_store_ps(t, acc);
+  for (int r = 0; r < NR; r++) a.y[n + r] = t[r];
 }
 
 /** Output n of R activation rows (prepared like one row, K apart): each 32-weight step is
@@ -524,20 +565,23 @@ void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int rows, in
 size_t fp8PrepBytesPerRow(int K) { return size_t(K) * sizeof(double); }
 
 bool fp8Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
+  static const Cvt8 cv;
   const Tables& T = tables();
   bool ok = true;
   for (int m = m0; m < m1; m++) {
     const uint8_t* q = a.xq + size_t(m) * a.K;
-    for (int kb = 0; kb < a.K / 128; kb++) {
-      // up to kGemvRows8 rows: the GEMV's kPerm8 order, row after row; more: natural order in the blocked layout
-      const bool gemv = a.rows <= kGemvRows8;
-      double* xd = reinterpret_cast<double*>(prep) + (gemv ? size_t(m) * a.K + size_t(kb) * 128 : fp8PrepAt(a.rows, a.K, m, kb));
-      for (int c = 0; c < 128; c += 32)
-        for (int p = 0; p < 32; p++) {
-          const uint8_t code = q[kb * 128 + c + (gemv ? kPerm8.src[p] : p)];
-          if ((code & 0x7f) == 0x7f) ok = false;
-          xd[c + p] = T.e4m3Scaled[code];
-        }
+    if (a.rows <= kGemvRows8) {  // the GEMVs' spread order, row after row, vectorized
+      double* xd = reinterpret_cast<double*>(prep) + size_t(m) * a.K;
+      for (int c = 0; c < a.K; c += 32) ok &= prepGemv32(cv, q + c, xd + c);
+      continue;
+    }
+    for (int kb = 0; kb < a.K / 128; kb++) {  // more rows: natural order in the blocked layout
+      double* xd = reinterpret_cast<double*>(prep) + fp8PrepAt(a.rows, a.K, m, kb);
+      for (int p = 0; p < 128; p++) {
+        const uint8_t code = q[kb * 128 + p];
+        if ((code & 0x7f) == 0x7f) ok = false;
+        xd[p] = T.e4m3Scaled[code];
+      }
     }
   }
   return ok;
@@ -549,8 +593,10 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   const double* xd = reinterpret_cast<const double*>(prep);
   if (a.rows == 1) {
     int n = n0;
-    for (; n + 2 <= n1; n += 2) fp8Gemv<2>(a, cv, xd, n);
-    if (n < n1) fp8Gemv<1>(a, cv, xd, n);
+    for (; n + 4 <= n1; n += 4) fp8Gemv<4>(a, cv, xd, n);
+    if (n1 - n == 3) fp8Gemv<3>(a, cv, xd, n);
+    else if (n1 - n == 2) fp8Gemv<2>(a, cv, xd, n);
+    else if (n1 - n == 1) fp8Gemv<1>(a, cv, xd, n);
     return;
   }
   if (a.rows <= kGemvRows8) {

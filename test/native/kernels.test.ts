@@ -8,6 +8,7 @@ import { loadNative, makeNativeKernels, getKernels } from '../../src/tensor/nati
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { dotF32 } from '../../src/tensor/exact.js';
 import type { Fp4Weight, Fp8Weight, QuantizedActivations } from '../../src/tensor/kernels.js';
+import { assertSameBits } from './bits.js';
 import { xorshift } from './rng.js';
 
 const { addon, reason } = loadNative();
@@ -56,15 +57,6 @@ function fp4Weight(out: number, inF: number): Fp4Weight {
   const data = new Uint8Array((out * inF) / 2).map(() => randInt(256));
   const scale = new Uint8Array((out * inF) / 32).map(() => wScaleBytes[randInt(8)]!);
   return { kind: 'fp4', out, inF, data, scale };
-}
-
-function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < got.length; i++) {
-    if (Number.isNaN(want[i]!) && Number.isNaN(got[i]!)) continue;
-    if (g[i] !== w[i]) assert.fail(`${what}: element ${i}: native ${got[i]} (0x${g[i]!.toString(16)}) != reference ${want[i]} (0x${w[i]!.toString(16)})`);
-  }
 }
 
 const shapes: [rows: number, out: number, inF: number][] = [
