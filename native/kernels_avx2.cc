@@ -337,13 +337,16 @@ void fp8TileAny(const GemmArgs& a, const __m256d* wb, const double* xb, const fl
 
 // Prepared activations per 256-element chunk: 4 pieces of 64 elements, each
 // 4 x 32 digit bytes then 4 x 32 bytes of int16 factors, then 8 int32 corrections
-// and 8 float scales in lane order kLane4 (blocks 0,2,4,6,1,3,5,7: the order the
+// and 8 float act scales times 2^-10 in lane order kLane4 (blocks 0,2,4,6,1,3,5,7: the order the
 // piece reduction leaves them in). Each element X = D * f with D = +-M (|D| <= 15,
 // the e4m3 significand) and f = 2^S (S <= 14): one digit byte per element in the
 // maddubs byte matching its weight nibble (the pair's other byte 0), its factor in
 // the madd int16 lane of that byte pair.
 constexpr int kPiece = 8 * 32;
-constexpr int kChunk = 4 * kPiece + 32 + 32;
+constexpr int kChunk = 4 * kPiece + 32 + 32 + 4 * 64;
+// after them, per piece p: the corrections and the act scales of blocks 2p and 2p+1, each 4 times
+// ([block 2p x4 | block 2p+1 x4]: int32 x 8, then float x 8), for the one-row GEMV's 4-row vectors
+constexpr int kPairs = 4 * kPiece + 64;
 constexpr int kLane4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 inline int chunks4(int K) { return (K + 255) / 256; }
@@ -403,16 +406,38 @@ inline __m256 fp4Scales(const Cvt4& k, const uint8_t* sr, int c, int pieces) {
   return _mm256_castsi256_ps(sbits);
 }
 
+/** fp4Scales for a full chunk whose scale bytes are neither 0 nor 255 (fp4ScalesPlain checked them). */
+inline __m256 fp4ScalesFull(const Cvt4& k, const uint8_t* s8) {
+  const __m128i b = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s8)), k.scalePerm);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu8_epi32(b), 23));
+}
+
+/** No scale byte in p[0, n) is 0 (2^-127, subnormal) or 255 (NaN): each decodes by a shift alone. */
+inline bool fp4ScalesPlain(const uint8_t* p, size_t n) {
+  const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi8(char(0xff));
+  __m256i any = zero;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+    any = _mm256_or_si256(any, _mm256_or_si256(_mm256_cmpeq_epi8(b, zero), _mm256_cmpeq_epi8(b, ff)));
+  }
+  if (!_mm256_testz_si256(any, any)) return false;
+  for (; i < n; i++)
+    if (p[i] == 0 || p[i] == 255) return false;
+  return true;
+}
+
 /** The 8 scaled block values of one chunk (lane order kLane4) from its 4 piece sums:
- *  fl32(exact sum) * 2^-10 * act scale * weight scale, the reference's order. */
+ *  fl32(exact sum) * (act scale * 2^-10) * weight scale, the reference's roundings. */
 inline __m256 fp4Values(__m256i s0, __m256i s1, __m256i s2, __m256i s3, const uint8_t* xc, __m256 ws) {
   // the hadd tree of (s0, s1, s2, s3) with unpacks (cheaper than vphaddd here)
   const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
   const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
   __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
   r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 4 * kPiece)));
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(1.0f / 1024));
-  v = _mm256_mul_ps(v, _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
+  // the prepared act scale holds sa * 2^-10 (exact, checked by fp4Prepare): fl32(sum) * (sa * 2^-10)
+  // rounds the same real as (fl32(sum) * 2^-10) * sa, whose first product is exact
+  const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_load_ps(reinterpret_cast<const float*>(xc + 4 * kPiece + 32)));
   return _mm256_mul_ps(v, ws);
 }
 
@@ -463,7 +488,7 @@ inline __m256 fp4ChunkConverted(const Cvt4& k, const __m256i* w, int pieces, con
 /** R = 1..4 activation rows (prepared at xp[r]) into y[r][n0, n1): 4 weight rows at a time
  *  (the last ones repeated at the tail), each weight chunk converted once for the R rows, fp32
  *  accumulation of the 4 outputs in one vector, so no per-row scalar add chain limits the stream. */
-template <int R>
+template <int R, bool Full>
 void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* const* y, int n0, int n1) {
   const int K = a.K, nsb = K / 32, nch = chunks4(K);
   for (int n = n0; n < n1; n += 4) {
@@ -477,7 +502,7 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
     __m128 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm_setzero_ps();
     for (int c = 0; c < nch; c++) {
-      const int pieces = (K - c * 256) >= 256 ? 4 : 2;
+      const int pieces = Full || (K - c * 256) >= 256 ? 4 : 2;
       __m256 v[R][4];
       // software prefetch of the next 4-row group (4 streams per thread defeat the hardware
       // prefetcher: without it 2-thread GEMVs from DRAM ran 0.4-0.7x the 1-row kernel)
@@ -492,12 +517,12 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
           // (it copied them to the stack: 16 extra loads and stores per chunk)
           const uint8_t* xc = xp[0] + size_t(c) * kChunk;
           __asm__("" : "+r"(xc));
-          v[0][j] = fp4ChunkRow(k, wr[j], c, pieces, xc, fp4Scales(k, sr[j], c, pieces));
+          v[0][j] = fp4ChunkRow(k, wr[j], c, pieces, xc, Full ? fp4ScalesFull(k, sr[j] + c * 8) : fp4Scales(k, sr[j], c, pieces));
           continue;
         }
         __m256i w[8];
         for (int p = 0; p < pieces; p++) fp4Weights(k, wr[j] + c * 128 + p * 32, w[2 * p], w[2 * p + 1]);
-        const __m256 ws = fp4Scales(k, sr[j], c, pieces);
+        const __m256 ws = Full ? fp4ScalesFull(k, sr[j] + c * 8) : fp4Scales(k, sr[j], c, pieces);
         for (int r = 0; r < R; r++) {
           const uint8_t* xc = xp[r] + size_t(c) * kChunk;
           __asm__("" : "+r"(xc));  // as above: load the activations where they are used
@@ -511,6 +536,62 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
       _mm_store_ps(t, acc[r]);
       for (int j = 0; j < 4 && n + j < n1; j++) y[r][n + j] = t[j];
     }
+  }
+}
+
+/** One activation row, whole chunks, plain scale bytes: 4 weight rows at a time, and per 64-element
+ *  piece the 4 rows' int32 partial sums reduced together, so each vector holds one block pair of the
+ *  4 rows ([block 2p, rows 0-3 | block 2p+1, rows 0-3]) and the fp32 adds take blocks in K order
+ *  with no transpose; the weight scales are gathered in that order from the 4 rows' 8 bytes. */
+void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int n0, int n1) {
+  const int K = a.K, nsb = K / 32, nch = K / 256;
+  const size_t rb = size_t(K / 2);
+  for (int n = n0; n < n1; n += 4) {
+    const uint8_t* wr[4];
+    const uint8_t* sr[4];
+    for (int j = 0; j < 4; j++) {
+      const int r = n + j < n1 ? n + j : n1 - 1;
+      wr[j] = a.w + size_t(r) * rb;
+      sr[j] = a.ws + size_t(r) * nsb;
+    }
+    __m128 acc = _mm_setzero_ps();
+    for (int c = 0; c < nch; c++) {
+      for (int j = 0; j < 4; j++) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128 + 64), _MM_HINT_T0);
+      }
+      // scale bytes [row][block] -> [block][row]: lo = blocks 0-3, hi = blocks 4-7, 4 rows each
+      const __m128i q01 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[0] + c * 8)),
+                                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[1] + c * 8)));
+      const __m128i q23 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[2] + c * 8)),
+                                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[3] + c * 8)));
+      const __m128i slo = _mm_unpacklo_epi16(q01, q23), shi = _mm_unpackhi_epi16(q01, q23);
+      const uint8_t* xc = xp + size_t(c) * kChunk;
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; p++) {
+        __asm__("" : "+r"(xc));
+        __m256i s[4];
+        for (int j = 0; j < 4; j++) {
+          __m256i wl, wh;
+          fp4Weights(k, wr[j] + c * 128 + p * 32, wl, wh);
+          s[j] = fp4Piece(k, wl, wh, xc + p * kPiece);
+        }
+        const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[0], s[1]), _mm256_unpackhi_epi32(s[0], s[1]));
+        const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[2], s[3]), _mm256_unpackhi_epi32(s[2], s[3]));
+        __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+        const uint8_t* pp = xc + kPairs + 64 * p;
+        r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(pp)));
+        const __m128i sb = (p & 2) ? shi : slo;
+        const __m256i ws = _mm256_slli_epi32(_mm256_cvtepu8_epi32((p & 1) ? _mm_unpackhi_epi64(sb, sb) : sb), 23);
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_load_ps(reinterpret_cast<const float*>(pp + 32)));
+        v = _mm256_mul_ps(v, _mm256_castsi256_ps(ws));
+        acc = _mm_add_ps(acc, _mm256_castps256_ps128(v));
+        acc = _mm_add_ps(acc, _mm256_extractf128_ps(v, 1));
+      }
+    }
+    alignas(16) float t[4];
+    _mm_store_ps(t, acc);
+    for (int j = 0; j < 4 && n + j < n1; j++) y[n + j] = t[j];
   }
 }
 
@@ -691,7 +772,15 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
         const int blk = kLane4[l];
         cv[l] = 12 * corr[blk];
         const int kb = (c * 256 + blk * 32) / 128;
-        sv[l] = kb < nkb ? a.xs[size_t(m) * nkb + kb] : 0.0f;
+        const float sa = kb < nkb ? a.xs[size_t(m) * nkb + kb] : 0.0f, sa10 = sa * (1.0f / 1024);
+        if (!(sa10 * 1024.0f == sa)) ok = false;  // not exact (tiny scale) or NaN: the reference path
+        sv[l] = sa10;
+        int32_t* cp = reinterpret_cast<int32_t*>(xc + kPairs + 64 * (blk >> 1)) + 4 * (blk & 1);
+        float* sp = reinterpret_cast<float*>(xc + kPairs + 64 * (blk >> 1) + 32) + 4 * (blk & 1);
+        for (int r = 0; r < 4; r++) {
+          cp[r] = cv[l];
+          sp[r] = sa10;
+        }
       }
     }
   }
@@ -707,6 +796,8 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   const int full = a.rows <= kGemvRows ? 0 : a.rows & ~3;
   if (full) fp4Gemm(cv, a, prep, full, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
+  // whole 256-element chunks and plain scale bytes (the checkpoints' case): no per-chunk checks
+  const bool full4 = full < a.rows && a.K % 256 == 0 && fp4ScalesPlain(a.ws + size_t(n0) * (a.K / 32), size_t(n1 - n0) * (a.K / 32));
   for (int m = full; m < a.rows; m += 4) {
     const int rem = a.rows - m < 4 ? a.rows - m : 4;
     const uint8_t* xp[4];
@@ -715,10 +806,17 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
       xp[r] = prep + size_t(m + r) * rowBytes;
       y[r] = a.y + size_t(m + r) * a.out;
     }
-    if (rem == 1) fp4Gemv<1>(cv, a, xp, y, n0, n1);
-    else if (rem == 2) fp4Gemv<2>(cv, a, xp, y, n0, n1);
-    else if (rem == 3) fp4Gemv<3>(cv, a, xp, y, n0, n1);
-    else fp4Gemv<4>(cv, a, xp, y, n0, n1);
+    if (full4) {
+      if (rem == 1) fp4Gemv1(cv, a, xp[0], y[0], n0, n1);
+      else if (rem == 2) fp4Gemv<2, true>(cv, a, xp, y, n0, n1);
+      else if (rem == 3) fp4Gemv<3, true>(cv, a, xp, y, n0, n1);
+      else fp4Gemv<4, true>(cv, a, xp, y, n0, n1);
+    } else {
+      if (rem == 1) fp4Gemv<1, false>(cv, a, xp, y, n0, n1);
+      else if (rem == 2) fp4Gemv<2, false>(cv, a, xp, y, n0, n1);
+      else if (rem == 3) fp4Gemv<3, false>(cv, a, xp, y, n0, n1);
+      else fp4Gemv<4, false>(cv, a, xp, y, n0, n1);
+    }
   }
 }
 
