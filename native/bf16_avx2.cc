@@ -18,10 +18,11 @@
 // Level 2 (rare): the element again with the tight magnitude sum, the same two
 // tests. What is still open is flagged (level 3, caller).
 //
-// Three loops: the GEMV above for 1-3 activation rows (BF16, and FP8 with 2-3),
-// the FP8 GEMV (one row: wo_a in decode) and the tiled GEMM from 4 rows; any
-// summation order gives the same bits, as each result is a certified rounding
-// of the exact sum.
+// Loops: the BF16 GEMV (bf16Gemv, 1-2 activation rows: the head in decode), the
+// FP8 GEMV (wo_a, up to 7 rows), the tiled GEMM from 3 BF16 / 8 FP8 rows, and
+// rowsKind (the GEMV above: the GEMM's fallback when its buffers cannot be
+// allocated); any summation order gives the same bits, as each result is a
+// certified rounding of the exact sum.
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -385,36 +386,42 @@ inline void settleStore4(__m256d s4, __m256d T4, __m256d eT, int n4, float* y, u
 
 constexpr int kGemvPrefetch = 1024;  // bytes ahead in the weight row (from memory, 2 threads: none ~0.9x, 1-4 KiB alike)
 
-/** dotTile<Bf16, 1, 4, false>'s sum (each accumulator adds the same products in the same order), two
- *  16-weight chunks per step, so one software prefetch per cache line. */
-inline double bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* xr) {
+/** dotTile<Bf16, RT, 4, false>'s sums (each accumulator adds the same products in the same order) of one weight
+ *  row against RT prepared activation rows. One row: two 16-weight chunks per step, so one software prefetch per
+ *  cache line; two: one chunk per step (two chunks' weights and 8 accumulators would not fit in registers). */
+template <int RT>
+inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* const* xr, double* s) {
+  constexpr int NC = RT == 1 ? 2 : 1;  // 16-weight chunks per step
   const int K16 = k16(K, h);
-  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-  int k = h;
-  for (; k + 32 <= K16; k += 32) {
-    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T0);
-    __m256d q[4], u[4];
-    load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
-    load16<DenseKind::Bf16>(c, wr + size_t(k) * 2 + 32, u);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr + k + 4 * i), acc[i]);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(u[i], _mm256_loadu_pd(xr + k + 16 + 4 * i), acc[i]);
-  }
-  if (k < K16) {
+  __m256d acc[RT][4];
+  for (int m = 0; m < RT; m++)
+    for (int i = 0; i < 4; i++) acc[m][i] = _mm256_setzero_pd();
+  const auto chunk = [&](int k) {
     __m256d q[4];
     load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
+#pragma GCC unroll 2
+    for (int m = 0; m < RT; m++)
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr + k + 4 * i), acc[i]);
+      for (int i = 0; i < 4; i++) acc[m][i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr[m] + k + 4 * i), acc[m][i]);
+  };
+  int k = h;
+  for (; k + 16 * NC <= K16; k += 16 * NC) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int n = 0; n < NC; n++) chunk(k + 16 * n);
   }
-  double sd = hsum(_mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3])));
-  for (int part = 0; part < 2; part++)
-    for (int k1 = part ? K16 : 0; k1 < (part ? K : h); k1++) sd += placed1<DenseKind::Bf16>(wr, k1) * xr[k1];
-  return sd;
+  if (k < K16) chunk(k);
+  for (int m = 0; m < RT; m++) {
+    double sd = hsum(_mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2], acc[m][3])));
+    for (int part = 0; part < 2; part++)
+      for (int k1 = part ? K16 : 0; k1 < (part ? K : h); k1++) sd += placed1<DenseKind::Bf16>(wr, k1) * xr[m][k1];
+    s[m] = sd;
+  }
 }
 
-/** Weight rows [r0 + j0, r0 + j1) against the one activation row, 4 rows settled together in vector form;
- *  the activations' lsb (the certificate) only on the first output that needs it. */
+/** Weight rows [r0 + j0, r0 + j1) against RT (1-2) activation rows, 4 weight rows settled together in vector
+ *  form per activation row; an activation row's lsb (the certificate) only when an output needs it. */
+template <int RT>
 void bf16Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   static const Consts c;
   const int K = a.K, nb = (K + 127) / 128, h = alignHead<DenseKind::Bf16>(a), D = depth(K, h, 4);
@@ -422,36 +429,45 @@ void bf16Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   const double R = resultScale(DenseKind::Bf16);
   Prep& p = callPrep(a);
   if (p.m0 != 0 || p.h != h || p.group != 0) {
-    p.xp.resize(size_t(K));
-    prepRows(a, p, 0, 1, 0, h);
+    p.xp.resize(size_t(RT) * K);
+    prepRows(a, p, 0, RT, 0, h);
     p.m0 = 0;
     p.h = h;
   }
-  const double* xr = p.xp.data();
-  const double* mx = p.mx.data();
+  const double* xr[RT];
+  for (int m = 0; m < RT; m++) xr[m] = p.xp.data() + size_t(m) * K;
   const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
   for (int j = j0; j < j1; j += 4) {
     const int n4 = j1 - j < 4 ? j1 - j : 4;
-    alignas(32) double sd[4] = {}, Td[4] = {};
+    alignas(32) double sd[RT][4] = {}, Td[RT][4] = {};
     for (int i = 0; i < n4; i++) {
       const size_t r = size_t(a.r0) + j + i;
-      sd[i] = bf16Dot(c, W + r * K * 2, K, h, xr);
+      double s[RT];
+      bf16Dot<RT>(c, W + r * K * 2, K, h, xr, s);
       const float* br = a.bounds + r * denseBoundsStride(K);
-      double T = 0;
-      for (int b = 0; b < nb; b++) T += double(br[b]) * mx[b];
-      Td[i] = T;
+      for (int m = 0; m < RT; m++) {
+        const double* mx = p.mx.data() + size_t(m) * nb;
+        double T = 0;
+        for (int b = 0; b < nb; b++) T += double(br[b]) * mx[b];
+        sd[m][i] = s[m];
+        Td[m][i] = T;
+      }
     }
-    settleStore4(_mm256_mul_pd(_mm256_load_pd(sd), vR), _mm256_load_pd(Td), eT, n4, a.y + j, a.amb + j, st, [&](int i, double s, double T, float* y) {
-      const size_t r = size_t(a.r0) + j + i;
-      if (p.xlsb[0] == kLsbUnknown) p.xlsb[0] = minLsbExponent(a.x, K);
-      const int lsb = productLsb(p.xlsb[0], denseBoundsLsb(a.bounds[r * denseBoundsStride(K) + nb]));
-      return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
-        dotTile<DenseKind::Bf16, 1, 4, true>(c, W + r * K * 2, K, h, &xr, &s1, &t1);
-        s1 *= R;
-        t1 *= R;
-        return depth(K, h, 4);
+    for (int m = 0; m < RT; m++) {
+      const size_t o = size_t(m) * a.n + j;
+      settleStore4(_mm256_mul_pd(_mm256_load_pd(sd[m]), vR), _mm256_load_pd(Td[m]), eT, n4, a.y + o, a.amb + o, st, [&](int i, double s, double T, float* y) {
+        const size_t r = size_t(a.r0) + j + i;
+        if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponent(a.x + size_t(m) * K, K);
+        const int lsb = productLsb(p.xlsb[m], denseBoundsLsb(a.bounds[r * denseBoundsStride(K) + nb]));
+        return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
+          const double* x1[1] = {xr[m]};
+          dotTile<DenseKind::Bf16, 1, 4, true>(c, W + r * K * 2, K, h, x1, &s1, &t1);
+          s1 *= R;
+          t1 *= R;
+          return depth(K, h, 4);
+        });
       });
-    });
+    }
   }
 }
 
@@ -643,7 +659,7 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 
 // activation rows from which the tiled GEMM runs (FP8: below, the GEMV in passes of up to 3 rows;
 // 1 thread, 1024x1024: 2.3-2.9x the 16-code GEMV at 2-3 rows, ahead of the tiles up to ~10 rows;
-// BF16: 2 rows run rowsKind's GEMV, 8 accumulator chains: the bench-2g head 129280x2048 from memory,
+// BF16: 2 rows run the GEMV (then rowsKind's), 8 accumulator chains: the bench-2g head 129280x2048 from memory,
 // 2 threads, same process alternating, 1.26-1.29x the tiles; at 3 rows the two are even)
 constexpr int kGemmRowsBf16 = 3, kGemmRowsFp8 = 8;
 constexpr int kPanel = 8;       // weight rows per converted panel
@@ -879,7 +895,7 @@ void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
   const bool tiled = a.rows >= (a.kind == DenseKind::Bf16 ? kGemmRowsBf16 : kGemmRowsFp8);
-  if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : a.rows == 1 ? bf16Gemv(a, j0, j1, st) : rowsKind<DenseKind::Bf16>(a, j0, j1, st);
+  if (a.kind == DenseKind::Bf16) tiled ? gemmKind<DenseKind::Bf16>(a, j0, j1, st) : a.rows == 1 ? bf16Gemv<1>(a, j0, j1, st) : bf16Gemv<2>(a, j0, j1, st);
   else if (a.rows < kGemmRowsFp8) {
     // up to 3 activation rows per pass over the weights
     for (int m0 = 0; m0 < a.rows; m0 += 3) {

@@ -131,24 +131,25 @@ test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN (GE
   }
 });
 
-test('bf16Gemm, 1 row (4 weight rows settled together): a cancelling and a non-finite row at each place of a group, 1-9 outputs', { skip }, () => {
+test('bf16Gemm, 1-2 rows (GEMV, 4 weight rows settled together): a cancelling and a non-finite row at each place of a group, 1-9 outputs', { skip }, () => {
   const K = 304;
-  for (let out = 1; out <= 9; out++) {
-    for (let at = 0; at < Math.min(out, 4); at++) {
-      const w = new Uint16Array(out * K).map(wide);
-      const x = new Float32Array(K).map(wideX);
-      const row = (n: number) => w.subarray(n * K, n * K + K);
-      // row `at`: pairs w, -w against equal activations, plus one tiny term (level 2 or the certificate)
-      for (let k = 0; k + 1 < K; k += 2) {
-        row(at)[k + 1] = row(at)[k]! ^ 0x8000;
-        x[k + 1] = x[k]!;
+  for (const rows of [1, 2])
+    for (let out = 1; out <= 9; out++) {
+      for (let at = 0; at < Math.min(out, 4); at++) {
+        const w = new Uint16Array(out * K).map(wide);
+        const x = new Float32Array(rows * K).map(wideX);
+        const row = (n: number) => w.subarray(n * K, n * K + K);
+        // row `at`: pairs w, -w against equal activations, plus one tiny term (level 2 or the certificate)
+        for (let k = 0; k + 1 < K; k += 2) {
+          row(at)[k + 1] = row(at)[k]! ^ 0x8000;
+          for (let m = 0; m < rows; m++) x[m * K + k + 1] = x[m * K + k]!;
+        }
+        x[K - 1] = 2 ** -60;
+        if (at + 4 < out) row(at + 4)[K - 3] = 0x7fc0; // NaN weight in the next group: flagged
+        const s = stats(() => bf16Product(x, rows, { kind: 'bf16', out, inF: K, data: w }, `gemv ${rows}x${out}, special row ${at}`));
+        if (at + 4 < out) assert.ok(s.flagged >= rows, `${rows}x${out}: the NaN row is flagged`);
       }
-      x[K - 1] = 2 ** -60;
-      if (at + 4 < out) row(at + 4)[K - 3] = 0x7fc0; // NaN weight in the next group: flagged
-      const s = stats(() => bf16Product(x, 1, { kind: 'bf16', out, inF: K, data: w }, `gemv ${out} outputs, special row ${at}`));
-      if (at + 4 < out) assert.ok(s.flagged >= 1, `${out} outputs: the NaN row is flagged`);
     }
-  }
 });
 
 /** Random e4m3 codes (NaN codes 0x7f/0xff excluded unless asked). */
