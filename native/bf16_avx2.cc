@@ -476,44 +476,45 @@ void bf16Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 // 32 codes per step as in fp8_gemm's GEMV (kernels_avx2.cc): one add and one and give each
 // code's top 16 bits (sign<<15 | (c & 0x7f)<<1, the placement above), two byte unpacks and
 // eight vpshufb spread them over 8 x 4 float64 lanes: position 4i + e of a step holds element
-// (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1), the prepared activations' order. Two weight
-// rows share each activation load (8 independent FMA chains); each lane sums 2 products per
-// 32-code step, then 2 levels join the 4 accumulators and 2 the lanes.
+// (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1), the prepared activations' order. One
+// activation row: up to 4 weight rows per pass with 2 accumulators each (gemvStep, fp8_spread.h;
+// 8 independent FMA chains), their 4 sums reduced into one vector.
 
 using Cvt32 = Fp8Spread;  // fp8_spread.h
 
-/** acc += the 32 codes at wp times the 32 prepared activations at xc. */
-inline void fp8Step(__m256i sign, __m256i c0, __m256i c1, __m256i c2, __m256i c3, const uint8_t* wp, const double* xc, __m256d acc[4]) {
-  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-  const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, sign);
-  const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
-  acc[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c0)), _mm256_loadu_pd(xc), acc[0]);
-  acc[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c1)), _mm256_loadu_pd(xc + 4), acc[1]);
-  acc[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c2)), _mm256_loadu_pd(xc + 8), acc[2]);
-  acc[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w0, c3)), _mm256_loadu_pd(xc + 12), acc[3]);
-  acc[0] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c0)), _mm256_loadu_pd(xc + 16), acc[0]);
-  acc[1] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c1)), _mm256_loadu_pd(xc + 20), acc[1]);
-  acc[2] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c2)), _mm256_loadu_pd(xc + 24), acc[2]);
-  acc[3] = _mm256_fmadd_pd(_mm256_castsi256_pd(_mm256_shuffle_epi8(w1, c3)), _mm256_loadu_pd(xc + 28), acc[3]);
-}
+constexpr int kGemvAhead = 2048;  // software prefetch distance (bytes of each row stream), as fp8_gemm's GEMV
+constexpr int kGemvSegment = 512;  // codes per accumulator chain before it is folded into the rows' total
 
-/** Vector sums of NW weight rows (K apart from w0) over the steps [0, L). */
+/** Summation depth of fp8GemvSums over L codes: a chain of kGemvSegment / 8 FMAs per lane, 3 levels of
+ *  gemvBlockSums, one add per segment into the total (a chain over all of L would be L / 8 deep). */
+constexpr int fp8GemvDepth(int L) { return (L < kGemvSegment ? L : kGemvSegment) / 8 + 3 + (L + kGemvSegment - 1) / kGemvSegment; }
+
+/** Sums of NW (1-4) weight rows (K apart from w0) over the steps [0, L) into sums[0..NW) (4 written). */
 template <int NW>
 void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* xq, double* sums) {
   const __m256i sign = c.sign, c0 = c.ctl[0], c1 = c.ctl[1], c2 = c.ctl[2], c3 = c.ctl[3];
-  __m256d acc[NW][4];
-  for (int i = 0; i < NW; i++)
-    for (int g = 0; g < 4; g++) acc[i][g] = _mm256_setzero_pd();
-  for (int k = 0; k < L; k += 32) {
-    // software prefetch of the rows 4 ahead (the pair after next), as fp8_gemm's GEMV
-    for (int i = 0; i < NW; i++) _mm_prefetch(reinterpret_cast<const char*>(w0 + size_t(4 + i) * K + k), _MM_HINT_T0);
-    for (int i = 0; i < NW; i++) {
-      const double* xc = xq + k;
-      asm("" : "+r"(xc));  // each row loads the activations itself (GCC would keep them for both rows and spill)
-      fp8Step(sign, c0, c1, c2, c3, w0 + size_t(i) * K + k, xc, acc[i]);
+  __m256d total = _mm256_setzero_pd();
+  for (int k0 = 0; k0 < L; k0 += kGemvSegment) {
+    // one chain per segment, then folded: a shallow depth keeps the level-1 bound tight
+    const int k1 = L - k0 < kGemvSegment ? L : k0 + kGemvSegment;
+    __m256d s[8];
+    for (auto& v : s) v = _mm256_setzero_pd();
+    for (int k = k0; k < k1; k += 32) {
+      // software prefetch 2 KiB ahead in each row slot's stream (row i, then the next pass's row i),
+      // 4 lines of a row together, as fp8_gemm's GEMV
+      if ((k & 255) == 0)
+        for (int i = 0; i < NW; i++) {
+          size_t off = size_t(k) + kGemvAhead;
+          const uint8_t* base = w0 + size_t(i) * K;
+          while (off >= size_t(K)) off -= K, base += 4 * size_t(K);
+          for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(base + off + 64 * l), _MM_HINT_T0);
+        }
+#pragma GCC unroll 4
+      for (int i = 0; i < NW; i++) gemvStep(sign, c0, c1, c2, c3, w0 + size_t(i) * K + k, xq + k, s[2 * i], s[2 * i + 1]);
     }
+    total = _mm256_add_pd(total, gemvBlockSums(s));
   }
-  for (int i = 0; i < NW; i++) sums[i] = hsum(_mm256_add_pd(_mm256_add_pd(acc[i][0], acc[i][1]), _mm256_add_pd(acc[i][2], acc[i][3])));
+  _mm256_store_pd(sums, total);
 }
 
 /** Vector sums of one weight row against RT (2-3) activation rows (xs doubles apart) over the steps
@@ -584,7 +585,8 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   // values; an aligned block never crosses a page). Else unaligned steps over [0, L) and a scalar tail.
   const int mis = K % 32 == 0 ? int(reinterpret_cast<uintptr_t>(W + size_t(a.r0) * K) % 32) : 0;
   const int L = K % 32 == 0 ? (K + mis + 31) / 32 * 32 : K & ~31;
-  const int D = L / 16 + 4 + (K % 32 == 0 ? 0 : K - L);
+  // summation depth (one row: fp8GemvDepth; 2-3 rows: L/16 per lane chain, then 2 + 2), plus the sequential tail
+  const int D = (RT == 1 ? fp8GemvDepth(L) : L / 16 + 4) + (K % 32 == 0 ? 0 : K - L);
   const double R = std::ldexp(1.0, 504);
   const size_t xs = size_t(L) + 32;
   xqBuf.resize(RT * xs);
@@ -605,15 +607,17 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
       group = r >> 7;
       for (int m = 0; m < RT; m++) fp8GemvPrep(a, a.x + size_t(m) * K, group, mis, L, xq + m * xs, nat + size_t(m) * K, gridBuf.data());
     }
-    // up to 4 weight rows of one scale group, settled together (one activation row: two weight rows per
-    // activation load; 2-3: each converted step for all of them)
+    // up to 4 weight rows of one scale group, settled together (one activation row: the 4 rows in one
+    // pass; 2-3: each converted step for all of them)
     const int n4 = std::min(std::min(4, j1 - j), 128 - (r & 127));
     const uint8_t* w0 = W + size_t(r) * K;
     alignas(32) double sd[RT][4] = {}, Td[RT][4] = {};
     if constexpr (RT == 1) {
-      for (int i = 0; i < n4; i += 2) {
-        if (n4 - i >= 2) fp8GemvSums<2>(c, w0 + size_t(i) * K - mis, K, L, xq, sd[0] + i);
-        else fp8GemvSums<1>(c, w0 + size_t(i) * K - mis, K, L, xq, sd[0] + i);
+      switch (n4) {
+        case 4: fp8GemvSums<4>(c, w0 - mis, K, L, xq, sd[0]); break;
+        case 3: fp8GemvSums<3>(c, w0 - mis, K, L, xq, sd[0]); break;
+        case 2: fp8GemvSums<2>(c, w0 - mis, K, L, xq, sd[0]); break;
+        default: fp8GemvSums<1>(c, w0 - mis, K, L, xq, sd[0]);
       }
     } else {
       for (int i = 0; i < n4; i++) {

@@ -3,7 +3,8 @@
 // unpacks and eight vpshufb with these controls spread 32 codes over 8 x 4 float64 lanes, whose
 // value is then exactly the code's value * 2^-1016 (native/README.md). Position 4i + e of a
 // 32-code step holds element (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1).
-// Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
+// gemvStep and gemvBlockSums: the one-row GEMVs' step (4 weight rows x 2 accumulators) and the
+// 4 rows' reduction into one vector. Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
 #pragma once
 #include <cstdint>
 
@@ -27,6 +28,46 @@ struct Fp8Spread {
     }
   }
 };
+
+/** s0, s1 += 32 weights at wp times 32 prepared activations at xc (the spread order): two FMA chains.
+ *  The placement above as one asm block with 3 scratch registers: 8 accumulators and the 5 constants
+ *  then fit in the 16 ymm registers (GCC's own schedule of the intrinsics spilled an accumulator). */
+inline void gemvStep(const __m256i sign, const __m256i c0, const __m256i c1, const __m256i c2, const __m256i c3,
+                     const uint8_t* wp, const double* xc, __m256d& s0, __m256d& s1) {
+  __m256i b, lo, t;
+  asm("vmovdqu (%[w]), %[b]\n\t"
+      "vpaddb %[b], %[b], %[lo]\n\t"          // magnitude << 1
+      "vpand %[sign], %[b], %[b]\n\t"         // sign
+      "vpunpckhbw %[b], %[lo], %[t]\n\t"      // t = codes 8-15, 24-31 as 16-bit tops
+      "vpunpcklbw %[b], %[lo], %[lo]\n\t"     // lo = codes 0-7, 16-23
+      "vpshufb %[c0], %[lo], %[b]\n\t"
+      "vfmadd231pd (%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c1], %[lo], %[b]\n\t"
+      "vfmadd231pd 32(%[x]), %[b], %[s1]\n\t"
+      "vpshufb %[c2], %[lo], %[b]\n\t"
+      "vfmadd231pd 64(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c3], %[lo], %[lo]\n\t"
+      "vfmadd231pd 96(%[x]), %[lo], %[s1]\n\t"
+      "vpshufb %[c0], %[t], %[b]\n\t"
+      "vfmadd231pd 128(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c1], %[t], %[b]\n\t"
+      "vfmadd231pd 160(%[x]), %[b], %[s1]\n\t"
+      "vpshufb %[c2], %[t], %[b]\n\t"
+      "vfmadd231pd 192(%[x]), %[b], %[s0]\n\t"
+      "vpshufb %[c3], %[t], %[t]\n\t"
+      "vfmadd231pd 224(%[x]), %[t], %[s1]"
+      : [s0] "+x"(s0), [s1] "+x"(s1), [b] "=&x"(b), [lo] "=&x"(lo), [t] "=&x"(t)
+      : [w] "r"(wp), [x] "r"(xc), [sign] "x"(sign), [c0] "x"(c0), [c1] "x"(c1), [c2] "x"(c2), [c3] "x"(c3),
+        "m"(*reinterpret_cast<const uint8_t(*)[32]>(wp)), "m"(*reinterpret_cast<const double(*)[32]>(xc)));
+}
+
+/** The 4 rows' block sums as one vector (lane r = row r): s[2r] + s[2r + 1] summed over lanes. */
+inline __m256d gemvBlockSums(const __m256d s[8]) {
+  const __m256d r0 = _mm256_add_pd(s[0], s[1]), r1 = _mm256_add_pd(s[2], s[3]);
+  const __m256d r2 = _mm256_add_pd(s[4], s[5]), r3 = _mm256_add_pd(s[6], s[7]);
+  const __m256d h01 = _mm256_hadd_pd(r0, r1), h23 = _mm256_hadd_pd(r2, r3);  // r0ab r1ab r0cd r1cd, r2.. r3..
+  return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x21), _mm256_blend_pd(h01, h23, 0xc));
+}
 
 }  // namespace avx2
 }  // namespace dsv4
