@@ -387,6 +387,12 @@ inline bool fp4ScalesPlain(const uint8_t* p, size_t n) {
   return true;
 }
 
+/** The scale bytes of weight rows [n, min(n + 4, n1)) (one 4-row group, contiguous) are plain. */
+inline bool fp4GroupPlain(const GemmArgs& a, int n, int n1) {
+  const size_t nsb = size_t(a.K / 32);
+  return fp4ScalesPlain(a.ws + size_t(n) * nsb, size_t(n + 4 < n1 ? 4 : n1 - n) * nsb);
+}
+
 /** The 8 scaled block values of one chunk (lane order kLane4) from its 4 piece sums:
  *  fl32(exact sum) * (act scale * 2^-10) * weight scale, the reference's roundings. */
 inline __m256 fp4Values(__m256i s0, __m256i s1, __m256i s2, __m256i s3, const uint8_t* xc, __m256 ws) {
@@ -452,6 +458,10 @@ template <int R, bool Full>
 void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* const* y, int n0, int n1) {
   const int K = a.K, nsb = K / 32, nch = chunks4(K);
   for (int n = n0; n < n1; n += 4) {
+    if (Full && !fp4GroupPlain(a, n, n1)) {
+      fp4Gemv<R, false>(k, a, xp, y, n, n + 4 < n1 ? n + 4 : n1);
+      continue;
+    }
     const uint8_t* wr[4];
     const uint8_t* sr[4];
     for (int j = 0; j < 4; j++) {
@@ -507,6 +517,10 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
   const int K = a.K, nsb = K / 32, nch = K / 256;
   const size_t rb = size_t(K / 2);
   for (int n = n0; n < n1; n += 4) {
+    if (!fp4GroupPlain(a, n, n1)) {
+      fp4Gemv<1, false>(k, a, &xp, &y, n, n + 4 < n1 ? n + 4 : n1);
+      continue;
+    }
     const uint8_t* wr[4];
     const uint8_t* sr[4];
     for (int j = 0; j < 4; j++) {
@@ -756,8 +770,9 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   const int full = a.rows <= kGemvRows ? 0 : a.rows & ~3;
   if (full) fp4Gemm(cv, a, prep, full, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
-  // whole 256-element chunks and plain scale bytes (the checkpoints' case): no per-chunk checks
-  const bool full4 = full < a.rows && a.K % 256 == 0 && fp4ScalesPlain(a.ws + size_t(n0) * (a.K / 32), size_t(n1 - n0) * (a.K / 32));
+  // whole 256-element chunks; 4-row groups with plain scale bytes (the checkpoints' case) then take the
+  // paths without per-chunk checks
+  const bool full4 = a.K % 256 == 0;
   for (int m = full; m < a.rows; m += 4) {
     const int rem = a.rows - m < 4 ? a.rows - m : 4;
     const uint8_t* xp[4];
