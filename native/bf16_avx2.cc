@@ -489,11 +489,13 @@ constexpr int kGemvSegment = 512;  // codes per accumulator chain before it is f
  *  gemvBlockSums, one add per segment into the total (a chain over all of L would be L / 8 deep). */
 constexpr int fp8GemvDepth(int L) { return (L < kGemvSegment ? L : kGemvSegment) / 8 + 3 + (L + kGemvSegment - 1) / kGemvSegment; }
 
-/** Sums of NW (1-4) weight rows (K apart from w0) over the steps [0, L) into sums[0..NW) (4 written). */
+/** Sums of NW (1-4) weight rows (K apart from w0) over the steps [0, L) into sums[0..NW) (4 written).
+ *  Not inlined: inside fp8Gemv GCC kept the accumulators in stack slots. */
 template <int NW>
-void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* xq, double* sums) {
+__attribute__((noinline)) void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* xq, double* sums) {
   const __m256i sign = c.sign, c0 = c.ctl[0], c1 = c.ctl[1], c2 = c.ctl[2], c3 = c.ctl[3];
-  __m256d total = _mm256_setzero_pd();
+  // the running total lives in sums (memory; a 17th register would spill an accumulator)
+  _mm256_store_pd(sums, _mm256_setzero_pd());
   for (int k0 = 0; k0 < L; k0 += kGemvSegment) {
     // one chain per segment, then folded: a shallow depth keeps the level-1 bound tight
     const int k1 = L - k0 < kGemvSegment ? L : k0 + kGemvSegment;
@@ -512,9 +514,8 @@ void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* 
 #pragma GCC unroll 4
       for (int i = 0; i < NW; i++) gemvStep(sign, c0, c1, c2, c3, w0 + size_t(i) * K + k, xq + k, s[2 * i], s[2 * i + 1]);
     }
-    total = _mm256_add_pd(total, gemvBlockSums(s));
+    _mm256_store_pd(sums, _mm256_add_pd(_mm256_load_pd(sums), gemvBlockSums(s)));
   }
-  _mm256_store_pd(sums, total);
 }
 
 /** Vector sums of one weight row against RT (2-3) activation rows (xs doubles apart) over the steps
