@@ -3,8 +3,8 @@
 // unpacks and eight vpshufb with these controls spread 32 codes over 8 x 4 float64 lanes, whose
 // value is then exactly the code's value * 2^-1016 (native/README.md). Position 4i + e of a
 // 32-code step holds element (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1).
-// gemvStep and gemvBlockSums: the one-row GEMVs' step (4 weight rows x 2 accumulators) and the
-// 4 rows' reduction into one vector. Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
+// gemvStep / gemvStep2 and gemvBlockSums: the GEMVs' steps (2 accumulators per weight and activation
+// row: 4 weight rows for one activation row, 2 for two) and the reduction of 4 pairs into one vector. Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
 #pragma once
 #include <cstdint>
 
@@ -61,12 +61,56 @@ inline void gemvStep(const __m256i sign, const __m256i c0, const __m256i c1, con
         "m"(*reinterpret_cast<const uint8_t(*)[32]>(wp)), "m"(*reinterpret_cast<const double(*)[32]>(xc)));
 }
 
-/** The 4 rows' block sums as one vector (lane r = row r): s[2r] + s[2r + 1] summed over lanes. */
+/** a0, a1 += 32 weights at wp times 32 prepared activations at x0, b0, b1 the same times x1: two
+ *  activation rows share each converted step, two FMA chains each. */
+inline void gemvStep2(const __m256i sign, const __m256i c0, const __m256i c1, const __m256i c2, const __m256i c3,
+                      const uint8_t* wp, const double* x0, const double* x1, __m256d& a0, __m256d& a1, __m256d& b0,
+                      __m256d& b1) {
+  __m256i q, lo, t;
+  asm("vmovdqu (%[w]), %[q]\n\t"
+      "vpaddb %[q], %[q], %[lo]\n\t"
+      "vpand %[sign], %[q], %[q]\n\t"
+      "vpunpckhbw %[q], %[lo], %[t]\n\t"
+      "vpunpcklbw %[q], %[lo], %[lo]\n\t"
+      "vpshufb %[c0], %[lo], %[q]\n\t"
+      "vfmadd231pd (%[x0]), %[q], %[a0]\n\t"
+      "vfmadd231pd (%[x1]), %[q], %[b0]\n\t"
+      "vpshufb %[c1], %[lo], %[q]\n\t"
+      "vfmadd231pd 32(%[x0]), %[q], %[a1]\n\t"
+      "vfmadd231pd 32(%[x1]), %[q], %[b1]\n\t"
+      "vpshufb %[c2], %[lo], %[q]\n\t"
+      "vfmadd231pd 64(%[x0]), %[q], %[a0]\n\t"
+      "vfmadd231pd 64(%[x1]), %[q], %[b0]\n\t"
+      "vpshufb %[c3], %[lo], %[lo]\n\t"
+      "vfmadd231pd 96(%[x0]), %[lo], %[a1]\n\t"
+      "vfmadd231pd 96(%[x1]), %[lo], %[b1]\n\t"
+      "vpshufb %[c0], %[t], %[q]\n\t"
+      "vfmadd231pd 128(%[x0]), %[q], %[a0]\n\t"
+      "vfmadd231pd 128(%[x1]), %[q], %[b0]\n\t"
+      "vpshufb %[c1], %[t], %[q]\n\t"
+      "vfmadd231pd 160(%[x0]), %[q], %[a1]\n\t"
+      "vfmadd231pd 160(%[x1]), %[q], %[b1]\n\t"
+      "vpshufb %[c2], %[t], %[q]\n\t"
+      "vfmadd231pd 192(%[x0]), %[q], %[a0]\n\t"
+      "vfmadd231pd 192(%[x1]), %[q], %[b0]\n\t"
+      "vpshufb %[c3], %[t], %[t]\n\t"
+      "vfmadd231pd 224(%[x0]), %[t], %[a1]\n\t"
+      "vfmadd231pd 224(%[x1]), %[t], %[b1]"
+      : [a0] "+x"(a0), [a1] "+x"(a1), [b0] "+x"(b0), [b1] "+x"(b1), [q] "=&x"(q), [lo] "=&x"(lo), [t] "=&x"(t)
+      : [w] "r"(wp), [x0] "r"(x0), [x1] "r"(x1), [sign] "x"(sign), [c0] "x"(c0), [c1] "x"(c1), [c2] "x"(c2), [c3] "x"(c3),
+        "m"(*reinterpret_cast<const uint8_t(*)[32]>(wp)), "m"(*reinterpret_cast<const double(*)[32]>(x0)),
+        "m"(*reinterpret_cast<const double(*)[32]>(x1)));
+}
+
+/** [sum of a's lanes, b's, c's, d's]. */
+inline __m256d laneSums4(__m256d a, __m256d b, __m256d c, __m256d d) {
+  const __m256d hab = _mm256_hadd_pd(a, b), hcd = _mm256_hadd_pd(c, d);  // a01 b01 a23 b23, c.. d..
+  return _mm256_add_pd(_mm256_permute2f128_pd(hab, hcd, 0x21), _mm256_blend_pd(hab, hcd, 0xc));
+}
+
+/** The block sums of 4 accumulator pairs as one vector (lane i: s[2i] + s[2i + 1] summed over lanes). */
 inline __m256d gemvBlockSums(const __m256d s[8]) {
-  const __m256d r0 = _mm256_add_pd(s[0], s[1]), r1 = _mm256_add_pd(s[2], s[3]);
-  const __m256d r2 = _mm256_add_pd(s[4], s[5]), r3 = _mm256_add_pd(s[6], s[7]);
-  const __m256d h01 = _mm256_hadd_pd(r0, r1), h23 = _mm256_hadd_pd(r2, r3);  // r0ab r1ab r0cd r1cd, r2.. r3..
-  return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x21), _mm256_blend_pd(h01, h23, 0xc));
+  return laneSums4(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3]), _mm256_add_pd(s[4], s[5]), _mm256_add_pd(s[6], s[7]));
 }
 
 }  // namespace avx2

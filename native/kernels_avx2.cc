@@ -106,22 +106,28 @@ inline float fp8Update(float acc, double s, float xs, float ws) {
 constexpr int kGemvBuf = 64;      // K blocks whose 4-row sums are buffered before the fp32 updates
 constexpr int kGemvAhead = 2048;  // software prefetch distance of the one-row GEMV (bytes of each row)
 
-// rows == 1: NR (<= 4) weight rows n.. at once, converted on the fly, 2 float64 accumulators
-// per row (8 FMA chains hide the latency; each 32-code step is used by one row). Each K block's
-// exact sums of the 4 rows are reduced together into one vector and buffered; the reference's
-// fp32 updates (fp8Update) then run for the 4 rows per vector in increasing K: no horizontal
-// sum or scalar fp32 chain per block and row, the accumulators stay in registers.
-template <int NR>
+// 1-2 activation rows (R): NR weight rows n.. at once (up to G = 4 / R), converted on the fly, 2
+// float64 accumulators per weight and activation row (8 FMA chains hide the latency; with 2
+// activation rows each converted step serves both). Each K block's exact sums of the 4 (weight,
+// activation) row pairs are reduced together into one vector (lane 2r + m with 2 rows) and
+// buffered; the reference's fp32 updates (fp8Update) then run for the 4 outputs per vector in
+// increasing K: no horizontal sum or scalar fp32 chain per block and output, the accumulators stay
+// in registers.
+template <int NR, int R>
 void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
+  constexpr int G = 4 / R;
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
   const __m256i sign = cv.sign, c0 = cv.ctl[0], c1 = cv.ctl[1], c2 = cv.ctl[2], c3 = cv.ctl[3];
-  const uint8_t* w[4];
-  for (int r = 0; r < 4; r++) w[r] = a.w + size_t(n + (r < NR ? r : 0)) * K;
-  // the rows share one scale row unless they straddle a 128-row block (not with 4-aligned groups)
-  const uint8_t* wsr[4];
-  for (int r = 0; r < 4; r++) wsr[r] = a.ws + size_t((n + (r < NR ? r : 0)) >> 7) * nkb;
-  const bool oneScale = wsr[0] == wsr[NR - 1];
+  const uint8_t* w[G];
+  for (int r = 0; r < G; r++) w[r] = a.w + size_t(n + (r < NR ? r : 0)) * K;
+  // the rows share one scale row unless they straddle a 128-row block (not with aligned groups)
+  const uint8_t* wsr[4];  // per lane
+  for (int l = 0; l < 4; l++) {
+    const int r = R == 1 ? l : l >> 1;
+    wsr[l] = a.ws + size_t((n + (r < NR ? r : 0)) >> 7) * nkb;
+  }
+  const bool oneScale = wsr[0] == wsr[3];
   alignas(32) double buf[kGemvBuf * 4];
   __m128 acc = _mm_setzero_ps();
   for (int kb0 = 0; kb0 < nkb; kb0 += kGemvBuf) {
@@ -144,57 +150,41 @@ void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
       for (int c = 0; c < 128; c += 32) {
         const double* xc = xd + kb * 128 + c;
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; r++) gemvStep(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, s[2 * r], s[2 * r + 1]);
+        for (int r = 0; r < NR; r++) {
+          if (R == 1) gemvStep(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, s[2 * r], s[2 * r + 1]);
+          else gemvStep2(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, xc + K, s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3]);
+        }
       }
       _mm256_store_pd(buf + 4 * (kb - kb0), gemvBlockSums(s));
     }
-    // fp8Update for 4 rows per vector: acc + fl32(2 s) * (xs * ws), in increasing K
+    // fp8Update for 4 outputs per vector: acc + fl32(2 s) * (xs * ws), in increasing K
     for (int kb = kb0; kb < kb1; kb++) {
       const __m128 ws = oneScale ? _mm_set1_ps(T.e8m0[wsr[0][kb]])
                                  : _mm_setr_ps(T.e8m0[wsr[0][kb]], T.e8m0[wsr[1][kb]], T.e8m0[wsr[2][kb]], T.e8m0[wsr[3][kb]]);
+      const __m128 xs = R == 1 ? _mm_set1_ps(a.xs[kb]) : _mm_setr_ps(a.xs[kb], a.xs[nkb + kb], a.xs[kb], a.xs[nkb + kb]);
       const __m128 blk = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_load_pd(buf + 4 * (kb - kb0)), _mm256_set1_pd(2.0)));
-      acc = _mm_add_ps(acc, _mm_mul_ps(blk, _mm_mul_ps(_mm_set1_ps(a.xs[kb]), ws)));
+      acc = _mm_add_ps(acc, _mm_mul_ps(blk, _mm_mul_ps(xs, ws)));
     }
   }
   alignas(16) float t[4];
   _mm_store_ps(t, acc);
-  for (int r = 0; r < NR; r++) a.y[n + r] = t[r];
+  for (int l = 0; l < 4; l++) {
+    const int r = R == 1 ? l : l >> 1, m = R == 1 ? 0 : l & 1;
+    if (r < NR) a.y[size_t(m) * a.out + n + r] = t[l];
+  }
 }
 
-/** Output n of R activation rows (prepared like one row, K apart): each 32-weight step is
- *  converted once for the R rows, 4 float64 accumulators per row. Same per-block sums and fp32
- *  updates as fp8Gemv. Only R = 2 pays (1 thread: 1.4-1.5x the tiles); at R = 3 the tiles were
- *  faster (~1.07x). */
+/** Outputs [n0, n1) of R (1-2) activation rows: groups of 4 / R weight rows, then the tail. */
 template <int R>
-void fp8GemvRows(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
-  const int K = a.K, nkb = K / 128;
-  const Tables& T = tables();
-  const uint8_t* wr = a.w + size_t(n) * K;
-  float acc[R];
-  for (int r = 0; r < R; r++) acc[r] = 0.0f;
-  for (int kb = 0; kb < nkb; kb++) {
-    if ((kb & 1) == 0)
-      for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(wr + 2 * size_t(K) + kb * 128 + 64 * l), _MM_HINT_T0);
-    __m256d s[R][4];
-    for (int r = 0; r < R; r++)
-      for (int i = 0; i < 4; i++) s[r][i] = _mm256_setzero_pd();
-    for (int c = 0; c < 128; c += 32) {
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + kb * 128 + c));
-      const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, cv.sign);
-      const __m256i w[2] = {_mm256_unpacklo_epi8(lo, hi), _mm256_unpackhi_epi8(lo, hi)};
-#pragma GCC unroll 8
-      for (int v = 0; v < 8; v++) {
-        const __m256d q = _mm256_castsi256_pd(_mm256_shuffle_epi8(w[v >> 2], cv.ctl[v & 3]));
-        for (int r = 0; r < R; r++) s[r][v & 3] = _mm256_fmadd_pd(q, _mm256_loadu_pd(xd + size_t(r) * K + kb * 128 + c + 4 * v), s[r][v & 3]);
-      }
-    }
-    const float ws = T.e8m0[a.ws[size_t(n >> 7) * nkb + kb]];
-    for (int r = 0; r < R; r++) {
-      const __m256d t = _mm256_add_pd(_mm256_add_pd(s[r][0], s[r][1]), _mm256_add_pd(s[r][2], s[r][3]));
-      acc[r] = fp8Update(acc[r], hsum(t), a.xs[size_t(r) * nkb + kb], ws);
-    }
+void fp8GemvRange(const GemmArgs& a, const Cvt8& cv, const double* xd, int n0, int n1) {
+  constexpr int G = 4 / R;
+  int n = n0;
+  for (; n + G <= n1; n += G) fp8Gemv<G, R>(a, cv, xd, n);
+  if constexpr (G == 4) {
+    if (n1 - n == 3) fp8Gemv<3, R>(a, cv, xd, n);
+    else if (n1 - n == 2) fp8Gemv<2, R>(a, cv, xd, n);
   }
-  for (int r = 0; r < R; r++) a.y[size_t(r) * a.out + n] = acc[r];
+  if (n1 - n == 1) fp8Gemv<1, R>(a, cv, xd, n);
 }
 
 // rows > 1: activations are prepared in natural K order in blocks of kRowChunk rows, each K
@@ -509,13 +499,43 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
   }
 }
 
+/** Chunk c's scale bytes of 4 weight rows, [row][block] -> [block][row]: lo = blocks 0-3, hi = blocks 4-7. */
+inline void fp4ScalesT(const uint8_t* const* sr, int c, __m128i& lo, __m128i& hi) {
+  const __m128i q01 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[0] + c * 8)),
+                                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[1] + c * 8)));
+  const __m128i q23 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[2] + c * 8)),
+                                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[3] + c * 8)));
+  lo = _mm_unpacklo_epi16(q01, q23);
+  hi = _mm_unpackhi_epi16(q01, q23);
+}
+
+/** acc (4 outputs) + blocks 2p and 2p+1 of a chunk (prepared at xc), in K order, from the 4 weight rows'
+ *  piece-p sums s0..s3: one unpack tree leaves [block 2p, rows 0-3 | block 2p+1, rows 0-3]. */
+inline __m128 fp4Pair4(__m128 acc, __m256i s0, __m256i s1, __m256i s2, __m256i s3, __m128i slo, __m128i shi, int p, const uint8_t* xc) {
+  const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+  const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+  __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+  const uint8_t* pp = xc + kPairs + 64 * p;
+  r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(pp)));
+  const __m128i sb = (p & 2) ? shi : slo;
+  const __m256i ws = _mm256_slli_epi32(_mm256_cvtepu8_epi32((p & 1) ? _mm_unpackhi_epi64(sb, sb) : sb), 23);
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_load_ps(reinterpret_cast<const float*>(pp + 32)));
+  v = _mm256_mul_ps(v, _mm256_castsi256_ps(ws));
+  acc = _mm_add_ps(acc, _mm256_castps256_ps128(v));
+  return _mm_add_ps(acc, _mm256_extractf128_ps(v, 1));
+}
+
 /** One activation row, whole chunks, plain scale bytes: 4 weight rows at a time, and per 64-element
- *  piece the 4 rows' int32 partial sums reduced together, so each vector holds one block pair of the
- *  4 rows ([block 2p, rows 0-3 | block 2p+1, rows 0-3]) and the fp32 adds take blocks in K order
- *  with no transpose; the weight scales are gathered in that order from the 4 rows' 8 bytes. */
+ *  piece the 4 rows' int32 partial sums reduced together (fp4Pair4), so the fp32 adds take blocks in K
+ *  order with no transpose. Rows of up to kSeg chunks (K <= 4096) are read as one sequential stream,
+ *  row by row, the piece sums waiting in an L1 buffer (1 thread from memory, K = 1024: 1.16-1.18x the
+ *  4 interleaved row streams, K = 2048 the same); longer rows keep the interleaved streams (K = 8192
+ *  row by row in 2 KiB segments: 0.57x). */
 void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int n0, int n1) {
+  constexpr int kSeg = 16;
   const int K = a.K, nsb = K / 32, nch = K / 256;
   const size_t rb = size_t(K / 2);
+  alignas(64) __m256i buf[kSeg * 4 * 4];  // [chunk][piece][row]
   for (int n = n0; n < n1; n += 4) {
     if (!fp4GroupPlain(a, n, n1)) {
       fp4Gemv<1, false>(k, a, &xp, &y, n, n + 4 < n1 ? n + 4 : n1);
@@ -529,38 +549,49 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
       sr[j] = a.ws + size_t(r) * nsb;
     }
     __m128 acc = _mm_setzero_ps();
-    for (int c = 0; c < nch; c++) {
+    if (nch <= kSeg) {
       for (int j = 0; j < 4; j++) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128 + 64), _MM_HINT_T0);
-      }
-      // scale bytes [row][block] -> [block][row]: lo = blocks 0-3, hi = blocks 4-7, 4 rows each
-      const __m128i q01 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[0] + c * 8)),
-                                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[1] + c * 8)));
-      const __m128i q23 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[2] + c * 8)),
-                                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[3] + c * 8)));
-      const __m128i slo = _mm_unpacklo_epi16(q01, q23), shi = _mm_unpackhi_epi16(q01, q23);
-      const uint8_t* xc = xp + size_t(c) * kChunk;
+        for (int c = 0; c < nch; c++) {
+          // 2 KiB ahead in the stream (best of 1-4 KiB from memory, 1 thread)
+          _mm_prefetch(reinterpret_cast<const char*>(wr[j] + c * 128 + 2048), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wr[j] + c * 128 + 2048 + 64), _MM_HINT_T0);
+          const uint8_t* xc = xp + size_t(c) * kChunk;
+          __asm__("" : "+r"(xc));  // load the activations where they are used
 #pragma GCC unroll 4
-      for (int p = 0; p < 4; p++) {
-        __asm__("" : "+r"(xc));
-        __m256i s[4];
-        for (int j = 0; j < 4; j++) {
-          __m256i wl, wh;
-          fp4Weights(k, wr[j] + c * 128 + p * 32, wl, wh);
-          s[j] = fp4Piece(k, wl, wh, xc + p * kPiece);
+          for (int p = 0; p < 4; p++) {
+            __m256i wl, wh;
+            fp4Weights(k, wr[j] + c * 128 + p * 32, wl, wh);
+            _mm256_store_si256(buf + (c * 4 + p) * 4 + j, fp4Piece(k, wl, wh, xc + p * kPiece));
+          }
         }
-        const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[0], s[1]), _mm256_unpackhi_epi32(s[0], s[1]));
-        const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[2], s[3]), _mm256_unpackhi_epi32(s[2], s[3]));
-        __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-        const uint8_t* pp = xc + kPairs + 64 * p;
-        r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(pp)));
-        const __m128i sb = (p & 2) ? shi : slo;
-        const __m256i ws = _mm256_slli_epi32(_mm256_cvtepu8_epi32((p & 1) ? _mm_unpackhi_epi64(sb, sb) : sb), 23);
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_load_ps(reinterpret_cast<const float*>(pp + 32)));
-        v = _mm256_mul_ps(v, _mm256_castsi256_ps(ws));
-        acc = _mm_add_ps(acc, _mm256_castps256_ps128(v));
-        acc = _mm_add_ps(acc, _mm256_extractf128_ps(v, 1));
+      }
+      for (int c = 0; c < nch; c++) {
+        __m128i slo, shi;
+        fp4ScalesT(sr, c, slo, shi);
+        const __m256i* b = buf + c * 16;
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) acc = fp4Pair4(acc, b[4 * p], b[4 * p + 1], b[4 * p + 2], b[4 * p + 3], slo, shi, p, xp + size_t(c) * kChunk);
+      }
+    } else {
+      for (int c = 0; c < nch; c++) {
+        for (int j = 0; j < 4; j++) {  // the next 4-row group
+          _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128 + 64), _MM_HINT_T0);
+        }
+        __m128i slo, shi;
+        fp4ScalesT(sr, c, slo, shi);
+        const uint8_t* xc = xp + size_t(c) * kChunk;
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+          __asm__("" : "+r"(xc));
+          __m256i s[4];
+          for (int j = 0; j < 4; j++) {
+            __m256i wl, wh;
+            fp4Weights(k, wr[j] + c * 128 + p * 32, wl, wh);
+            s[j] = fp4Piece(k, wl, wh, xc + p * kPiece);
+          }
+          acc = fp4Pair4(acc, s[0], s[1], s[2], s[3], slo, shi, p, xc);
+        }
       }
     }
     alignas(16) float t[4];
@@ -646,18 +677,8 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt8 cv;
   static const uint8_t zeros[128] = {};
   const double* xd = reinterpret_cast<const double*>(prep);
-  if (a.rows == 1) {
-    int n = n0;
-    for (; n + 4 <= n1; n += 4) fp8Gemv<4>(a, cv, xd, n);
-    if (n1 - n == 3) fp8Gemv<3>(a, cv, xd, n);
-    else if (n1 - n == 2) fp8Gemv<2>(a, cv, xd, n);
-    else if (n1 - n == 1) fp8Gemv<1>(a, cv, xd, n);
-    return;
-  }
-  if (a.rows <= kGemvRows8) {
-    for (int n = n0; n < n1; n++) fp8GemvRows<2>(a, cv, xd, n);
-    return;
-  }
+  if (a.rows == 1) return fp8GemvRange<1>(a, cv, xd, n0, n1);
+  if (a.rows <= kGemvRows8) return fp8GemvRange<2>(a, cv, xd, n0, n1);
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
   // K blocks outermost within a chunk of kRowChunk activation rows: the chunk's block (48 KiB)

@@ -1,4 +1,4 @@
-// The one-row FP8 GEMV (native/kernels_avx2.cc fp8Gemv) takes 4 weight rows at a time, buffers
+// The FP8 GEMV (native/kernels_avx2.cc fp8Gemv; 1 activation row, or 2) takes 4 (2) weight rows at a time, buffers
 // their block sums for up to 64 K blocks, then runs the fp32 block updates 4 rows per vector, and
 // prepares the activation row vectorized (NaN codes send the call to the reference). Its row
 // tails (1-3 rows), 128-row scale blocks, K = 128 and K beyond one 64-block buffer, and NaN
@@ -25,9 +25,11 @@ function e4m3(n: number, mode: 'all' | 'small' | 'large'): Uint8Array {
   return new Uint8Array(n).map(() => (base + Math.floor(rnd() * span)) | (rnd() < 0.5 ? 0x80 : 0));
 }
 
-function acts(cols: number): QuantizedActivations {
+function acts(cols: number, rows = 1): QuantizedActivations {
   const scales = [1, 2 ** -7, 2 ** 12, 0.75, 2 ** -130, 2 ** 100];
-  return { rows: 1, cols, q: e4m3(cols, pick(['all', 'small', 'large'] as const)), scale: new Float32Array(cols / 128).map(() => pick(scales)) };
+  const q = new Uint8Array(rows * cols);
+  for (let m = 0; m < rows; m++) q.set(e4m3(cols, pick(['all', 'small', 'large'] as const)), m * cols);
+  return { rows, cols, q, scale: new Float32Array((rows * cols) / 128).map(() => pick(scales)) };
 }
 
 function weight(out: number, inF: number): Fp8Weight {
@@ -39,8 +41,8 @@ function weight(out: number, inF: number): Fp8Weight {
 
 function check(x: QuantizedActivations, w: Fp8Weight, what: string): Float32Array {
   const nk = makeNativeKernels(addon!);
-  const want = new Float32Array(w.out);
-  const got = new Float32Array(w.out).fill(12345);
+  const want = new Float32Array(x.rows * w.out);
+  const got = new Float32Array(x.rows * w.out).fill(12345);
   referenceKernels.fp8Gemm(x, w, want);
   nk.fp8Gemm(x, w, got);
   assertSameBits(got, want, what);
@@ -55,6 +57,15 @@ test('fp8 GEMV: row tails, scale blocks, K = 128 and K over one block-sum buffer
     [130, 256], [262, 384], [129, 128], [9, 8320], [6, 16512], [300, 1024],
   ];
   for (const [out, inF] of shapes) check(acts(inF), weight(out, inF), `out=${out} inF=${inF}`);
+});
+
+test('fp8 GEMV, 2 activation rows: 2 weight rows per step, tails, scale blocks, long K, a NaN row', { skip }, () => {
+  for (const [out, inF] of [[1, 128], [2, 256], [3, 384], [7, 1152], [130, 256], [129, 128], [5, 8320]] as const) {
+    check(acts(inF, 2), weight(out, inF), `2 rows out=${out} inF=${inF}`);
+  }
+  const x = acts(512, 2);
+  x.q[512 + 77] = 0x7f; // NaN code in the second row: the reference path
+  check(x, weight(9, 512), '2 rows, NaN in row 1');
 });
 
 test('fp8 GEMV: exact block sums at the extremes (all codes largest / smallest, K = 8192)', { skip }, () => {
@@ -105,5 +116,5 @@ test('wo_a GEMV (fp8AsBf16Gemm, 1 row): row passes, folded chains, unaligned row
 
 test('fp8 GEMV: other thread counts and the portable kernels give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }, { DSV4_NO_AVX2: '1' }]) runTestFileInChild(import.meta.url, env, 4);
+  for (const env of [{ DSV4_THREADS: '1' }, { DSV4_THREADS: '3' }, { DSV4_NO_AVX2: '1' }]) runTestFileInChild(import.meta.url, env, 5);
 });
