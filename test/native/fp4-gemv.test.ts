@@ -1,8 +1,9 @@
-// The FP4 GEMV's fast paths (native/kernels_avx2.cc fp4Gemv1 and fp4Gemv<R, true>) run only when the weight
-// scale bytes of a thread's rows are neither 0 nor 255 and K is a multiple of 256 (the checkpoints' case);
+// The FP4 GEMV's fast paths (native/kernels_avx2.cc fp4Gemv1 and fp4Gemv<R, true>) run only for 4-row groups
+// whose weight scale bytes are neither 0 nor 255, K a multiple of 256 (the checkpoints' case);
 // kernels.test.ts draws scale bytes with 0 and 255 in most rows, so these shapes use plain bytes (1..254,
 // extremes included) and compare with the TypeScript reference bit for bit: 1-7 activation rows (the
-// GEMV), 9 (GEMM tiles plus one GEMV row), odd output counts (the 4-row groups' tail), thread splits,
+// GEMV; one row: K up to 4096 read row by row, longer rows as 4 interleaved streams), 9 (GEMM tiles plus
+// one GEMV row), odd output counts (the 4-row groups' tail), thread splits,
 // plain and special scale bytes in one weight, and act scales whose 2^-10 multiple is not exact (the
 // reference path).
 import { test } from 'node:test';
@@ -52,12 +53,17 @@ function check(x: QuantizedActivations, w: Fp4Weight, what: string): void {
   assertSameBits(got, want, what);
 }
 
-test('fp4Gemm with plain scale bytes: native == reference (1-7 and 9 rows, odd outputs, K = 256..2048)', { skip }, () => {
+test('fp4Gemm with plain scale bytes: native == reference (1-7 and 9 rows, odd outputs, K = 256..8192)', { skip }, () => {
   const shapes: [rows: number, out: number, inF: number][] = [
     [1, 1, 256], [1, 3, 512], [1, 4, 256], [1, 5, 1024], [1, 131, 2048], [1, 1501, 1024], [1, 9, 384],
     [2, 6, 512], [3, 7, 256], [4, 9, 1024], [5, 4, 512], [7, 13, 256], [9, 11, 512],
   ];
   for (const [rows, out, inF] of shapes) check(acts(rows, inF, xScales), fp4Weight(out, inF), `rows=${rows} out=${out} inF=${inF}`);
+  // rows longer than 4096 (one row: 4 interleaved streams), moderate scales: with 2^100 or byte 254 somewhere
+  // in every row, every output would overflow and a wrong sum could not show
+  for (const [rows, out, inF] of [[1, 9, 4608], [1, 131, 8192], [2, 5, 4608]] as const) {
+    check(acts(rows, inF, [1, 2 ** -7, 2 ** -20, 0.75]), fp4Weight(out, inF, [110, 120, 127, 130, 140]), `rows=${rows} out=${out} inF=${inF}`);
+  }
 });
 
 test('fp4Gemm: extreme plain scale bytes (overflow to inf, subnormal results) and 0/255 bytes in some rows', { skip }, () => {
