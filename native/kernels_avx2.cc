@@ -58,12 +58,6 @@ const Tables& tables() {
   return t;
 }
 
-inline double hsum(__m256d v) {
-  __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
-  lo = _mm_add_pd(lo, hi);
-  return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
-}
-
 // ---------- FP8 ----------
 
 // The one-row GEMVs' prepared activations and converted weights share cvt32's order (the
@@ -96,13 +90,6 @@ inline bool prepGemv32(const Cvt8& cv, const uint8_t* q, double* xd) {
   return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(b, m), m)) == 0;
 }
 
-/** acc = acc + fl32(2*s) * (xs * ws), the reference's fp32 block update. */
-inline float fp8Update(float acc, double s, float xs, float ws) {
-  const float sc = xs * ws;
-  const float blk = float(s * 2.0);
-  return acc + blk * sc;
-}
-
 constexpr int kGemvBuf = 64;      // K blocks whose 4-row sums are buffered before the fp32 updates
 constexpr int kGemvAhead = 2048;  // software prefetch distance of the one-row GEMV (bytes of each row)
 
@@ -110,7 +97,7 @@ constexpr int kGemvAhead = 2048;  // software prefetch distance of the one-row G
 // float64 accumulators per weight and activation row (8 FMA chains hide the latency; with 2
 // activation rows each converted step serves both). Each K block's exact sums of the 4 (weight,
 // activation) row pairs are reduced together into one vector (lane 2r + m with 2 rows) and
-// buffered; the reference's fp32 updates (fp8Update) then run for the 4 outputs per vector in
+// buffered; the reference's fp32 block updates (below) then run for the 4 outputs per vector in
 // increasing K: no horizontal sum or scalar fp32 chain per block and output, the accumulators stay
 // in registers.
 template <int NR, int R>
@@ -157,7 +144,7 @@ void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
       }
       _mm256_store_pd(buf + 4 * (kb - kb0), gemvBlockSums(s));
     }
-    // fp8Update for 4 outputs per vector: acc + fl32(2 s) * (xs * ws), in increasing K
+    // the reference's fp32 block update for 4 outputs per vector: acc + fl32(2 s) * (xs * ws), in increasing K
     for (int kb = kb0; kb < kb1; kb++) {
       const __m128 ws = oneScale ? _mm_set1_ps(T.e8m0[wsr[0][kb]])
                                  : _mm_setr_ps(T.e8m0[wsr[0][kb]], T.e8m0[wsr[1][kb]], T.e8m0[wsr[2][kb]], T.e8m0[wsr[3][kb]]);
@@ -251,7 +238,7 @@ void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xb, const float
       for (int g = 0; g < NG; g++) acc[g][x] = _mm256_fmadd_pd(wv[g], xv, acc[g][x]);
     }
   }
-  // fp8Update per element: acc + fl32(2 s) * (xs * ws)
+  // the reference's fp32 block update per element: acc + fl32(2 s) * (xs * ws)
 #pragma GCC unroll 4
   for (int x = 0; x < NX; x++) {
     const __m128 xs = _mm_set1_ps(a.xs[size_t(m + x) * nkb + kb]);
