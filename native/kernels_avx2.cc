@@ -100,8 +100,9 @@ constexpr int kGemvAhead = 2048;  // software prefetch distance of the one-row G
 // buffered; the reference's fp32 block updates (below) then run for the 4 outputs per vector in
 // increasing K: no horizontal sum or scalar fp32 chain per block and output, the accumulators stay
 // in registers.
+// always inlined: as a separate function (once fp8GemvRows also called it) GCC's clone ran 1.3x slower
 template <int NR, int R>
-void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
+__attribute__((always_inline)) inline void fp8Gemv(const GemmArgs& a, const Cvt8& cv, const double* xd, int n) {
   constexpr int G = 4 / R;
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
@@ -180,8 +181,28 @@ void fp8GemvRange(const GemmArgs& a, const Cvt8& cv, const double* xd, int n0, i
 // broadcasts each activation and its accumulators already hold 4 outputs each: no horizontal
 // sums, and the fp32 block update runs on 4 outputs per vector.
 constexpr int kRowChunk = 48;
-/** Activation rows that go through the GEMVs (weights converted on the fly) rather than tiles. */
-constexpr int kGemvRows8 = 2;
+/** Activation rows that go through the GEMVs (weights converted on the fly) rather than tiles: the
+ *  tiles convert weight panels to float64 in memory, which few rows do not repay (bench-2g wo_b at
+ *  4 rows: 5.4x one row through the tiles). */
+constexpr int kGemvRows8 = 7;
+
+/** 3..kGemvRows8 activation rows: per group of 4 weight rows, the 2-row GEMV for each pair of
+ *  activation rows and the 1-row GEMV for an odd last one, so the group's weights come from memory
+ *  once and are reused from L1/L2. Each output gets the same block sums and fp32 chain. */
+void fp8GemvRows(const GemmArgs& a, const Cvt8& cv, const double* xd, int n0, int n1) {
+  const int nkb = a.K / 128;
+  for (int n = n0; n < n1; n += 4) {
+    const int n2 = n1 - n < 4 ? n1 : n + 4;
+    for (int m = 0; m < a.rows; m += 2) {
+      GemmArgs b = a;
+      b.xs = a.xs + size_t(m) * nkb;
+      b.y = a.y + size_t(m) * a.out;
+      const double* x = xd + size_t(m) * a.K;
+      if (a.rows - m >= 2) fp8GemvRange<2>(b, cv, x, n, n2);
+      else fp8GemvRange<1>(b, cv, x, n, n2);
+    }
+  }
+}
 
 /** Offset (in doubles) of row m's K block kb in the prepared activations (rows > 1). */
 inline size_t fp8PrepAt(int rows, int K, int m, int kb) {
@@ -665,7 +686,8 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const uint8_t zeros[128] = {};
   const double* xd = reinterpret_cast<const double*>(prep);
   if (a.rows == 1) return fp8GemvRange<1>(a, cv, xd, n0, n1);
-  if (a.rows <= kGemvRows8) return fp8GemvRange<2>(a, cv, xd, n0, n1);
+  if (a.rows == 2) return fp8GemvRange<2>(a, cv, xd, n0, n1);
+  if (a.rows <= kGemvRows8) return fp8GemvRows(a, cv, xd, n0, n1);
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
   // K blocks outermost within a chunk of kRowChunk activation rows: the chunk's block (48 KiB)

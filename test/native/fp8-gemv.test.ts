@@ -68,6 +68,17 @@ test('fp8 GEMV, 2 activation rows: 2 weight rows per step, tails, scale blocks, 
   check(x, weight(9, 512), '2 rows, NaN in row 1');
 });
 
+test('fp8 GEMV, 3-7 activation rows (pairs of rows, then one): tails, scale blocks, long K, a NaN row', { skip }, () => {
+  // per group of 4 weight rows, each pair of activation rows then the odd last one; 8 rows take the tiles
+  const shapes = [[1, 128], [3, 256], [6, 384], [130, 256], [129, 1152], [5, 8320]] as const;
+  for (const rows of [3, 4, 5, 6, 7, 8]) {
+    for (const [out, inF] of shapes) check(acts(inF, rows), weight(out, inF), `${rows} rows out=${out} inF=${inF}`);
+  }
+  const x = acts(512, 5);
+  x.q[4 * 512 + 300] = 0x7f; // NaN code in the odd last row: the reference path
+  check(x, weight(9, 512), '5 rows, NaN in row 4');
+});
+
 test('fp8 GEMV: exact block sums at the extremes (all codes largest / smallest, K = 8192)', { skip }, () => {
   // every product at +-448^2 or at the subnormal lsb: the float64 block sums hit their widest range
   for (const code of [0x7e, 0xfe, 0x01, 0x81]) {
