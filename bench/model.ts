@@ -65,6 +65,8 @@ interface ModelRun {
   prefillTokS: number;
   decodeTokS: number;
   decodeSteps: number;
+  /** Tokens/s of the median decode step (this VM's neighbours make single steps swing). */
+  decodeMedianTokS: number;
   /** Seconds spent reading all routed experts before timing (0 when skipped). */
   warmSeconds: number;
   /** Tokens/s of decode steps over BATCH_SEQS sequences at once (0 when not run). */
@@ -101,11 +103,15 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
   const tp = now() - t0;
   let n = 0;
   const t1 = now();
+  const steps: number[] = [];
   while (n < decode && (n < 2 || now() - t1 < budget)) {
+    const ts = now();
     m.forward([{ state: st, tokens: tokens(1, m.vocabSize, 3 + n) }]);
+    steps.push(now() - ts);
     n++;
   }
   const decodeTokS = n / (now() - t1);
+  const decodeMedianTokS = 1 / steps.sort((a, b) => a - b)[steps.length >> 1]!;
   // batched decode: BATCH_SEQS short sequences, each step one token of every one
   let batchTokS = 0;
   if (decode > 0) {
@@ -117,7 +123,12 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
     for (let i = 0; i < steps; i++) m.forward(states.map((state, j) => ({ state, tokens: tokens(1, m.vocabSize, 200 + i * BATCH_SEQS + j) })));
     batchTokS = (steps * BATCH_SEQS) / (now() - t2);
   }
-  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, warmSeconds, batchTokS };
+  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, warmSeconds, batchTokS };
+}
+
+/** The median step's rate beside the mean (which the value and ratio report). */
+function median(r: ModelRun): string {
+  return `; median step ${(1000 / r.decodeMedianTokS).toFixed(1)} ms = ${r.decodeMedianTokS.toFixed(2)} tok/s`;
 }
 
 export async function benchModels(
@@ -157,7 +168,7 @@ export async function benchModels(
       });
     }
     const warm = r.warmSeconds > 0 ? `; experts read beforehand (${r.warmSeconds.toFixed(1)} s)` : '; experts read lazily (too large to preload)';
-    rows.push({ section, name: `decode (${r.decodeSteps} steps)`, value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth${warm}` });
+    rows.push({ section, name: `decode (${r.decodeSteps} steps)`, value: r.decodeTokS, unit: 'tok/s', ratio: lim ? gbs / bw : undefined, note: `${(traffic.bytes / 1e6).toFixed(0)} MB weights/token = ${gbs.toFixed(2)} GB/s over read bandwidth${median(r)}${warm}` });
     if (f) {
       const gbsF = (traffic.bytes * f.decodeTokS) / 1e9;
       rows.push({
