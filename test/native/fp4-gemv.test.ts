@@ -1,4 +1,4 @@
-// The FP4 GEMV's fast paths (native/kernels_avx2.cc fp4Gemv1 and fp4Gemv<R, true>) run only for 4-row groups
+// The FP4 GEMV's fast paths (native/fp4_avx2.cc fp4Gemv1 and fp4Gemv<R, true>) run only for 4-row groups
 // whose weight scale bytes are neither 0 nor 255, K a multiple of 256 (the checkpoints' case);
 // kernels.test.ts draws scale bytes with 0 and 255 in most rows, so these shapes use plain bytes (1..254,
 // extremes included) and compare with the TypeScript reference bit for bit: 1-7 activation rows (the
