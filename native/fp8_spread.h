@@ -4,7 +4,8 @@
 // value is then exactly the code's value * 2^-1016 (native/README.md). Position 4i + e of a
 // 32-code step holds element (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1).
 // gemvStep / gemvStep2 and gemvBlockSums: the GEMVs' steps (2 accumulators per weight and activation
-// row: 4 weight rows for one activation row, 2 for two) and the reduction of 4 pairs into one vector. Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
+// row: 4 weight rows for one activation row, 2 for two) and the reduction of 4 pairs into one vector.
+// Include after `#pragma GCC target("avx2,fma")` and <immintrin.h>.
 #pragma once
 #include <cstdint>
 
