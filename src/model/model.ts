@@ -314,8 +314,8 @@ export class Dsv4Model implements ModelRunner {
     // (canonical rounding makes each row's logits the same as alone)
     const n = offsets.length;
     const flat = hc * dim;
-    const last = n === 1 ? X.subarray((offsets[0]! + lens[0]! - 1) * flat, (offsets[0]! + lens[0]!) * flat) : new Float32Array(n * flat);
-    if (n > 1) offsets.forEach((o, i) => last.set(X.subarray((o + lens[i]! - 1) * flat, (o + lens[i]!) * flat), i * flat));
+    const last = new Float32Array(n * flat);
+    offsets.forEach((o, i) => last.set(X.subarray((o + lens[i]! - 1) * flat, (o + lens[i]!) * flat), i * flat));
     const y = hcHead(last, n, hc, dim, hcp, normEps, hcEps, this.kernels);
     const logits = denseLinear(this.kernels, rmsNormWith(this.kernels, y, n, dim, norm, normEps), n, this.head);
     const V = this.head.out;
