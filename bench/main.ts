@@ -12,6 +12,7 @@ import { referenceFastProducts } from '../src/tensor/fast-products.js';
 import { measureMachine, type MachineLimits } from './machine.js';
 import { benchContext } from './context.js';
 import { benchModels } from './model.js';
+import { targetRows } from './targets.js';
 import { fmt, now, type BenchRow } from './util.js';
 
 const rows: BenchRow[] = [];
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     rows.push({ section: 'engine', name: 'result', value: null, unit: '', note: JSON.stringify(r) });
   });
 
+  rows.push(...targetRows(rows));
   const w = [18, 44, 10, 8, 8];
   log('');
   log(['section', 'measure', 'value', 'unit', 'ratio'].map((h, i) => h.padEnd(w[i]!)).join(' ') + ' note');
