@@ -153,7 +153,8 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
       len: seg.len, pos0: P, selected, indexed: w.indexer !== null });
     // the ring keeps the last W positions (slot = position mod W)
     for (let t = Math.max(P, P + seg.len - W); t < P + seg.len; t++) {
-      storeBf16(kv, (seg.row0 + t - P) * hd, hd, L.ring, (t % W) * hd);
+      if (kvBits) copyBits(kvBits, (seg.row0 + t - P) * hd, hd, L.ring, (t % W) * hd);
+      else storeBf16(kv, (seg.row0 + t - P) * hd, hd, L.ring, (t % W) * hd);
     }
   }
   // de-rotate the output's rope dims at the query position
@@ -175,6 +176,11 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
     }
   }
   return linear(k, z, rows, w.woB);
+}
+
+/** dst[d0 .. d0+n) = src[so .. so+n): BF16 bits already made (f32ToBf16 is storeBf16's rounding). */
+function copyBits(src: Uint16Array, so: number, n: number, dst: Uint16Array, d0: number): void {
+  for (let i = 0; i < n; i++) dst[d0 + i] = src[so + i]!;
 }
 
 /** Columns [c0, c0+n) of x [rows, width] as a contiguous [rows, n]. */

@@ -137,6 +137,35 @@ function bf16Keys(scores: Float32Array | Float64Array, n: number): boolean {
   return true;
 }
 
+let packBuf = new Uint32Array(0);
+
+/**
+ * topkOrder from bf16Keys' keys and counts (n <= 65536; hist is cleared): the k entries with the
+ * largest keys (at the k-th key, the lowest indices), each packed as key << 16 | (65535 - index), so
+ * one numeric sort gives key descending, index ascending, read from the end: the comparator's order.
+ */
+function keyOrder(n: number, k: number): number[] {
+  let thr = 0;
+  let ties = n; // k === n: every entry
+  if (k < n) {
+    thr = 65535;
+    let above = 0;
+    for (; above + hist[thr]! < k; thr--) above += hist[thr]!;
+    ties = k - above; // entries at the threshold key that fit, lowest indices first
+  }
+  if (packBuf.length < k) packBuf = new Uint32Array(Math.max(k, 2 * packBuf.length));
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const key = keyBuf[i]!;
+    hist[key] = 0;
+    if (key > thr || (key === thr && ties-- > 0)) packBuf[m++] = ((key << 16) | (65535 - i)) >>> 0;
+  }
+  const packed = packBuf.subarray(0, m).sort();
+  const out = new Array<number>(m);
+  for (let j = 0; j < m; j++) out[j] = 65535 - (packed[m - 1 - j]! & 0xffff);
+  return out;
+}
+
 /**
  * Indices of the min(topk, n) largest scores[0..n), by score descending, ties to the lower
  * index (the full comparator sort's order). Above topk entries, BF16 scores are selected in
@@ -145,9 +174,11 @@ function bf16Keys(scores: Float32Array | Float64Array, n: number): boolean {
  */
 export function topkOrder(scores: Float32Array | Float64Array, n: number, topk: number): number[] {
   const k = Math.min(topk, n);
+  if (k <= 0) return [];
+  if (n <= 65536 && bf16Keys(scores, n)) return keyOrder(n, k);
   const cmp = (a: number, b: number) => scores[b]! - scores[a]! || a - b;
   let cand: number[];
-  if (k < n && k > 0 && bf16Keys(scores, n)) {
+  if (k < n && n > 65536 && bf16Keys(scores, n)) {
     let thr = 65535;
     let above = 0;
     for (; above + hist[thr]! < k; thr--) above += hist[thr]!;

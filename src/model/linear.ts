@@ -62,7 +62,7 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
   if (!k.gemmBatch) return jobs.map((j) => linear(k, j.x, j.rows, j.w));
   const out: Float32Array[] = [];
   const batch: GemmJob[] = [];
-  const quantized = new Map<Float32Array, QuantizedActivations>();
+  const quantized: [Float32Array, QuantizedActivations][] = []; // act_quant by x (a few distinct x per call)
   const ys = new Float32Array(jobs.reduce((n, j) => n + j.rows * j.w.out, 0)); // the outputs, one allocation
   let off = 0;
   for (const { x, rows, w, q } of jobs) {
@@ -70,8 +70,13 @@ export function linears(k: Kernels, jobs: readonly LinearJob[]): Float32Array[] 
     out.push(y);
     if (rows === 0) continue;
     if (w.kind === 'fp8' || w.kind === 'fp4') {
-      let qa = q ?? quantized.get(x);
-      if (!qa || qa.rows !== rows || qa.cols !== w.inF) quantized.set(x, (qa = actQuantWith(k, x, rows, w.inF)));
+      const seen = q ? -1 : quantized.findIndex(([v]) => v === x);
+      let qa = q ?? (seen >= 0 ? quantized[seen]![1] : undefined);
+      if (!qa || qa.rows !== rows || qa.cols !== w.inF) {
+        qa = actQuantWith(k, x, rows, w.inF);
+        if (seen >= 0) quantized[seen]![1] = qa;
+        else quantized.push([x, qa]);
+      }
       batch.push({ x: qa, w, y });
     } else denseLinear(k, x, rows, w, y);
   }

@@ -21,15 +21,15 @@ import type { Routing } from './moe.js';
 
 /** Routed experts read from the checkpoint on first use and kept. */
 export class LazyExpertStore implements ExpertStore {
-  private readonly cache = new Map<string, ExpertWeights>();
+  private readonly cache: (ExpertWeights | undefined)[][] = []; // [layer][expert]
   constructor(private readonly reader: WeightReader, private readonly nLayers: number) {}
   get(layer: number, expert: number): ExpertWeights {
-    const key = `${layer}.${expert}`;
-    let e = this.cache.get(key);
+    const row = (this.cache[layer] ??= []);
+    let e = row[expert];
     if (!e) {
       const p = `${layerPrefix(layer, this.nLayers)}.ffn.experts.${expert}`;
       e = { w1: this.reader.linear(`${p}.w1`), w2: this.reader.linear(`${p}.w2`), w3: this.reader.linear(`${p}.w3`) };
-      this.cache.set(key, e);
+      row[expert] = e;
     }
     return e;
   }

@@ -67,6 +67,27 @@ function scoreOf(f: MoeConfig['scoreFunc'], logits: Float32Array, o: number, n: 
   }
 }
 
+let chosen = new Uint8Array(64);
+
+/**
+ * The K largest sel[0..E) by value descending, ties to the lower index (the order of the comparator
+ * sort `sel[b] - sel[a] || a - b`, a total order without NaN) into out[o ..], by K scans instead of
+ * sorting; false (nothing written) when a score is NaN or K > E, where that sort decides.
+ */
+function topExperts(sel: Float64Array, E: number, K: number, out: Int32Array, o: number): boolean {
+  if (K > E) return false;
+  for (let e = 0; e < E; e++) if (sel[e] !== sel[e]) return false;
+  if (chosen.length < E) chosen = new Uint8Array(E);
+  for (let j = 0; j < K; j++) {
+    let best = -1;
+    for (let e = 0; e < E; e++) if (!chosen[e] && (best < 0 || sel[e]! > sel[best]!)) best = e;
+    chosen[best] = 1;
+    out[o + j] = best;
+  }
+  for (let j = 0; j < K; j++) chosen[out[o + j]!] = 0;
+  return true;
+}
+
 /** Gate.forward: per row the topk experts (topk order) and their routing weights. */
 export function route(k: Kernels, w: MoeWeights, cfg: MoeConfig, x: Float32Array, rows: number, ids: Int32Array): Routing {
   const E = cfg.nExperts;
@@ -77,13 +98,14 @@ export function route(k: Kernels, w: MoeWeights, cfg: MoeConfig, x: Float32Array
   const sc = new Float64Array(E);
   const sel = new Float64Array(E);
   const picked = new Float64Array(K);
-  const order = Array.from({ length: E }, (_, i) => i);
+  let order: number[] | undefined; // the comparator sort, when a selection score is NaN
   for (let r = 0; r < rows; r++) {
     scoreOf(cfg.scoreFunc, logits, r * E, E, sc);
     for (let e = 0; e < E; e++) sel[e] = w.bias ? fr(sc[e]! + w.bias[e]!) : sc[e]!;
     if (w.tid2eid) {
       for (let j = 0; j < K; j++) experts[r * K + j] = w.tid2eid[ids[r]! * K + j]!;
-    } else {
+    } else if (!topExperts(sel, E, K, experts, r * K)) {
+      order ??= Array.from({ length: E }, (_, i) => i);
       order.sort((a, b) => sel[b]! - sel[a]! || a - b);
       for (let j = 0; j < K; j++) experts[r * K + j] = order[j]!;
       order.sort((a, b) => a - b);
@@ -159,6 +181,14 @@ export function expertsForward(k: Kernels, inputs: readonly ExpertInput[], limit
   return linears(k, inputs.map(({ e, rows }, j) => ({ x: h[j]!, rows, w: e.w2, q: hq[j] })));
 }
 
+/** The batch rows' positions in x, expert after expert. */
+function rowsOf(part: readonly { tok: readonly number[] }[], nRows: number): Int32Array {
+  const idx = new Int32Array(nRows);
+  let q = 0;
+  for (const { tok } of part) for (const r of tok) idx[q++] = r;
+  return idx;
+}
+
 /** The routing weights of inputs [i, j) as one array (1 for the shared expert's none: the same values), or null when none has any. */
 function runWeights(inputs: readonly ExpertInput[], i: number, j: number, rows: number): Float32Array | null {
   if (inputs.slice(i, j).every(({ rw }) => rw === null)) return null;
@@ -217,7 +247,13 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
   const y = new Float32Array(rows * dim);
   const K = cfg.topk;
   const routed: { e: number; tok: number[]; wts: number[] }[] = [];
+  const hits = new Uint8Array(cfg.nExperts); // experts some row picked (the others are skipped below)
+  for (let i = 0; i < rows * K; i++) {
+    const e = rt.experts[i]!;
+    if (e >= 0 && e < cfg.nExperts) hits[e] = 1;
+  }
   for (let e = 0; e < cfg.nExperts; e++) {
+    if (!hits[e]) continue;
     const tok: number[] = [];
     const wts: number[] = [];
     for (let r = 0; r < rows; r++) {
@@ -255,7 +291,7 @@ export function moe(k: Kernels, w: MoeWeights, cfg: MoeConfig, store: ExpertStor
     const outs = expertsForward(k, inputs, cfg.swigluLimit);
     // the routed outputs added in increasing expert id: one call over their span
     const src = span(outs, 0, part.length);
-    if (src) addRowsWith(k, y, Int32Array.from(part.flatMap(({ tok }) => tok)), src, nRows, dim, false);
+    if (src) addRowsWith(k, y, rowsOf(part, nRows), src, nRows, dim, false);
     else part.forEach(({ tok }, j) => addRowsWith(k, y, Int32Array.from(tok), outs[j]!, tok.length, dim, false));
     if (end === routed.length) sh = outs[part.length]!;
     i = end;

@@ -188,16 +188,13 @@ function ambScratch(n: number): Uint8Array {
 /** The exact TypeScript sums of the elements flagged in amb[ambOff + m*n + j] of y[rows, n] = x . W[r0 .. r0+n)ᵀ. */
 function settleFlagged(x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array, amb: Uint8Array, ambOff: number): void {
   const K = w.inF;
-  let row: Float32Array | undefined;
-  let bits: Uint32Array | undefined;
-  for (let j = 0; j < n; j++) {
-    let loaded = false;
-    for (let m = 0; m < rows; m++) {
-      if (!amb[ambOff + m * n + j]) continue;
-      if (!row || !bits) bits = new Uint32Array((row = new Float32Array(K)).buffer);
-      if (!loaded) loaded = weightRowValues(w, r0 + j, row, bits) === row;
-      y[m * n + j] = dotF32(x, m * K, row, 0, K);
-    }
+  const row = new Float32Array(K);
+  const bits = new Uint32Array(row.buffer);
+  // the flags are 0 / 1: indexOf finds the few set ones (a 129280-entry head product has one now and then)
+  for (let p = amb.indexOf(1, ambOff), end = ambOff + rows * n; p >= 0 && p < end; p = amb.indexOf(1, p + 1)) {
+    const m = Math.floor((p - ambOff) / n);
+    const j = p - ambOff - m * n;
+    y[m * n + j] = dotF32(x, m * K, weightRowValues(w, r0 + j, row, bits), 0, K);
   }
 }
 
