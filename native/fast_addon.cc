@@ -142,8 +142,9 @@ napi_value fail(napi_env env, const char* msg) {
 //   acts: flat [x Uint8Array (e4m3 codes) | Float32Array, xs Float32Array (1x128 scales; ignored for fp32), rows, K]
 //   jobs: flat [act index, kind (0 fp8, 1 fp4, 2 bf16, 3 fp8 as bf16), w, ws Uint8Array, r0, n, y Float32Array]
 //   FP8/FP4 kinds need K % 128 == 0 and e4m3 activations; BF16-valued kinds fp32 activations (fp8 as bf16: K % 128 == 0).
-// fastGemv(acts, jobs): the same arguments, FP8 kinds (no NaN weight codes) or BF16 (K % 32 == 0),
-//   at most fastgemv::kMaxRows activation rows: the few-row kernels of fastgemv_*.cc.
+// fastGemv(acts, jobs): the same arguments, FP8 kinds (no NaN weight codes) or BF16 (K % 32 == 0 from
+//   3 rows), at most fastgemv::kMaxRows activation rows: the few-row kernels of fastgemv_*.cc; up to
+//   fastgemv::kChainRows rows in the chain semantics (fastchain_*.cc), which fastBatch does not give.
 napi_value FastCall(napi_env env, napi_callback_info info, bool gemv) {
   size_t argc = 2;
   napi_value argv[2];
@@ -206,7 +207,8 @@ napi_value FastCall(napi_env env, napi_callback_info info, bool gemv) {
   if (B.jobs.empty()) return nullptr;
   if (gemv) {
     for (const Job& j : B.jobs)
-      if ((j.kind == Kind::Fp4 || (j.kind == Kind::Bf16 && j.act->K % 32 != 0)) || j.act->rows > fastgemv::kMaxRows) return fail(env, bad);
+      if ((j.kind == Kind::Fp4 || (j.kind == Kind::Bf16 && j.act->K % 32 != 0 && j.act->rows > fastgemv::kChainRows)) || j.act->rows > fastgemv::kMaxRows)
+        return fail(env, bad);
     fastgemv::run(B.acts, B.jobs, avx2);
     return nullptr;
   }

@@ -1,6 +1,7 @@
 // Fast-numerics FP8 products for few activation rows (decode): the semantics of fast.h /
 // src/tensor/fast-products.ts (operands dequantized exactly to fp32, one fp32 FMA chain per output
-// in increasing k), with the weight ROWS as SIMD lanes so each lane's chain is sequential in k.
+// in increasing k), with the weight ROWS as SIMD lanes so each lane's chain is sequential in k; from 3
+// activation rows. 1-2 rows have the chain semantics (kChainRows below).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -35,16 +36,55 @@ struct Job {
  */
 bool blockActs(const Job& j, int block, float* out);
 
+/** Dequantized weight row r (absolute) of j into out[0 .. K): fast.h weightRow, the portable form. */
+void weightRow(const Job& j, int r, float* out);
+
+/** Portable outputs of rows [a, b) of j: dot(dequantized weight row, activation row) per output. */
+template <class Dot>
+void portableRows(const Job& j, int a, int b, Dot dot) {
+  thread_local std::vector<float> w;
+  w.resize(size_t(j.K));
+  for (int c = a; c < b; c++) {
+    weightRow(j, j.r0 + c, w.data());
+    for (int m = 0; m < j.R; m++) j.y[size_t(m) * j.n + c] = dot(w.data(), j.x + size_t(m) * j.K, j.K);
+  }
+}
+
 /** All jobs (FP8 kinds or BF16, at most kMaxRows activation rows) over the shared pool, under its call lock. */
 void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2);
 
-/** Outputs of rows [a, b) (relative to r0) of j, all activation rows; `scratch` holds R * K floats (FP8). */
+/** Outputs of rows [a, b) (relative to r0) of j (R > kChainRows), all activation rows; `scratch` holds R * K floats (FP8). */
 namespace avx2 {
 void rows(const Job& j, int a, int b, float* scratch);
 }
 namespace scalar {
 void rows(const Job& j, int a, int b);
 }
+
+/**
+ * Products of at most kChainRows activation rows (decode of one or two sequences) have their own
+ * semantics (fast-products.ts 3): per output 32 partial fp32 FMA chains, chain c the terms with
+ * k = c (mod 32), then a fixed sum tree. The AVX2 kernel's lanes run along k, so a weight vector
+ * needs only its conversion (fastchain_avx2.cc); fastchain_scalar.cc is the portable form.
+ */
+constexpr int kChainRows = 2;
+namespace chain {
+/** Floats per activation row of the permuted copy: K rounded up to a 32-k step. */
+inline size_t paddedK(int K) { return (size_t(K) + 31) & ~size_t(31); }
+namespace avx2 {
+/**
+ * j's activations (row-major, R rows of K) in the kernel's lane order, rows paddedK apart: per 32-k
+ * step, out[8a + i] = x[c] for chain c in accumulator a, lane i (FP8 kinds: c = 4i + a; BF16:
+ * c = 16 (a / 2) + 2i + a % 2); the padding is zero.
+ */
+void permute(const Job& j, float* out);
+/** Outputs of rows [a, b) (relative to r0) of j; xp its permuted activations, scratch R * paddedK floats. */
+void rows(const Job& j, const float* xp, int a, int b, float* scratch);
+}  // namespace avx2
+namespace scalar {
+void rows(const Job& j, int a, int b);
+}
+}  // namespace chain
 
 }  // namespace fastgemv
 }  // namespace dsv4

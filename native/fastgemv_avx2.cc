@@ -9,9 +9,10 @@
 // block as x * 2^(b-7) (blockActs, exact), so each vfmadd231ps adds exactly the reference's
 // (value * 2^(b-127)) * x with one rounding, in the output's single accumulator, k increasing: the
 // bits of fast-products.ts. 4 groups of 8 rows run together (4 independent FMA chains per activation
-// row: the FMA latency). 1-2 activation rows convert the codes in registers; more convert each step
-// once into a buffer that the rows use 2 at a time (4 at a time with one group of 8 rows: rows 4 KiB
-// multiples apart).
+// row: the FMA latency). Each step's codes are converted once into a buffer that the rows use 2 at a
+// time (4 at a time with one group of 8 rows: rows 4 KiB multiples apart). 1-2 activation rows have
+// the chain semantics instead (fastchain_avx2.cc); their former in-register form here lost to the
+// exact GEMVs.
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fast_place.h"
 #include "fastgemv.h"
 
 namespace dsv4 {
@@ -52,14 +54,7 @@ inline void transpose8(const uint8_t* w, size_t stride, __m256i t[8]) {
 /** FP8: a dword holds codes k..k+3; each becomes an fp32 of value * 2^-120. */
 struct Fp8Codec {
   static constexpr int kPerDword = 4;
-  static inline void convert(__m256i t, __m256 v[4]) {
-    const __m256i mask = _mm256_set1_epi32(int(0x87f00000u));
-    const __m256i hi = _mm256_srai_epi16(t, 4), lo = _mm256_srai_epi16(_mm256_slli_epi16(t, 8), 4);
-    v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(lo, 16), mask));
-    v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(hi, 16), mask));
-    v[2] = _mm256_castsi256_ps(_mm256_and_si256(lo, mask));
-    v[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, mask));
-  }
+  static inline void convert(__m256i t, __m256 v[4]) { placeFp8(t, v); }
 };
 
 /** BF16: a dword holds values k, k+1; each is the top half of its fp32. */
@@ -75,41 +70,6 @@ struct Bf16Codec {
 template <int G>
 inline void prefetchNext(const uint8_t* w, size_t stride, size_t off) {
   for (int i = 0; i < 8 * G; i++) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(8 * G + i) * stride + off), _MM_HINT_T1);
-}
-
-/**
- * G groups of 8 weight rows (rows `stride` bytes apart from w) times MT <= 2 activation rows x (K
- * apart): acc[g][m] lanes = outputs of rows 8g..8g+7, the codes converted in registers as used.
- * Steps of 64 bytes: a row's whole cache line (rows 4 KiB multiples apart share L1 sets).
- */
-template <class C, int G, int MT>
-void stripDirect(const uint8_t* w, size_t stride, size_t K, const float* x, __m256 acc[G][MT]) {
-  constexpr int P = C::kPerDword;
-  for (int g = 0; g < G; g++)
-    for (int m = 0; m < MT; m++) acc[g][m] = _mm256_setzero_ps();
-  for (size_t k = 0; k < K; k += 16 * P) {
-    const size_t off = k * 4 / P;
-    prefetchNext<G>(w, stride, off);
-    __m256i t[G][16];
-    for (int g = 0; g < G; g++) {
-      transpose8(w + size_t(8 * g) * stride + off, stride, t[g]);
-      transpose8(w + size_t(8 * g) * stride + off + 32, stride, t[g] + 8);
-    }
-#pragma GCC unroll 16
-    for (int d = 0; d < 16; d++) {
-#pragma GCC unroll 4
-      for (int g = 0; g < G; g++) {
-        __m256 v[P];
-        C::convert(t[g][d], v);
-#pragma GCC unroll 2
-        for (int m = 0; m < MT; m++) {
-          const float* xm = x + size_t(m) * K + k + P * d;
-#pragma GCC unroll 4
-          for (int q = 0; q < P; q++) acc[g][m] = _mm256_fmadd_ps(v[q], _mm256_broadcast_ss(xm + q), acc[g][m]);
-        }
-      }
-    }
-  }
 }
 
 /** acc of G groups x MT rows into y (row m at y + m * n), the first `valid` of the G*8 outputs. */
@@ -187,18 +147,10 @@ void stripBuffered(const uint8_t* w, size_t stride, size_t K, const float* x, in
   });
 }
 
-/** G groups of rows from w, all R activation rows, outputs into y (first `valid`). */
+/** G groups of rows from w, all R > 2 activation rows (1-2: fastchain_avx2.cc), outputs into y (first `valid`). */
 template <class C, int G>
 void groups(const uint8_t* w, size_t stride, size_t K, const float* x, int R, float* y, size_t n, int valid) {
-  if (R > 2) return stripBuffered<C, G, G == 1 ? 4 : 2>(w, stride, K, x, R, y, n, valid);
-  __m256 acc[G][2];
-  if (R == 2) {
-    stripDirect<C, G, 2>(w, stride, K, x, acc);
-    store<G, 2>(acc, y, n, valid);
-  } else {
-    stripDirect<C, G, 1>(w, stride, K, x, reinterpret_cast<__m256(*)[1]>(acc));
-    store<G, 1>(reinterpret_cast<__m256(*)[1]>(acc), y, n, valid);
-  }
+  stripBuffered<C, G, G == 1 ? 4 : 2>(w, stride, K, x, R, y, n, valid);
 }
 
 /** Rows [c, end) of j's weight (bytes `stride` per row) with prepared activations x. */

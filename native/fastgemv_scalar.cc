@@ -34,24 +34,22 @@ bool blockActs(const Job& j, int block, float* out) {
   return true;
 }
 
-namespace scalar {
-
-void rows(const Job& j, int a, int b) {
-  thread_local std::vector<float> w;
-  w.resize(size_t(j.K));
+void weightRow(const Job& j, int r, float* out) {
   fast::Act act{};
   act.K = j.K;
   const fast::Kind kind = j.kind == WeightKind::Bf16 ? fast::Kind::Bf16 : j.kind == WeightKind::Fp8AsBf16 ? fast::Kind::Fp8AsBf16 : fast::Kind::Fp8;
   const fast::Job fj{kind, &act, j.w, j.ws, j.r0, j.n, j.y};
-  for (int c = a; c < b; c++) {
-    fast::weightRow(fj, j.r0 + c, 0, j.K, w.data());
-    for (int m = 0; m < j.R; m++) {
-      const float* x = j.x + size_t(m) * j.K;
-      float acc = 0;
-      for (int k = 0; k < j.K; k++) acc = std::fmaf(w[size_t(k)], x[k], acc);
-      j.y[size_t(m) * j.n + c] = acc;
-    }
-  }
+  fast::weightRow(fj, r, 0, j.K, out);
+}
+
+namespace scalar {
+
+void rows(const Job& j, int a, int b) {
+  portableRows(j, a, b, [](const float* w, const float* x, int K) {
+    float acc = 0;
+    for (int k = 0; k < K; k++) acc = std::fmaf(w[k], x[k], acc);
+    return acc;
+  });
 }
 
 }  // namespace scalar

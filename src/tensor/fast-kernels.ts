@@ -1,11 +1,13 @@
 // Kernels in fast numerics (`--numerics fast`, fast-products.ts): products with at least
 // FAST_MIN_ROWS activation rows (prefill, big batches), and FP8 and BF16 products (FP8 weights, FP8
-// used as BF16 values, BF16 weights) from FAST_GEMV_MIN_ROWS rows (decode batches of several
-// sequences), run the fp32 fast products; smaller ones (single-sequence decode) and every other
-// operation stay exact. Prefill GEMMs are bound by FMA width, which fp32 lanes double. With a few
-// rows, the row-lane fp32 kernel (native/fastgemv_*.cc) converts each weight vector once for all
-// rows while the exact kernels' cost grows with the rows; with 1-2 rows it does not beat them (see
-// below), and FP4 experts (FP4 GEMV: conversion-bound) keep the exact kernels below FAST_MIN_ROWS.
+// used as BF16 values, BF16 weights) from FAST_GEMV_MIN_ROWS rows, i.e. all of them, run the fp32
+// fast products; FP4 products of fewer rows (decode's experts) and every other operation stay exact.
+// Prefill GEMMs are bound by FMA width, which fp32 lanes double. With 3-15 rows the row-lane fp32
+// kernel (native/fastgemv_*.cc) converts each weight vector once for all rows while the exact
+// kernels' cost grows with the rows; with 1-2 rows (single-sequence decode) the chain semantics
+// (fast-products.ts 3) lets the kernel's lanes run along k (native/fastchain_*.cc), so a weight
+// vector costs only its conversion (BF16: a shift or an and). FP4 experts (FP4 GEMV: conversion-bound)
+// keep the exact kernels below FAST_MIN_ROWS.
 //
 // So in this mode a sequence's outputs depend on how its rows were batched (as in GPU
 // engines), which exact numerics never do.
@@ -21,13 +23,13 @@ import type { Bf16Weight, Fp8Weight, GemmJob, Kernels, Weight } from './kernels.
 export const FAST_MIN_ROWS = 16;
 
 /**
- * FP8 and BF16 products take the fast products from this many rows. 1 thread, bench-2g shapes (wo_b,
- * wq_b, wq_a), same process alternating: the row-lane kernel ran 0.55-0.93x the exact FP8 GEMV at 1
- * row (the exact one streams 2 rows in sequence; the row-lane one reads 32 rows at once, which at 4 KiB
- * multiples apart share L1 sets) and 0.84-1.19x at 2, but 1.2-1.9x the exact kernels at 3-8 rows and
- * 1.35-1.5x at 15; BF16 (16384x2048) 0.43-0.56x at 1 row, 0.96-1.08x at 3, 1.5-2.0x at 4-8.
+ * FP8 and BF16 products take the fast products from this many rows: all of them. 1-2 rows run the
+ * chain-semantics kernel (lanes along k); the row-lane kernel, whose semantics is one chain per
+ * output, had lost to the exact GEMVs there (FP8 0.55-0.93x, BF16 0.43-0.56x at 1 row, 1 thread,
+ * bench-2g shapes) and runs from 3 rows (FP8 1.2-1.9x the exact kernels at 3-8 rows, 1.35-1.5x at 15;
+ * BF16 16384x2048 0.96-1.08x at 3, 1.5-2.0x at 4-8).
  */
-export const FAST_GEMV_MIN_ROWS = 3;
+export const FAST_GEMV_MIN_ROWS = 1;
 
 export type Numerics = 'exact' | 'fast';
 

@@ -2,9 +2,12 @@
 // dequantized exactly to fp32, one sequential fp32 FMA chain per output) in a BLIS-style fp32 GEMM,
 // bit for bit. FP8 and BF16 products of at most FEW_ROWS activation rows (decode batches) take the
 // weight rows as SIMD lanes instead (native/fastgemv_*.cc, same bits): FP8 weights without NaN codes,
-// BF16 ones with K % 32 == 0. Shapes the native kernels do not take (FP8/FP4 K not a multiple of 128)
-// go to the TypeScript reference, which gives the same bits slowly.
-import { referenceFastProducts, type FastProducts } from './fast-products.js';
+// BF16 ones with K % 32 == 0. Products of at most CHAIN_ROWS rows with FP8 or BF16-valued weights have
+// their own semantics (32 chains per output, fast-products.ts 3), which only fastGemv gives
+// (native/fastchain_*.cc: lanes along k; BF16 any K). Shapes the native kernels do not take (FP8/FP4 K
+// not a multiple of 128; FP8 weights with NaN codes in the chain semantics) go to the TypeScript
+// reference, which gives the same bits slowly.
+import { CHAIN_ROWS, referenceFastProducts, type FastProducts } from './fast-products.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
 import { fp8Usable, type NativeAddon } from './native.js';
 
@@ -40,12 +43,17 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
   const many = addon.fastBatch?.bind(addon);
   if (!many) return null;
   const few = addon.fastGemv?.bind(addon);
-  /** Whether fastGemv takes this product (else fastBatch, same bits). */
+  /** Whether fastGemv takes this product (else fastBatch, same bits, or in the chain semantics the reference). */
   const byRows = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean =>
-    few !== undefined && rows <= FEW_ROWS && (w.kind === 'bf16' ? w.inF % 32 === 0 : w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w));
+    few !== undefined &&
+    rows <= FEW_ROWS &&
+    (w.kind === 'bf16' ? w.inF % 32 === 0 || rows <= CHAIN_ROWS : w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w));
+  /** Whether the product needs the TypeScript reference: the chain semantics, which fastBatch does not give. */
+  const byReference = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean => rows <= CHAIN_ROWS && w.kind !== 'fp4' && !byRows(rows, w);
   const batch = (acts: unknown[], flat: unknown[], rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): void =>
     (byRows(rows, w) ? few! : many)(acts, flat);
   const quantized = (x: QuantizedActivations, w: Fp8Weight | Fp4Weight, y: Float32Array): void => {
+    if (w.kind === 'fp8' && byReference(x.rows, w)) return referenceFastProducts.fp8Gemm(x, w, y);
     batch([x.q, x.scale, x.rows, x.cols], [0, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y], x.rows, w);
   };
   /** The jobs in one call of `call`: one dequantization per activation matrix. */
@@ -56,7 +64,7 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
     for (const { x, w, y } of jobs) {
       checkQuantized(w.kind === 'fp4' ? 'fast fp4Gemm' : 'fast fp8Gemm', x, w, y);
       if (x.rows === 0 || w.out === 0) continue;
-      if (!nativeK(w)) {
+      if (!nativeK(w) || byReference(x.rows, w)) {
         if (w.kind === 'fp4') referenceFastProducts.fp4Gemm(x, w, y);
         else referenceFastProducts.fp8Gemm(x, w, y);
         continue;
@@ -88,7 +96,7 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
     denseGemm(x, rows, w, r0, n, y) {
       checkDense(x, rows, w, r0, n, y);
       if (rows === 0 || n === 0) return;
-      if (!nativeK(w)) return referenceFastProducts.denseGemm(x, rows, w, r0, n, y);
+      if (!nativeK(w) || byReference(rows, w)) return referenceFastProducts.denseGemm(x, rows, w, r0, n, y);
       const [kind, ws] = dense(w);
       batch([x, NO_SCALES, rows, w.inF], [0, kind, w.data, ws, r0, n, y], rows, w);
     },
@@ -103,7 +111,7 @@ export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
       if (ys.length !== xs.length) throw new RangeError(`fast denseGroups: ${xs.length} inputs but ${ys.length} outputs`);
       xs.forEach((x, g) => checkDense(x, rows, w, g * n, n, ys[g]!));
       if (rows === 0 || n === 0 || xs.length === 0) return;
-      if (!nativeK(w)) return xs.forEach((x, g) => referenceFastProducts.denseGemm(x, rows, w, g * n, n, ys[g]!));
+      if (!nativeK(w) || byReference(rows, w)) return xs.forEach((x, g) => referenceFastProducts.denseGemm(x, rows, w, g * n, n, ys[g]!));
       const acts: unknown[] = [];
       const flat: unknown[] = [];
       xs.forEach((x, g) => {

@@ -9,7 +9,19 @@
 //      its 1x32 scale; a BF16 weight its value; an FP8-as-BF16 weight (wo_a) bf16(code x
 //      scale), as dense.ts reads it; BF16/fp32 activations as given;
 //   2. y[m, n] = fma(w[n, K-1], x[m, K-1], ... fma(w[n, 1], x[m, 1], fma(w[n, 0], x[m, 0], 0)))
-//      in fp32: one accumulator per output, increasing k, each step one rounding.
+//      in fp32: one accumulator per output, increasing k, each step one rounding;
+//   3. except for products of at most CHAIN_ROWS (2) activation rows with FP8, FP8-as-BF16 or BF16
+//      weights (decode of one or two sequences): there each output is the sum of CHAINS (32) partial
+//      chains. Chain c takes the terms with k = c (mod 32), each added by one fp32 FMA, k increasing,
+//      from +0 (a chain without terms stays +0). Chain c sits in accumulator a(c) (0..3) at lane i(c)
+//      (0..7), and the chains are added in this fixed tree, each + one fp32 rounding:
+//        v[i] = (P[0][i] + P[1][i]) + (P[2][i] + P[3][i]),
+//        y = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])).
+//      The slots are where an AVX2 kernel whose lanes run along k finds the terms (chainSlots):
+//      e4m3 codes (FP8, FP8-as-BF16), 32 per 32-byte load: a = c mod 4, i = c div 4 (dword i holds
+//      codes 4i..4i+3); BF16 words, 32 per 64-byte step as two loads of 16: a = 2 (c div 16) +
+//      c mod 2, i = (c div 2) mod 8 (a dword's low word is the even k). Only the order of the sums
+//      changes; the terms are those of 1 and 2 (native/fastchain_*.cc).
 // So results differ from canonical rounding by the fp32 accumulation error only
 // (the goldens' drift is reported by `dsv4 verify --numerics fast`).
 import { E2M1_VALUES, E4M3_VALUES } from './formats.js';
@@ -84,6 +96,42 @@ export function fp4WeightRow(w: Fp4Weight, n: number, out: Float32Array): Float3
   return out;
 }
 
+/** Products of at most this many activation rows with FP8 or BF16-valued weights use the chain semantics (3 above). */
+export const CHAIN_ROWS = 2;
+/** Partial chains per output in the chain semantics. */
+export const CHAINS = 32;
+
+/** How a weight's elements sit in the chain kernel's vectors: e4m3 codes or BF16 words. */
+export type ChainLayout = 'fp8' | 'bf16';
+
+/** slot[c] = 8 a(c) + i(c): chain c's accumulator and lane (3 above). */
+export function chainSlots(layout: ChainLayout): Int32Array {
+  return Int32Array.from({ length: CHAINS }, (_, c) => (layout === 'fp8' ? 8 * (c & 3) + (c >> 2) : 8 * (2 * (c >> 4) + (c & 1)) + ((c >> 1) & 7)));
+}
+
+/** The fixed tree of 3 above over the partial sums P[8 a + i]. */
+export function chainTree(P: ArrayLike<number>): number {
+  const v = (i: number): number => fr(fr(P[i]! + P[8 + i]!) + fr(P[16 + i]! + P[24 + i]!));
+  return fr(fr(fr(v(0) + v(4)) + fr(v(2) + v(6))) + fr(fr(v(1) + v(5)) + fr(v(3) + v(7))));
+}
+
+/** y[rows, n] in the chain semantics (rows <= CHAIN_ROWS): 32 partial chains per output, then chainTree. */
+function chainGemm(xv: Float32Array, rows: number, K: number, row: (r: number) => Float32Array, r0: number, n: number, y: Float32Array, layout: ChainLayout): void {
+  const slot = chainSlots(layout);
+  const P = new Float64Array(CHAINS);
+  for (let j = 0; j < n; j++) {
+    const wv = row(r0 + j);
+    for (let m = 0; m < rows; m++) {
+      P.fill(0);
+      for (let k = 0; k < K; k++) {
+        const s = slot[k & (CHAINS - 1)]!;
+        P[s] = fmaF32(wv[k]!, xv[m * K + k]!, P[s]!);
+      }
+      y[m * n + j] = chainTree(P);
+    }
+  }
+}
+
 /** y[rows, n] from dequantized activations xv[rows, K] and weight rows r0 .. r0+n. */
 function sequentialGemm(xv: Float32Array, rows: number, K: number, row: (r: number) => Float32Array, r0: number, n: number, y: Float32Array): void {
   for (let j = 0; j < n; j++) {
@@ -108,7 +156,9 @@ export const referenceFastProducts: FastProducts = {
   fp8Gemm(x, w, y) {
     checkQuantized('fast fp8Gemm', x, w, y);
     const buf = new Float32Array(w.inF);
-    sequentialGemm(dequantActivations(x), x.rows, w.inF, (r) => fp8WeightRow(w, r, buf), 0, w.out, y);
+    const row = (r: number): Float32Array => fp8WeightRow(w, r, buf);
+    if (x.rows <= CHAIN_ROWS) chainGemm(dequantActivations(x), x.rows, w.inF, row, 0, w.out, y, 'fp8');
+    else sequentialGemm(dequantActivations(x), x.rows, w.inF, row, 0, w.out, y);
   },
   fp4Gemm(x, w, y) {
     checkQuantized('fast fp4Gemm', x, w, y);
@@ -121,6 +171,8 @@ export const referenceFastProducts: FastProducts = {
     if (r0 < 0 || r0 + n > w.out) throw new RangeError(`fast denseGemm: rows [${r0}, ${r0 + n}) outside [0, ${w.out})`);
     const buf = new Float32Array(K);
     const bits = new Uint32Array(buf.buffer);
-    sequentialGemm(x, rows, K, (r) => weightRowValues(w, r, buf, bits), r0, n, y);
+    const row = (r: number): Float32Array => weightRowValues(w, r, buf, bits);
+    if (rows <= CHAIN_ROWS) chainGemm(x, rows, K, row, r0, n, y, w.kind === 'bf16' ? 'bf16' : 'fp8');
+    else sequentialGemm(x, rows, K, row, r0, n, y);
   },
 };

@@ -113,7 +113,7 @@ test('withFastProducts: FP8 and BF16 from FAST_GEMV_MIN_ROWS rows, FP4 from FAST
   const K = 256;
   const w8 = fp8Weight(24, K);
   const w4 = fp4Weight(24, K);
-  for (const rows of [1, FAST_GEMV_MIN_ROWS - 1, FAST_GEMV_MIN_ROWS, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
+  for (const rows of [1, 2, 3, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
     const x = activations(rows, K);
     for (const w of [w8, w4]) {
       const min = w.kind === 'fp8' ? FAST_GEMV_MIN_ROWS : FAST_MIN_ROWS;
