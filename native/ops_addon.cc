@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "kernels.h"  // roundBf16
@@ -127,6 +128,41 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   return a.result(forRows(R, double(R) * N, [&](size_t r) { return rmsNormRow(x + r * N, n, w, eps, y + r * N); }));
 }
 
+/** hc mixes of one row (decode): out[j] = fl32(RN32(x·fn_j) * rmsFactor(x)); fn (nOut x flat fp32, ~0.8 MB on
+ *  bench-2g) streams from memory, so its outputs are split over the pool from 128K products. */
+bool mixesOne(const float* x, int flat, const float* fn, int nOut, float eps, double* out) {
+  const size_t F = sz(flat), O = sz(nOut);
+  float rs;
+  const bool avx = cpuAvx2();
+  (void)avx;
+#if defined(__x86_64__) || defined(_M_X64)
+  // 4 outputs per pass over x (rmsDotsOne): chunks of 4 outputs
+  if (avx && F % 8 == 0 && F <= (1 << 18)) {
+    const double nx = ops::avx2::normBound(x, flat);
+    return ops::avx2::rmsFactor(x, flat, eps, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) {
+             return ops::avx2::rmsDotsOne(x, flat, nx, fn, int(j0), int(j1), rs, out);
+           }, int((O + 3) / 4));
+  }
+  if (avx ? !ops::avx2::rmsFactor(x, flat, eps, &rs) : !ops::rmsFactor(x, flat, eps, &rs)) return false;
+#else
+  if (!ops::rmsFactor(x, flat, eps, &rs)) return false;
+#endif
+  return forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) {
+           for (size_t j = j0; j < j1; j++) {
+             double s, t;
+#if defined(__x86_64__) || defined(_M_X64)
+             if (avx) ops::avx2::dotF64(x, fn + j * F, flat, &s, &t);
+             else
+#endif
+               ops::dotF64(x, fn + j * F, flat, &s, &t);
+             float dot;
+             if (!ops::finishDot(x, fn + j * F, flat, s, t, &dot)) return false;
+             out[j] = float(double(dot) * double(rs));
+           }
+           return true;
+         }, int(O));
+}
+
 // rmsDots(x, rows, flat, fn, nOut, eps, out) -> out[r*nOut+j] = fl32(RN32(x_r·fn_j) * rmsFactor(x_r)); false when undecided
 napi_value RmsDots(napi_env env, napi_callback_info info) {
   Call a(env, info, "rmsDots", 7);
@@ -167,21 +203,7 @@ napi_value RmsDots(napi_env env, napi_callback_info info) {
 #endif
     return ops::rmsFactor(x + r * F, flat, eps, rs);
   };
-  if (R == 1) {
-    // one row (decode): fn (O x F fp32, ~0.8 MB on bench-2g) streams from memory, so its outputs are
-    // split over the pool from 128K products
-    float rs;
-#if defined(__x86_64__) || defined(_M_X64)
-    // 4 outputs per pass over x (rmsDotsOne): chunks of 4 outputs
-    if (avx && F % 8 == 0 && F <= (1 << 18)) {
-      const double nx = ops::avx2::normBound(x, flat);
-      return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) {
-               return ops::avx2::rmsDotsOne(x, flat, nx, fn, int(j0), int(j1), rs, out);
-             }, int((O + 3) / 4)));
-    }
-#endif
-    return a.result(factor(0, &rs) && forRanges(O, double(O) * F * 8, [&](size_t j0, size_t j1) { return outputs(0, rs, j0, j1); }, int(O)));
-  }
+  if (R == 1) return a.result(mixesOne(x, flat, fn, nOut, eps, out));
   return a.result(forRows(R, double(R) * O * F, [&](size_t r) {
     float rs;
     return factor(r, &rs) && outputs(r, rs, 0, O);
@@ -239,6 +261,92 @@ napi_value HcPost(napi_env env, napi_callback_info info) {
     }
     return true;
   }));
+}
+
+/**
+ * hcChain: one decode row's hc_post of the sub-layer output (when `out` is given), then hc_pre of the next
+ * sub-layer (mixes, split Sinkhorn, stream combine) and its RMSNorm: the steps of HcPost, RmsDots, HcSplit,
+ * Streams and RmsNorm in one call. While this thread runs hc_post, a free pool thread reads the mixes'
+ * fn (~0.8 MB on bench-2g, not touched since the previous token) into the caches.
+ */
+struct ChainPost {
+  const float *out, *res, *fn;
+  const double *post, *comb;
+  float* y;
+  int hc, dim;
+  size_t fnBytes;
+  std::thread::id caller;
+  std::atomic<bool> postDone{false}, ok{true};
+};
+
+void chainPostJob(void* v, int chunk, int) {
+  ChainPost& c = *static_cast<ChainPost*>(v);
+  if (chunk == 0) {
+    const size_t D = size_t(c.dim);
+    for (int k = 0; k < c.hc; k++)
+      if (!hcCombine(c.comb + k, c.hc, c.res, c.dim, c.hc, c.out, c.post[k], c.y + k * D)) c.ok.store(false, std::memory_order_relaxed);
+    c.postDone.store(true, std::memory_order_release);
+    return;
+  }
+  if (std::this_thread::get_id() == c.caller) return;  // hc_post is done: the mixes read fn anyway
+  // one load per cache line, until hc_post is done
+  const volatile char* p = reinterpret_cast<const volatile char*>(c.fn);
+  char sink = 0;
+  for (size_t o = 0; o < c.fnBytes && !c.postDone.load(std::memory_order_acquire); o += 64 * 32)
+    for (size_t l = o; l < o + 64 * 32 && l < c.fnBytes; l += 64) sink ^= p[l];
+  (void)sink;
+}
+
+// hcChain(out (empty: no hc_post), x, post, comb, xOut, fn, base, scale, normW, mix, ya, hc, dim, iters, hcEps, normEps):
+// xOut = hc_post(out, x) when out is given (else xOut is unused and hc_pre reads x); mix = [mixes | pre | post | comb]
+// of hc_pre, ya = [its combined row y | rmsNorm(y)]. Returns 0 when all is done, 2 when only xOut is, 1 when nothing is.
+napi_value HcChain(napi_env env, napi_callback_info info) {
+  Call a(env, info, "hcChain", 16);
+  const int hc = a.integer(11), dim = a.integer(12), iters = a.integer(13);
+  const float hcEps = float(a.number(14)), normEps = float(a.number(15));
+  const size_t H = sz(hc), D = sz(dim), M = (2 + H) * H;
+  size_t outLen = 0;
+  const float* out = a.array<float>(0, napi_float32_array, 0, &outLen);
+  const bool hasPost = outLen > 0;
+  const float* x = a.array<float>(1, napi_float32_array, H * D);
+  const double* post = a.array<double>(2, napi_float64_array, hasPost ? H : 0);
+  const double* comb = a.array<double>(3, napi_float64_array, hasPost ? H * H : 0);
+  float* xOut = a.array<float>(4, napi_float32_array, hasPost ? H * D : 0);
+  const float* fn = a.array<float>(5, napi_float32_array, M * H * D);
+  const float* base = a.array<float>(6, napi_float32_array, M);
+  const float* scale = a.array<float>(7, napi_float32_array, 3);
+  const float* normW = a.array<float>(8, napi_float32_array, D);
+  double* mix = a.array<double>(9, napi_float64_array, M + 2 * H + H * H);
+  float* ya = a.array<float>(10, napi_float32_array, 2 * D);
+  a.check(!hasPost || outLen >= D);
+  if (!a.ok() || hc <= 0 || hc > 16 || dim <= 0 || iters < 0) return a.fail("dsv4 native hcChain: bad argument types or sizes");
+  const float* X = x;
+  if (hasPost) {
+    ChainPost c;
+    c.out = out;
+    c.res = x;
+    c.fn = fn;
+    c.post = post;
+    c.comb = comb;
+    c.y = xOut;
+    c.hc = hc;
+    c.dim = dim;
+    c.fnBytes = M * H * D * sizeof(float);
+    c.caller = std::this_thread::get_id();
+    {
+      Pool& p = sharedPool();
+      std::lock_guard<std::mutex> g(p.callLock());
+      p.runChunks(chainPostJob, &c, p.threads() > 1 ? 2 : 1);
+    }
+    if (!c.ok.load()) return a.result(1.0);
+    X = xOut;
+  }
+  double* m = mix;
+  double *pre = mix + M, *postOut = pre + H, *combOut = postOut + H;
+  const bool done = mixesOne(X, int(H * D), fn, int(M), normEps, m) &&
+                    ops::splitSinkhorn(m, base, scale, hc, iters, hcEps, pre, postOut, combOut) &&
+                    hcCombine(pre, 1, X, dim, hc, nullptr, 0, ya) && rmsNormRow(ya, dim, normW, normEps, ya + D);
+  return a.result(done ? 0.0 : hasPost ? 2.0 : 1.0);
 }
 
 /** All heads of rows [0, R): one row of heads split over the pool (decode), or rows taken in turn by
@@ -347,6 +455,7 @@ void registerOps(napi_env env, napi_value exports) {
       {"opsHcPost", HcPost},
       {"opsHcSplit", HcSplit},
       {"opsSparseAttnRows", SparseAttnRows},
+      {"opsHcChain", HcChain},
   };
   defineMethods(env, exports, methods);
 }

@@ -1,8 +1,7 @@
 // One transformer block (spec §3.2): attention and MoE sub-layers, each
 // wrapped by hc_pre / RMSNorm / hc_post over the hc residual streams.
 import type { Kernels } from '../tensor/kernels.js';
-import { rmsNormWith } from '../tensor/norm.js';
-import { hcPost, hcPre, type HcParams } from './hc.js';
+import { hcChain, hcPost, type HcParams } from './hc.js';
 import { attention, type AttentionConfig, type AttentionTrace, type AttentionWeights, type LayerSegment } from './attention.js';
 import { moe, type ExpertStore, type MoeConfig, type MoeWeights, type Routing } from './moe.js';
 
@@ -34,12 +33,10 @@ export interface BlockTrace extends AttentionTrace {
 export function blockForward(k: Kernels, w: BlockWeights, cfg: BlockConfig, experts: ExpertStore, X: Float32Array, rows: number,
   positions: Int32Array, ids: Int32Array, segs: LayerSegment[], trace?: BlockTrace): Float32Array {
   const { dim, hcMult: hc, sinkhornIters: it, normEps, hcEps } = cfg;
-  let h = hcPre(X, rows, hc, dim, w.hcAttn, it, normEps, hcEps, k);
-  let a = rmsNormWith(k, h.y, rows, dim, w.attnNorm, normEps);
-  a = attention(k, w.attn, w.attnCfg, a, rows, positions, segs, trace);
-  X = hcPost(a, X, rows, hc, dim, h, k);
-  h = hcPre(X, rows, hc, dim, w.hcFfn, it, normEps, hcEps, k);
-  a = rmsNormWith(k, h.y, rows, dim, w.ffnNorm, normEps);
-  a = moe(k, w.ffn, cfg.moe, experts, a, rows, dim, ids, trace?.routing);
-  return hcPost(a, X, rows, hc, dim, h, k);
+  // each sub-layer boundary (hc_post, the next hc_pre, its RMSNorm) is one kernels call in decode (hcChain)
+  const pre = hcChain(k, null, X, null, rows, hc, dim, w.hcAttn, w.attnNorm, it, normEps, hcEps);
+  const o = attention(k, w.attn, w.attnCfg, pre.a, rows, positions, segs, trace);
+  const mid = hcChain(k, o, pre.X, pre.h, rows, hc, dim, w.hcFfn, w.ffnNorm, it, normEps, hcEps);
+  const f = moe(k, w.ffn, cfg.moe, experts, mid.a, rows, dim, ids, trace?.routing);
+  return hcPost(f, mid.X, rows, hc, dim, mid.h, k);
 }

@@ -3,7 +3,7 @@
 // Streams are BF16 values [rows, hc, dim]; mixing math is fp32 with products
 // rounded to fp32 before the exact sum over the streams (golden README).
 import { dotF32, fma32, sumF32 } from '../tensor/exact.js';
-import { rmsFactor } from '../tensor/norm.js';
+import { rmsFactor, rmsNormWith } from '../tensor/norm.js';
 import { roundBf16 } from '../tensor/formats.js';
 import type { DecodeOps } from '../tensor/ops.js';
 
@@ -125,6 +125,40 @@ export function hcPost(out: Float32Array, residual: Float32Array, rows: number, 
     }
   }
   return y;
+}
+
+/** A sub-layer boundary: the streams, the next sub-layer's hc_pre and its RMSNorm output. */
+export interface HcChainResult {
+  X: Float32Array;
+  h: HcPreResult;
+  a: Float32Array;
+}
+
+/**
+ * hcPost(out, X, h) when `out` is given (the previous sub-layer's output), then hcPre of the next sub-layer and
+ * rmsNorm(y, normW): one native call for a decode row where the kernels have hcChain (same bits), else the steps.
+ */
+export function hcChain(k: DecodeOps, out: Float32Array | null, X: Float32Array, h: HcPreResult | null, rows: number, hc: number, dim: number,
+  p: HcParams, normW: Float32Array, iters: number, normEps: number, hcEps: number): HcChainResult {
+  if (out && !h) throw new Error('hcChain: hc_post needs the hc_pre result of its sub-layer');
+  if (rows === 1 && k.hcChain) {
+    const nMix = (2 + hc) * hc;
+    const xOut = out ? new Float32Array(hc * dim) : X;
+    const mix = new Float64Array(nMix + 2 * hc + hc * hc);
+    const ya = new Float32Array(2 * dim);
+    const done = k.hcChain(out, X, h?.post ?? null, h?.comb ?? null, xOut, p.fn, p.base, p.scale, normW, mix, ya, hc, dim, iters, hcEps, normEps);
+    if (done === 0) {
+      const next = { y: ya.subarray(0, dim), post: mix.subarray(nMix + hc, nMix + 2 * hc), comb: mix.subarray(nMix + 2 * hc) };
+      return { X: xOut, h: next, a: ya.subarray(dim) };
+    }
+    if (done === 2) {
+      X = xOut; // hc_post done
+      out = null;
+    }
+  }
+  if (out) X = hcPost(out, X, rows, hc, dim, h!, k);
+  const next = hcPre(X, rows, hc, dim, p, iters, normEps, hcEps, k);
+  return { X, h: next, a: rmsNormWith(k, next.y, rows, dim, normW, normEps) };
 }
 
 /** ParallelHead.hc_head: collapse the streams with sigmoid weights -> BF16 [rows, dim]. */

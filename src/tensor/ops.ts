@@ -20,6 +20,15 @@ export interface DecodeOps {
   hcPost?(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
   /**
+   * One decode row's hcPost of the sub-layer output `out` (null: none), then hcPre of the next sub-layer and the
+   * RMSNorm of its y (model/hc.ts hcChain): xOut = hcPost(out, x, post, comb) when out is given, and hcPre reads
+   * it (else x); mix = [mixes | pre | post | comb] of hcPre, ya = [y | rmsNorm(y, normW)]. Returns 0 when all is
+   * done, 2 when only xOut is, 1 when nothing is (the caller then runs the steps one by one).
+   */
+  hcChain?(out: Float32Array | null, x: Float32Array, post: Float64Array | null, comb: Float64Array | null, xOut: Float32Array, fn: Float32Array,
+    base: Float32Array, scale: Float32Array, normW: Float32Array, mix: Float64Array, ya: Float32Array, hc: number, dim: number, iters: number,
+    hcEps: number, normEps: number): number;
+  /**
    * sparse_attn of `rows` query rows, all heads (model/attention.ts sparseAttnHead): row r's slots are
    * [rowStart[r], rowStart[r+1]) of slotSrc/slotOff, slot i's key the BF16 bits
    * sources[slotSrc[i]][slotOff[i] .. + d) (slotSrc 255 = masked). q and out [rows, H, d]; (row, head)
@@ -40,10 +49,16 @@ export interface OpsAddon {
     pre: Float64Array, post: Float64Array, comb: Float64Array): boolean;
   opsHcPost(out: Float32Array, residual: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array,
     y: Float32Array): boolean;
+  opsHcChain?(out: Float32Array, x: Float32Array, post: Float64Array, comb: Float64Array, xOut: Float32Array, fn: Float32Array, base: Float32Array,
+    scale: Float32Array, normW: Float32Array, mix: Float64Array, ya: Float32Array, hc: number, dim: number, iters: number, hcEps: number,
+    normEps: number): number;
   opsSparseAttnRows(q: Float32Array, rows: number, H: number, d: number, src0: Uint16Array, src1: Uint16Array, src2: Uint16Array,
     slotSrc: Uint8Array, slotOff: Int32Array, rowStart: Int32Array, scale: number, sink: Float32Array, out: Float32Array,
     flags: Uint8Array): number;
 }
+
+const NONE_F32 = new Float32Array(0);
+const NONE_F64 = new Float64Array(0);
 
 /** DecodeOps on top of the addon; empty when the loaded addon predates them. */
 export function nativeDecodeOps(addon: object): DecodeOps {
@@ -60,6 +75,12 @@ export function nativeDecodeOps(addon: object): DecodeOps {
         post: Float64Array, comb: Float64Array) => rows === 0 || (hc <= 16 && a.opsHcSplit!(m, rows, hc, base, scale, iters, eps, pre, post, comb)),
     }),
     hcPost: (out, residual, rows, hc, dim, post, comb, y) => rows === 0 || (hc <= 16 && a.opsHcPost(out, residual, rows, hc, dim, post, comb, y)),
+    ...(a.opsHcChain && {
+      hcChain: (out: Float32Array | null, x: Float32Array, post: Float64Array | null, comb: Float64Array | null, xOut: Float32Array, fn: Float32Array,
+        base: Float32Array, scale: Float32Array, normW: Float32Array, mix: Float64Array, ya: Float32Array, hc: number, dim: number, iters: number,
+        hcEps: number, normEps: number) =>
+        hc <= 16 ? a.opsHcChain!(out ?? NONE_F32, x, post ?? NONE_F64, comb ?? NONE_F64, xOut, fn, base, scale, normW, mix, ya, hc, dim, iters, hcEps, normEps) : 1,
+    }),
     sparseAttention: (q, rows, H, d, src, slotSrc, slotOff, rowStart, scale, sink, out, flags) => {
       if (rows === 0) return 0;
       if (d > 1024) return flags.fill(1, 0, rows * H), rows * H;
