@@ -68,7 +68,7 @@ void pass(const uint8_t* w, int K, const float* x, size_t xs, float* y, size_t n
   __m256 acc[MT][4];
   for (int m = 0; m < MT; m++)
     for (int a = 0; a < 4; a++) acc[m][a] = _mm256_setzero_ps();
-  constexpr int kPerLine = int(64 / C::kStepBytes);
+  constexpr int kPerLine = int(64 / C::kStepBytes);  // FP8 K % 128 == 0 and BF16 steps are lines: whole lines
   const int steps = K / 32, lines = steps / kPerLine;
   int s = 0;
   for (int l = 0; l < lines; l++) {
@@ -84,12 +84,6 @@ void pass(const uint8_t* w, int K, const float* x, size_t xs, float* y, size_t n
         for (int a = 0; a < 4; a++) acc[m][a] = _mm256_fmadd_ps(v[a], _mm256_loadu_ps(xm + 8 * a), acc[m][a]);
       }
     }
-  }
-  for (; s < steps; s++) {  // FP8 rows of an odd number of 32-code steps (K % 64 == 32)
-    __m256 v[4];
-    C::convert(w + size_t(s) * C::kStepBytes, v);
-    for (int m = 0; m < MT; m++)
-      for (int a = 0; a < 4; a++) acc[m][a] = _mm256_fmadd_ps(v[a], _mm256_loadu_ps(x + size_t(m) * xs + size_t(s) * 32 + 8 * a), acc[m][a]);
   }
   if (const int rem = K - 32 * steps) {  // a last partial step (zero-padded copy): its lanes beyond K keep their sums
     alignas(32) uint8_t buf[64] = {};
