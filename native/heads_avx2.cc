@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "bf16_round8.h"
+#include "kernels.h"  // roundBf16
+#include "ops.h"      // settle
 #include "ops2.h"
 
 namespace dsv4 {
@@ -116,6 +118,31 @@ bool hadamardFp4(float* x, int n, float scale) {
   if (!_mm256_testz_si256(special, special)) return false;
   for (int j = 0; j < n; j += 32)
     if (!fp4Block(h + j, x + j)) return false;  // not reached: h is finite
+  return true;
+}
+
+bool rmsScale(float* x, int n, float eps) {
+  if (n <= 0 || n % 8 != 0) return false;
+  // the BF16 squares (fp32 products, as float(double(x) * x): x² is exact in float64) in 8 float64 sums
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (int i = 0; i < n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 sq = bf16Round8(_mm256_mul_ps(v, v));
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+  }
+  alignas(32) double l[4];
+  _mm256_store_pd(l, _mm256_add_pd(s0, s1));
+  const double s = (l[0] + l[1]) + (l[2] + l[3]);
+  // the scalar path's bound: nonnegative terms, each through <= n/8 + 3 <= n - 1 additions
+  constexpr double U = 0x1p-53;
+  float mean;
+  if (s == 0) mean = 0.0f;
+  else if (!ops::settle(s / n, (s * (n + 2) * U * 1.01) / n + std::fabs(s / n) * 2 * U, &mean)) return false;
+  const float v = roundBf16(float(double(roundBf16(mean)) + eps));
+  // rs is a BF16 value, so fl32(x * rs) is the float64 product rounded once
+  const __m256 rs = _mm256_set1_ps(roundBf16(float(1 / std::sqrt(double(v)))));
+  for (int i = 0; i < n; i += 8) _mm256_storeu_ps(x + i, bf16Round8(_mm256_mul_ps(_mm256_loadu_ps(x + i), rs)));
   return true;
 }
 

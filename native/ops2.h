@@ -67,11 +67,16 @@ struct HeadArgs {
   float scale;        // ROPE_HADAMARD_FP4: fl32(d^-0.5)
   // ROPE_HADAMARD_FP4: a faster Hadamard + FP4 step with the same bits, false (x untouched) to fall back
   bool (*hadamardFp4)(float* x, int n, float scale) = nullptr;
+  // RMS_ROPE: a faster norm.ts headRmsScaleBf16 with the same bits, false (x untouched) to fall back
+  bool (*rmsScale)(float* x, int n, float eps) = nullptr;
 };
 
 namespace avx2 {
 /** The Hadamard + FP4 step of head in AVX2 (heads_avx2.cc) when exact in float64; else false, x untouched. */
 bool hadamardFp4(float* x, int n, float scale);
+/** headRmsScaleBf16 in AVX2 (heads_avx2.cc): n a multiple of 8, finite x; false (x untouched) when the
+ *  float64 sum's bound does not settle the mean (the scalar path then sums exactly). */
+bool rmsScale(float* x, int n, float eps);
 }  // namespace avx2
 
 /** The transform on one head x[0 .. d) at position pos; false (x untouched) when undecided. */

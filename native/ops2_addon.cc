@@ -152,7 +152,10 @@ napi_value Heads(napi_env env, napi_callback_info info) {
   if (!c.ok()) return c.fail();
   ops2::HeadArgs a{d, rd, mode, cos, sin, float(eps), float(scale)};
 #if defined(__x86_64__) || defined(_M_X64)
-  if (cpuAvx2()) a.hadamardFp4 = ops2::avx2::hadamardFp4;
+  if (cpuAvx2()) {
+    a.hadamardFp4 = ops2::avx2::hadamardFp4;
+    a.rmsScale = ops2::avx2::rmsScale;
+  }
 #endif
   // shapes the transforms do not cover go to the reference whole
   const bool covered = (mode != ops2::ROPE_FP8 || (d - rd) % 64 == 0) && (mode != ops2::ROPE_HADAMARD_FP4 || ((d & (d - 1)) == 0 && d % 32 == 0));

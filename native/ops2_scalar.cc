@@ -265,7 +265,7 @@ bool head(const HeadArgs& a, float* x, int pos) {
   const float* sin = a.sin + size_t(pos) * half;
   switch (a.mode) {
     case RMS_ROPE:
-      if (!rmsScale(y, d, a.eps)) return false;
+      if (!(a.rmsScale && a.rmsScale(y, d, a.eps)) && !rmsScale(y, d, a.eps)) return false;
       [[fallthrough]];
     case ROPE:
     case ROPE_INVERSE:

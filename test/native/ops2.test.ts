@@ -157,6 +157,7 @@ test('heads: every mode, native == the references (random heads, zeros, subnorma
       x[d] = -0;
       for (let i = 2 * d; i < 2 * d + 40 && i < x.length; i++) x[i] = roundBf16((i % 5 - 2) * 2 ** -133); // BF16 subnormals
       if (x.length >= 4 * d) for (let i = 3 * d; i < 4 * d; i++) x[i] = bf(-60, 60); // wide exponent span
+      if (x.length >= 5 * d) for (let i = 4 * d; i < 4 * d + 8; i++) x[i] = roundBf16(3e38 * (i % 2 ? 1 : -1)); // squares overflow
       const pos = new Int32Array(rows).map(() => Math.floor(rnd() * 60000));
       const want = reference(x, rows, H, d, rd, mode, table, pos, 1e-6);
       const got = x.slice();
