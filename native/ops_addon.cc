@@ -4,6 +4,8 @@
 #include <node_api.h>
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -349,6 +351,71 @@ napi_value HcChain(napi_env env, napi_callback_info info) {
   return a.result(done ? 0.0 : hasPost ? 2.0 : 1.0);
 }
 
+// exactDotsBf16(x, rows, K, w, r0, n, amb, ambOff, y) -> entries left flagged. For every amb[ambOff + m*n + j] = 1:
+// y[m*n + j] = exact.ts dotF32(x row m, BF16 weight row r0 + j) repeated step by step (two float64 lanes, its
+// bound, then the TwoSum stage of sumToF32; the products are exact in float64), the flag cleared; entries the
+// TwoSum stage leaves undecided (or with non-finite products) stay flagged for the TypeScript. The dense
+// products' rare unsettled outputs (bench-2g: ~6 per token, mostly the head) took ~30 us each in TypeScript.
+napi_value ExactDotsBf16(napi_env env, napi_callback_info info) {
+  Call a(env, info, "exactDotsBf16", 9);
+  const int rows = a.integer(1), K = a.integer(2), r0 = a.integer(4), n = a.integer(5), ambOff = a.integer(7);
+  a.check(rows >= 0 && K > 0 && r0 >= 0 && n >= 0 && ambOff >= 0);
+  const size_t R = sz(rows), Ks = sz(K), N = sz(n);
+  const float* x = a.array<float>(0, napi_float32_array, R * Ks);
+  const uint16_t* w = a.array<uint16_t>(3, napi_uint16_array, (sz(r0) + N) * Ks);
+  uint8_t* amb = a.array<uint8_t>(6, napi_uint8_array, sz(ambOff) + R * N);
+  float* y = a.array<float>(8, napi_float32_array, R * N);
+  if (!a.ok()) return a.fail("dsv4 native exactDotsBf16: bad argument types or sizes");
+  constexpr double U = 0x1p-53;
+  thread_local std::vector<double> terms;
+  terms.resize(Ks);
+  int left = 0;
+  for (size_t p = 0; p < R * N; p++) {
+    uint8_t& f = amb[size_t(ambOff) + p];
+    if (!f) continue;
+    const size_t m = p / N, j = p % N;
+    const float* xr = x + m * Ks;
+    const uint16_t* wr = w + (size_t(r0) + j) * Ks;
+    auto prod = [&](size_t k) {
+      uint32_t b = uint32_t(wr[k]) << 16;
+      float v;
+      std::memcpy(&v, &b, 4);
+      return double(xr[k]) * double(v);
+    };
+    double s0 = 0, s1 = 0, t0 = 0, t1 = 0;
+    size_t k = 0;
+    for (; k + 1 < Ks; k += 2) {
+      const double p0 = prod(k), p1 = prod(k + 1);
+      s0 += p0;
+      s1 += p1;
+      t0 += std::fabs(p0);
+      t1 += std::fabs(p1);
+    }
+    if (k < Ks) {
+      const double q = prod(k);
+      s0 += q;
+      t0 += std::fabs(q);
+    }
+    const double t = t0 + t1;
+    float r;
+    if (!std::isfinite(t)) {
+      left++;
+      continue;
+    }
+    if (t == 0) r = float(s0 + s1);
+    else if (!ops::settle(s0 + s1, t * (K + 2) * U * 1.01, &r)) {
+      for (size_t i = 0; i < Ks; i++) terms[i] = prod(i);
+      if (!ops::sumToF32(terms.data(), K, 1, &r)) {
+        left++;
+        continue;
+      }
+    }
+    y[p] = r;
+    f = 0;
+  }
+  return a.result(double(left));
+}
+
 /** All heads of rows [0, R): one row of heads split over the pool (decode), or rows taken in turn by
  *  the pool's threads (prefill: rows differ in their slot counts). */
 struct AttnJob {
@@ -456,6 +523,7 @@ void registerOps(napi_env env, napi_value exports) {
       {"opsHcSplit", HcSplit},
       {"opsSparseAttnRows", SparseAttnRows},
       {"opsHcChain", HcChain},
+      {"opsExactDotsBf16", ExactDotsBf16},
   };
   defineMethods(env, exports, methods);
 }

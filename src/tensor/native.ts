@@ -20,6 +20,8 @@ import { nativeFastProducts } from './fast-native.js';
 
 /** The addon's raw functions (native/addon.cc). */
 export interface NativeAddon {
+  /** ops_addon.cc: settles flagged BF16 dense outputs as exact.ts dotF32 does; returns the entries left flagged. */
+  opsExactDotsBf16?(x: Float32Array, rows: number, K: number, w: Uint16Array, r0: number, n: number, amb: Uint8Array, ambOff: number, y: Float32Array): number;
   gemm(
     fp4: boolean,
     xq: Uint8Array,
@@ -175,6 +177,7 @@ function denseProduct(addon: NativeAddon, x: Float32Array, rows: number, w: Bf16
   const amb = ambScratch(rows * n);
   const fp8 = w.kind === 'fp8';
   if (addon.denseGemm(fp8, x, rows, K, w.data, fp8 ? w.scale : NO_SCALES, r0, n, weightBounds(addon, w), y, amb) === 0) return;
+  if (!fp8 && addon.opsExactDotsBf16?.(x, rows, K, w.data as Uint16Array, r0, n, amb, 0, y) === 0) return;
   settleFlagged(x, rows, w, r0, n, y, amb, 0);
 }
 
