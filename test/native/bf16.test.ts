@@ -9,6 +9,7 @@ import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { exactLinear } from '../../src/model/linear.js';
 import type { Bf16Weight, Fp8Weight } from '../../src/tensor/kernels.js';
 import { xorshift } from './rng.js';
+import { bf16Bits, bf16Value } from '../../src/tensor/formats.js';
 
 const { addon, reason } = loadNative();
 const skip = addon ? false : `native addon unavailable: ${reason}`;
@@ -18,18 +19,6 @@ const avx2 = addon ? addon.info().isa === 'avx2' : false;
 const rnd = xorshift(0x2545f491);
 const randInt = (n: number) => Math.floor(rnd() * n);
 const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 2 ** -40)) * Math.cos(2 * Math.PI * rnd());
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** BF16 bits of v (RNE). */
-function bf16(v: number): number {
-  f32[0] = v;
-  const u = u32[0]!;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-function bf16Value(bits: number): number {
-  u32[0] = bits << 16;
-  return f32[0]!;
-}
 
 function expectSame(got: Float32Array, want: Float32Array, what: string): void {
   for (let i = 0; i < want.length; i++) {
@@ -57,7 +46,7 @@ function stats(fn: () => void): { elements: number; tight: number; flagged: numb
   return { elements: b.elements - a.elements, tight: b.tight - a.tight, flagged: b.flagged - a.flagged };
 }
 
-const wide = () => bf16((rnd() * 2 - 1) * 2 ** (randInt(40) - 20));
+const wide = () => bf16Bits((rnd() * 2 - 1) * 2 ** (randInt(40) - 20));
 const wideX = () => Math.fround((rnd() * 2 - 1) * 2 ** (randInt(30) - 15));
 
 test('bf16Gemm: random wide-range inputs, odd K (not a multiple of 8/16/128), 1..70 rows', { skip }, () => {
@@ -69,9 +58,9 @@ test('bf16Gemm: random wide-range inputs, odd K (not a multiple of 8/16/128), 1.
 
 test('bf16Gemm: realistic data (RMS-normed BF16 activations with outlier channels) needs no TypeScript fallback', { skip }, () => {
   const out = 2048, K = 2048;
-  const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16(gauss() * 0.02)) };
+  const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16Bits(gauss() * 0.02)) };
   for (const rows of [1, 5]) {
-    const x = new Float32Array(rows * K).map((_, i) => bf16Value(bf16(gauss() * (i % 97 === 0 ? 20 : 1))));
+    const x = new Float32Array(rows * K).map((_, i) => bf16Value(bf16Bits(gauss() * (i % 97 === 0 ? 20 : 1))));
     const s = stats(() => bf16Product(x, rows, w, `realistic ${rows} rows`));
     assert.equal(s.elements, rows * out);
     if (!avx2) continue; // the portable kernel settles with the looser whole-row bound
@@ -95,15 +84,15 @@ function adversarialBf16(rows: number, K: number, out: number): { w: Uint16Array
   }
   x[K - 1] = 2 ** -60;
   row(1).fill(0);
-  row(1)[0] = bf16(1);
-  row(1)[1] = bf16(1);
+  row(1)[0] = bf16Bits(1);
+  row(1)[1] = bf16Bits(1);
   x[(rows - 1) * K] = 1;
   x[(rows - 1) * K + 1] = 2 ** -24; // with row 1: 1 + 2^-24 is a tie, rounds to even (1)
   row(2).forEach((_, k) => (row(2)[k] = randInt(0x7f) | (k & 1 ? 0x8000 : 0)));
   row(3).forEach((_, k) => (row(3)[k] = k & 1 ? 0x8000 : 0));
   row(4)[17] = 0x7f80;
   row(5)[42] = 0x7fc0;
-  for (let k = 0; k < K; k++) row(6)[k] = bf16(k & 1 ? -1 : 1);
+  for (let k = 0; k < K; k++) row(6)[k] = bf16Bits(k & 1 ? -1 : 1);
   if (rows > 2) x[K + 5] = Infinity;
   if (rows > 3) x[2 * K + 9] = NaN;
   if (rows > 4) x[3 * K + 2] = 1e-45;
@@ -174,12 +163,12 @@ test('fp8AsBf16Gemm: FP8 used as BF16 values == exactLinear, row ranges not alig
     const nb = Math.ceil(K / 128);
     const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 110 + randInt(30));
     const w: Fp8Weight = { kind: 'fp8', out, inF: K, data: codes(out * K), scale };
-    const x = new Float32Array(rows * K).map(() => bf16Value(bf16(gauss())));
+    const x = new Float32Array(rows * K).map(() => bf16Value(bf16Bits(gauss())));
     for (const [r0, n] of [[0, out], [5, out - 5], [out >> 1, 1]] as const) fp8Product(x, rows, w, r0, n, `fp8 ${rows}x${K} rows ${r0}+${n}`);
   }
 });
 
-test('fp8AsBf16Gemm: NaN codes, scales where bf16(fp8*scale) rounds or overflows, wide activations', { skip }, () => {
+test('fp8AsBf16Gemm: NaN codes, scales where bf16Bits(fp8*scale) rounds or overflows, wide activations', { skip }, () => {
   const out = 260, K = 300, rows = 2, nb = Math.ceil(K / 128);
   const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 100 + randInt(50));
   scale[1] = 0; // 2^-127: subnormal products round in BF16
@@ -189,7 +178,7 @@ test('fp8AsBf16Gemm: NaN codes, scales where bf16(fp8*scale) rounds or overflows
   fp8Product(new Float32Array(rows * K).map(wideX), rows, w, 0, out, 'fp8 special');
   // realistic: no TypeScript fallback
   const wr: Fp8Weight = { kind: 'fp8', out: 1024, inF: 1024, data: codes(1024 * 1024), scale: new Uint8Array(64).map(() => 118 + randInt(4)) };
-  const x = new Float32Array(1024).map(() => bf16Value(bf16(gauss())));
+  const x = new Float32Array(1024).map(() => bf16Value(bf16Bits(gauss())));
   const s = stats(() => fp8Product(x, 1, wr, 0, 1024, 'fp8 realistic'));
   if (avx2) assert.equal(s.flagged, 0);
 });
@@ -247,7 +236,7 @@ test('bf16Gemm / fp8AsBf16Gemm tiled: rows 4..13 and across the 96-row chunks, o
     const fout = 300;
     const scale = new Uint8Array(Math.ceil(fout / 128) * nb).map(() => 100 + randInt(40));
     const wf: Fp8Weight = { kind: 'fp8', out: fout, inF: K, data: codes(fout * K), scale };
-    const x = new Float32Array(rows * K).map(() => bf16Value(bf16(gauss())));
+    const x = new Float32Array(rows * K).map(() => bf16Value(bf16Bits(gauss())));
     // row ranges inside one 128-row scale group and across two
     for (const [r0, n] of [[0, out], [121, out], [127, 2 * out + 3]] as const) fp8Product(x, rows, wf, r0, n, `fp8 tiled ${rows}x${K} rows ${r0}+${n}`);
   }
@@ -256,7 +245,7 @@ test('bf16Gemm / fp8AsBf16Gemm tiled: rows 4..13 and across the 96-row chunks, o
 test('fp8AsBf16Gemm, 1-7 rows (GEMV): every alignment of K % 32 == 0 rows, row ranges across scale groups, NaN codes', { skip }, () => {
   const K = 256, out = 260, nb = K / 128;
   const scale = new Uint8Array(Math.ceil(out / 128) * nb).map(() => 100 + randInt(40));
-  const x = new Float32Array(7 * K).map(() => bf16Value(bf16(gauss())));
+  const x = new Float32Array(7 * K).map(() => bf16Value(bf16Bits(gauss())));
   for (let off = 0; off < 32; off += 3) {
     const data = codes(out * K + 32).subarray(off, off + out * K);
     const w: Fp8Weight = { kind: 'fp8', out, inF: K, data, scale };

@@ -7,18 +7,12 @@ import { loadNative } from '../../src/tensor/native.js';
 import { exactLinear } from '../../src/model/linear.js';
 import type { Bf16Weight } from '../../src/tensor/kernels.js';
 import { xorshift } from './rng.js';
+import { bf16Bits } from '../../src/tensor/formats.js';
 
 const { addon, reason } = loadNative();
 const skip = addon?.opsExactDotsBf16 ? false : `native exactDotsBf16 unavailable: ${addon ? 'addon predates it' : reason}`;
 
 const rnd = xorshift(0x1234567);
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function bf16(v: number): number {
-  f32[0] = v;
-  const u = u32[0]!;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
 
 /** Flags every output of rows x [r0, r0+n), settles them natively, checks the settled ones against exactLinear. */
 function check(x: Float32Array, rows: number, w: Bf16Weight, r0: number, n: number, what: string): { left: number; total: number } {
@@ -41,7 +35,7 @@ function check(x: Float32Array, rows: number, w: Bf16Weight, r0: number, n: numb
 
 test('exactDotsBf16: random wide-range products == exactLinear (odd K, row offsets)', { skip }, () => {
   for (const [rows, K, out, r0, n] of [[1, 2048, 40, 3, 30], [3, 300, 17, 0, 17], [2, 7, 9, 4, 5]] as const) {
-    const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16((rnd() * 2 - 1) * 2 ** Math.floor(rnd() * 40 - 20))) };
+    const w: Bf16Weight = { kind: 'bf16', out, inF: K, data: new Uint16Array(out * K).map(() => bf16Bits((rnd() * 2 - 1) * 2 ** Math.floor(rnd() * 40 - 20))) };
     const x = new Float32Array(rows * K).map(() => Math.fround((rnd() * 2 - 1) * 2 ** Math.floor(rnd() * 30 - 15)));
     const { left } = check(x, rows, w, r0, n, `random ${rows}x${K}`);
     assert.equal(left, 0, `random ${rows}x${K}: all decided`);
@@ -51,7 +45,7 @@ test('exactDotsBf16: random wide-range products == exactLinear (odd K, row offse
 test('exactDotsBf16: fp32 midpoints behind cancelling terms (the TwoSum stage), zeros, exact cancellation, non-finite left', { skip }, () => {
   const K = 64;
   const rows = 6;
-  const w: Bf16Weight = { kind: 'bf16', out: 1, inF: K, data: new Uint16Array(K).fill(bf16(1)) };
+  const w: Bf16Weight = { kind: 'bf16', out: 1, inF: K, data: new Uint16Array(K).fill(bf16Bits(1)) };
   const x = new Float32Array(rows * K);
   const row = (r: number, vals: number[]) => vals.forEach((v, i) => (x[r * K + i] = v));
   row(0, [2 ** 20, -(2 ** 20), 1, 2 ** -24]); // 1 + 2^-24: a tie, to even (1)

@@ -8,6 +8,7 @@ import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
 import { rmsNorm } from '../../src/tensor/norm.js';
 import { roundBf16 } from '../../src/tensor/formats.js';
 import { hcChain, hcPost, hcPre, type HcParams, type HcPreResult } from '../../src/model/hc.js';
+import { assertSameValues } from './bits.js';
 
 const { addon, reason } = loadNative();
 const nk = addon ? makeNativeKernels(addon) : null;
@@ -21,13 +22,6 @@ let seed = 77;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 const bf = (lo: number, hi: number) => roundBf16((rnd() * 2 - 1) * 2 ** Math.floor(lo + rnd() * (hi - lo)));
 
-function sameBits(got: Float32Array | Float64Array, want: Float32Array | Float64Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    if (Number.isNaN(want[i]) && Number.isNaN(got[i])) continue;
-    assert.ok(Object.is(got[i], want[i]), `${what}[${i}]: native ${got[i]} != reference ${want[i]}`);
-  }
-}
 
 function params(hc: number, dim: number): HcParams {
   const nMix = (2 + hc) * hc;
@@ -48,11 +42,11 @@ function reference(out: Float32Array | null, X: Float32Array, h: HcPreResult | n
 function check(out: Float32Array | null, X: Float32Array, h: HcPreResult | null, hc: number, dim: number, p: HcParams, normW: Float32Array, what: string) {
   const want = reference(out, X, h, hc, dim, p, normW);
   const got = hcChain(nk!, out, X, h, 1, hc, dim, p, normW, 20, NORM_EPS, HC_EPS);
-  sameBits(got.X, want.X, `${what}: X`);
-  sameBits(got.h.y, want.h.y, `${what}: y`);
-  sameBits(got.h.post, want.h.post, `${what}: post`);
-  sameBits(got.h.comb, want.h.comb, `${what}: comb`);
-  sameBits(got.a, want.a, `${what}: rmsNorm`);
+  assertSameValues(got.X, want.X, `${what}: X`);
+  assertSameValues(got.h.y, want.h.y, `${what}: y`);
+  assertSameValues(got.h.post, want.h.post, `${what}: post`);
+  assertSameValues(got.h.comb, want.h.comb, `${what}: comb`);
+  assertSameValues(got.a, want.a, `${what}: rmsNorm`);
 }
 
 test('hcChain: native (one call) == hcPost, hcPre, rmsNorm in TypeScript, with and without hc_post', { skip }, () => {

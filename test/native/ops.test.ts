@@ -12,6 +12,7 @@ import { dotF32 } from '../../src/tensor/exact.js';
 import { roundBf16, f32ToBf16 } from '../../src/tensor/formats.js';
 import { hcHead, hcPost, hcPre, splitSinkhorn, type HcParams } from '../../src/model/hc.js';
 import { sparseAttnHead } from '../../src/model/attention.js';
+import { assertSameValues } from './bits.js';
 
 const { addon, reason } = loadNative();
 const nk = addon ? makeNativeKernels(addon) : null;
@@ -22,13 +23,6 @@ const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 /** BF16 values of mixed magnitude 2^[lo, hi). */
 const bf = (lo: number, hi: number) => roundBf16((rnd() * 2 - 1) * 2 ** Math.floor(lo + rnd() * (hi - lo)));
 
-function sameBits(got: Float32Array | Float64Array, want: Float32Array | Float64Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    if (Number.isNaN(want[i]) && Number.isNaN(got[i])) continue;
-    assert.ok(Object.is(got[i], want[i]), `${what}[${i}]: native ${got[i]} != reference ${want[i]}`);
-  }
-}
 
 test('actQuant: native == quant.ts actQuant (codes and scales), non-finite left to the reference', { skip }, () => {
   const rows = 7;
@@ -47,7 +41,7 @@ test('actQuant: native == quant.ts actQuant (codes and scales), non-finite left 
   const scale = new Float32Array((rows * cols) / 128);
   assert.equal(nk!.actQuant!(x, rows, cols, q, scale), true);
   assert.deepEqual(q, want.q);
-  sameBits(scale, want.scale, 'scale');
+  assertSameValues(scale, want.scale, 'scale');
   for (const bad of [NaN, Infinity]) {
     const y = x.slice();
     y[700] = bad;
@@ -63,7 +57,7 @@ test('rmsNorm: native == norm.ts rmsNorm', { skip }, () => {
     const w = new Float32Array(n).map(() => bf(-2, 2));
     const y = new Float32Array(rows * n);
     assert.equal(nk!.rmsNorm!(x, rows, n, w, 1e-6, y), true);
-    sameBits(y, rmsNorm(x, rows, n, w, 1e-6), `rmsNorm n=${n}`);
+    assertSameValues(y, rmsNorm(x, rows, n, w, 1e-6), `rmsNorm n=${n}`);
   }
 });
 
@@ -97,21 +91,21 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
       for (let r = 0; r < rows; r++) {
         const want = [new Float64Array(hc), new Float64Array(hc), new Float64Array(hc * hc)] as const;
         splitSinkhorn(mx.subarray(r * nMix, (r + 1) * nMix), p, hc, iters, 1e-6, ...want);
-        sameBits(pre.subarray(r * hc, r * hc + hc), want[0], `Sinkhorn pre (iters ${iters})`);
-        sameBits(post.subarray(r * hc, r * hc + hc), want[1], `Sinkhorn post (iters ${iters})`);
-        sameBits(comb.subarray(r * hc * hc, (r + 1) * hc * hc), want[2], `Sinkhorn comb (iters ${iters})`);
+        assertSameValues(pre.subarray(r * hc, r * hc + hc), want[0], `Sinkhorn pre (iters ${iters})`);
+        assertSameValues(post.subarray(r * hc, r * hc + hc), want[1], `Sinkhorn post (iters ${iters})`);
+        assertSameValues(comb.subarray(r * hc * hc, (r + 1) * hc * hc), want[2], `Sinkhorn comb (iters ${iters})`);
       }
     }
     const nat = hcPre(X, rows, hc, dim, p, 20, 1e-6, 1e-6, nk!);
-    sameBits(nat.y, ref.y, 'hcPre y');
-    sameBits(nat.post, ref.post, 'hcPre post');
-    sameBits(nat.comb, ref.comb, 'hcPre comb');
+    assertSameValues(nat.y, ref.y, 'hcPre y');
+    assertSameValues(nat.post, ref.post, 'hcPre post');
+    assertSameValues(nat.comb, ref.comb, 'hcPre comb');
     const headP = { fn: p.fn.subarray(0, hc * hc * dim), base: p.base.subarray(0, hc), scale: p.scale };
-    sameBits(hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6, nk!), hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6), 'hcHead');
+    assertSameValues(hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6, nk!), hcHead(X, rows, hc, dim, headP, 1e-6, 1e-6), 'hcHead');
     const out = new Float32Array(rows * dim).map(() => bf(-6, 6));
     const y = new Float32Array(rows * hc * dim);
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, ref.post, ref.comb, y), true);
-    sameBits(y, hcPost(out, X, rows, hc, dim, ref), 'hcPost');
+    assertSameValues(y, hcPost(out, X, rows, hc, dim, ref), 'hcPost');
     // equal mixing weights: exact cancellations between streams, all-zero columns, midpoint ties
     const flatComb = { ...ref, comb: new Float64Array(rows * hc * hc).fill(0.25) };
     for (let r = 0; r < rows; r++) {
@@ -123,7 +117,7 @@ test('hcPre / hcPost: native == model/hc.ts (mixes, Sinkhorn inputs, stream sums
       for (let d = 4; d < dim; d += 7) X[(r * hc + 1) * dim + d] = -(2 ** -21) * (1 + (d % 3) / 4);
     }
     assert.equal(nk!.hcPost!(out, X, rows, hc, dim, flatComb.post, flatComb.comb, y), true);
-    sameBits(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
+    assertSameValues(y, hcPost(out, X, rows, hc, dim, flatComb), 'hcPost, equal weights');
   }
 });
 
@@ -143,11 +137,11 @@ test('hcMixes, one row (4 outputs per pass, Cauchy-Schwarz bound): == fl32(dotF3
     const rs = rmsFactor(x, 0, flat, 1e-6);
     const want = new Float64Array(nOut).map((_, j) => Math.fround(dotF32(x, 0, fn, j * flat, flat) * rs));
     const got = new Float64Array(nOut);
-    if (nk!.hcMixes!(x, 1, flat, fn, nOut, 1e-6, got)) sameBits(got, want, `mixes ${nOut}x${flat}`);
+    if (nk!.hcMixes!(x, 1, flat, fn, nOut, 1e-6, got)) assertSameValues(got, want, `mixes ${nOut}x${flat}`);
     fn[2 * flat] = 1; // no zero output: decided natively
     want[2] = Math.fround(dotF32(x, 0, fn, 2 * flat, flat) * rs);
     assert.equal(nk!.hcMixes!(x, 1, flat, fn, nOut, 1e-6, got), true);
-    sameBits(got, want, `mixes ${nOut}x${flat}, no zero output`);
+    assertSameValues(got, want, `mixes ${nOut}x${flat}, no zero output`);
   }
 });
 
@@ -170,7 +164,7 @@ test('hcWeighted / hcPost: weights that are not fp32 values take the portable su
   const post = new Float64Array(rows * hc).map(() => Math.fround(rnd()));
   const yp = new Float32Array(rows * hc * dim);
   assert.equal(nk!.hcPost!(out, X, rows, hc, dim, post, comb, yp), true);
-  sameBits(yp, hcPost(out, X, rows, hc, dim, { y: new Float32Array(0), post, comb }), 'hcPost, weights not fp32');
+  assertSameValues(yp, hcPost(out, X, rows, hc, dim, { y: new Float32Array(0), post, comb }), 'hcPost, weights not fp32');
 });
 
 interface AttnCase {
@@ -208,7 +202,7 @@ function attnCase(c: AttnCase): number {
   const scratch = () => new Float64Array(Math.max(d, 65));
   for (let h = 0; h < H; h++) {
     sparseAttnHead(q, h * d, d, keys, slotOff, n, scale, sink[h]!, want, h * d, scratch(), scratch(), scratch(), scratch(), scratch(), scratch());
-    if (!flags[h]) sameBits(out.subarray(h * d, h * d + d), want.subarray(h * d, h * d + d), `head ${h} (H=${H} d=${d} n=${n})`);
+    if (!flags[h]) assertSameValues(out.subarray(h * d, h * d + d), want.subarray(h * d, h * d + d), `head ${h} (H=${H} d=${d} n=${n})`);
   }
   return undecided;
 }
@@ -273,7 +267,7 @@ test('sparseAttention: many rows in one call (prefill windows, selected entries,
         if (i === 1) continue;
         const o = (i * H + h) * d;
         sparseAttnHead(q, o, d, keys, offs, keys.length, scale, sink[h]!, want, 0, scratch(), scratch(), scratch(), scratch(), scratch(), scratch());
-        sameBits(out.subarray(o, o + d), want, `row ${i} head ${h} (R=${R} H=${H} d=${d})`);
+        assertSameValues(out.subarray(o, o + d), want, `row ${i} head ${h} (R=${R} H=${H} d=${d})`);
       }
     }
   }
