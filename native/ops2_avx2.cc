@@ -75,6 +75,22 @@ void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, dou
   const __m256d range = _mm256_set1_pd(700), margin = _mm256_set1_pd(0x1p-44);
   const bool clamp = limit > 0;
   constexpr int V = 4;  // vectors per step: their exps' FMA chains interleaved
+  // elements j..j+3 from g, u (as loaded: gf, uf; widened and clamped: gv, uv) and ex = exp(-gv): silu(g) * u
+  // (times the routing weight w), stored as BF16 where certified, else the portable path for the 4
+  const auto finish = [&](__m128 gf, __m128 uf, __m256d gv, __m256d uv, __m256d ex, __m256d w, size_t j) {
+    const __m128 finite = _mm_and_ps(_mm_cmp_ps(_mm_and_ps(gf, absMask32), inf, _CMP_LT_OQ), _mm_cmp_ps(_mm_and_ps(uf, absMask32), inf, _CMP_LT_OQ));
+    const __m256d inRange = _mm256_cmp_pd(_mm256_and_pd(gv, absMask), range, _CMP_LE_OQ);
+    const __m256d d = _mm256_div_pd(gv, _mm256_add_pd(one, ex));
+    const __m256d err = _mm256_mul_pd(_mm256_and_pd(d, absMask), margin);
+    const __m128 f = _mm256_cvtpd_ps(d);
+    const __m128 same = _mm_and_ps(_mm_cmp_ps(_mm256_cvtpd_ps(_mm256_sub_pd(d, err)), f, _CMP_EQ_OQ),
+                                   _mm_cmp_ps(_mm256_cvtpd_ps(_mm256_add_pd(d, err)), f, _CMP_EQ_OQ));
+    const int ok = _mm_movemask_ps(_mm_and_ps(finite, same)) & _mm256_movemask_pd(inRange);
+    if (ok != 15) return ops2::swiglu(g, u, j, j + 4, inter, limit, rw, h, undecided);
+    __m128 o = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(f), uv));
+    if (rw) o = _mm256_cvtpd_ps(_mm256_mul_pd(w, _mm256_cvtps_pd(o)));
+    _mm_storeu_ps(h + j, bf16x4(o));
+  };
   for (size_t i = i0; i < i1;) {
     const size_t rowEnd = std::min(i1, (i / inter + 1) * size_t(inter));  // one routing weight per step
     const __m256d w = _mm256_set1_pd(rw ? double(rw[i / inter]) : 1.0);
@@ -96,24 +112,7 @@ void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, dou
       }
       expN<V>(ex);
 #pragma GCC unroll 8
-      for (int v = 0; v < V; v++) {
-        const size_t j = i + 4 * v;
-        const __m128 finite = _mm_and_ps(_mm_cmp_ps(_mm_and_ps(gf[v], absMask32), inf, _CMP_LT_OQ), _mm_cmp_ps(_mm_and_ps(uf[v], absMask32), inf, _CMP_LT_OQ));
-        const __m256d inRange = _mm256_cmp_pd(_mm256_and_pd(gv[v], absMask), range, _CMP_LE_OQ);
-        const __m256d d = _mm256_div_pd(gv[v], _mm256_add_pd(one, ex[v]));
-        const __m256d err = _mm256_mul_pd(_mm256_and_pd(d, absMask), margin);
-        const __m128 f = _mm256_cvtpd_ps(d);
-        const __m128 same = _mm_and_ps(_mm_cmp_ps(_mm256_cvtpd_ps(_mm256_sub_pd(d, err)), f, _CMP_EQ_OQ),
-                                       _mm_cmp_ps(_mm256_cvtpd_ps(_mm256_add_pd(d, err)), f, _CMP_EQ_OQ));
-        const int ok = _mm_movemask_ps(_mm_and_ps(finite, same)) & _mm256_movemask_pd(inRange);
-        if (ok != 15) {
-          ops2::swiglu(g, u, j, j + 4, inter, limit, rw, h, undecided);
-          continue;
-        }
-        __m128 o = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(f), uv[v]));
-        if (rw) o = _mm256_cvtpd_ps(_mm256_mul_pd(w, _mm256_cvtps_pd(o)));
-        _mm_storeu_ps(h + j, bf16x4(o));
-      }
+      for (int v = 0; v < V; v++) finish(gf[v], uf[v], gv[v], uv[v], ex[v], w, i + 4 * v);
     }
     for (; i + 4 <= rowEnd; i += 4) {
       const __m128 gf = _mm_loadu_ps(g + i), uf = _mm_loadu_ps(u + i);
@@ -122,21 +121,7 @@ void swiglu(const float* g, const float* u, size_t i0, size_t i1, int inter, dou
         uv = _mm256_min_pd(lim, _mm256_max_pd(nlim, uv));
         gv = _mm256_min_pd(lim, gv);
       }
-      const __m128 finite = _mm_and_ps(_mm_cmp_ps(_mm_and_ps(gf, absMask32), inf, _CMP_LT_OQ), _mm_cmp_ps(_mm_and_ps(uf, absMask32), inf, _CMP_LT_OQ));
-      const __m256d inRange = _mm256_cmp_pd(_mm256_and_pd(gv, absMask), range, _CMP_LE_OQ);
-      const __m256d d = _mm256_div_pd(gv, _mm256_add_pd(one, exp4(_mm256_sub_pd(_mm256_setzero_pd(), gv))));
-      const __m256d err = _mm256_mul_pd(_mm256_and_pd(d, absMask), margin);
-      const __m128 f = _mm256_cvtpd_ps(d);
-      const __m128 same = _mm_and_ps(_mm_cmp_ps(_mm256_cvtpd_ps(_mm256_sub_pd(d, err)), f, _CMP_EQ_OQ),
-                                     _mm_cmp_ps(_mm256_cvtpd_ps(_mm256_add_pd(d, err)), f, _CMP_EQ_OQ));
-      const int ok = _mm_movemask_ps(_mm_and_ps(finite, same)) & _mm256_movemask_pd(inRange);
-      if (ok != 15) {
-        ops2::swiglu(g, u, i, i + 4, inter, limit, rw, h, undecided);
-        continue;
-      }
-      __m128 v = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(f), uv));
-      if (rw) v = _mm256_cvtpd_ps(_mm256_mul_pd(w, _mm256_cvtps_pd(v)));
-      _mm_storeu_ps(h + i, bf16x4(v));
+      finish(gf, uf, gv, uv, exp4(_mm256_sub_pd(_mm256_setzero_pd(), gv)), w, i);
     }
     if (i < rowEnd) {
       ops2::swiglu(g, u, i, rowEnd, inter, limit, rw, h, undecided);
