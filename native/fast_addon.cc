@@ -144,7 +144,9 @@ napi_value fail(napi_env env, const char* msg) {
 //   FP8/FP4 kinds need K % 128 == 0 and e4m3 activations; BF16-valued kinds fp32 activations (fp8 as bf16: K % 128 == 0).
 // fastGemv(acts, jobs): the same arguments, FP8 kinds (no NaN weight codes) or BF16 (K % 32 == 0 from
 //   3 rows), at most fastgemv::kMaxRows activation rows: the few-row kernels of fastgemv_*.cc; up to
-//   fastgemv::kChainRows rows in the chain semantics (fastchain_*.cc), which fastBatch does not give.
+//   fastgemv::kChainRows rows in the chain semantics (fastchain_*.cc), which fastBatch does not give; FP4
+//   jobs in the int8 semantics (fp4q8_*.cc), which fastBatch does not give either. All jobs of a call share
+//   one pool dispatch. fastDecode: the same function (its presence says the addon takes FP4 jobs there).
 napi_value FastCall(napi_env env, napi_callback_info info, bool gemv) {
   size_t argc = 2;
   napi_value argv[2];
@@ -207,7 +209,7 @@ napi_value FastCall(napi_env env, napi_callback_info info, bool gemv) {
   if (B.jobs.empty()) return nullptr;
   if (gemv) {
     for (const Job& j : B.jobs)
-      if ((j.kind == Kind::Fp4 || (j.kind == Kind::Bf16 && j.act->K % 32 != 0 && j.act->rows > fastgemv::kChainRows)) || j.act->rows > fastgemv::kMaxRows)
+      if ((j.kind == Kind::Bf16 && j.act->K % 32 != 0 && j.act->rows > fastgemv::kChainRows) || j.act->rows > fastgemv::kMaxRows)
         return fail(env, bad);
     fastgemv::run(B.acts, B.jobs, avx2);
     return nullptr;
@@ -232,7 +234,7 @@ napi_value FastGemv(napi_env env, napi_callback_info info) { return FastCall(env
 }  // namespace
 
 void registerFast(napi_env env, napi_value exports) {
-  const Method methods[] = {{"fastBatch", FastBatch}, {"fastGemv", FastGemv}};
+  const Method methods[] = {{"fastBatch", FastBatch}, {"fastGemv", FastGemv}, {"fastDecode", FastGemv}};
   defineMethods(env, exports, methods);
 }
 

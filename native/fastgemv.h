@@ -15,7 +15,7 @@ namespace fastgemv {
 /** Activation rows at most (more go to the GEMM of fast_*.cc). */
 constexpr int kMaxRows = 15;
 
-enum class WeightKind { Fp8, Fp8AsBf16, Bf16 };
+enum class WeightKind { Fp8, Fp8AsBf16, Bf16, Fp4 };  // Fp4: the int8 products of fp4q8.h
 
 /** One product y[R, n] = X . W[r0 .. r0+n)ᵀ: FP8 codes with 128x128 ue8m0 block scales, or BF16. */
 struct Job {
@@ -26,6 +26,7 @@ struct Job {
   const uint8_t* ws;  // FP8 only
   int r0, n;
   float* y;         // [R][n]
+  const uint8_t* q8 = nullptr;  // Fp4: the activations prepared by fp4q8::prepare (x unused)
 };
 
 /**
@@ -50,7 +51,7 @@ void portableRows(const Job& j, int a, int b, Dot dot) {
   }
 }
 
-/** All jobs (FP8 kinds or BF16, at most kMaxRows activation rows) over the shared pool, under its call lock. */
+/** All jobs (FP8 kinds, BF16 or FP4, at most kMaxRows activation rows) in one dispatch over the shared pool, under its call lock. */
 void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2);
 
 /** Outputs of rows [a, b) (relative to r0) of j (R > kChainRows), all activation rows; `scratch` holds R * K floats (FP8). */

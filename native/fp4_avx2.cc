@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "fp4_avx2.h"
 #include "kernels.h"
 
 namespace dsv4 {
@@ -114,31 +115,16 @@ inline __m256 fp4Scales(const Cvt4& k, const uint8_t* sr, int c, int pieces) {
   return _mm256_castsi256_ps(sbits);
 }
 
-/** fp4Scales for a full chunk whose scale bytes are neither 0 nor 255 (fp4ScalesPlain checked them). */
+/** fp4Scales for a full chunk whose scale bytes are neither 0 nor 255 (fp4avx2::scalesPlain checked them). */
 inline __m256 fp4ScalesFull(const Cvt4& k, const uint8_t* s8) {
   const __m128i b = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s8)), k.scalePerm);
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu8_epi32(b), 23));
 }
 
-/** No scale byte in p[0, n) is 0 (2^-127, subnormal) or 255 (NaN): each decodes by a shift alone. */
-inline bool fp4ScalesPlain(const uint8_t* p, size_t n) {
-  const __m256i zero = _mm256_setzero_si256(), ff = _mm256_set1_epi8(char(0xff));
-  __m256i any = zero;
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-    any = _mm256_or_si256(any, _mm256_or_si256(_mm256_cmpeq_epi8(b, zero), _mm256_cmpeq_epi8(b, ff)));
-  }
-  if (!_mm256_testz_si256(any, any)) return false;
-  for (; i < n; i++)
-    if (p[i] == 0 || p[i] == 255) return false;
-  return true;
-}
-
 /** The scale bytes of weight rows [n, min(n + 4, n1)) (one 4-row group, contiguous) are plain. */
 inline bool fp4GroupPlain(const GemmArgs& a, int n, int n1) {
   const size_t nsb = size_t(a.K / 32);
-  return fp4ScalesPlain(a.ws + size_t(n) * nsb, size_t(n + 4 < n1 ? 4 : n1 - n) * nsb);
+  return fp4avx2::scalesPlain(a.ws + size_t(n) * nsb, size_t(n + 4 < n1 ? 4 : n1 - n) * nsb);
 }
 
 /** The 8 scaled block values of one chunk (lane order kLane4) from its 4 piece sums:
@@ -257,34 +243,8 @@ void fp4Gemv(const Cvt4& k, const GemmArgs& a, const uint8_t* const* xp, float* 
   }
 }
 
-/** Chunk c's scale bytes of 4 weight rows, [row][block] -> [block][row]: lo = blocks 0-3, hi = blocks 4-7. */
-inline void fp4ScalesT(const uint8_t* const* sr, int c, __m128i& lo, __m128i& hi) {
-  const __m128i q01 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[0] + c * 8)),
-                                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[1] + c * 8)));
-  const __m128i q23 = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[2] + c * 8)),
-                                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[3] + c * 8)));
-  lo = _mm_unpacklo_epi16(q01, q23);
-  hi = _mm_unpackhi_epi16(q01, q23);
-}
-
-/** acc (4 outputs) + blocks 2p and 2p+1 of a chunk (prepared at xc), in K order, from the 4 weight rows'
- *  piece-p sums s0..s3: one unpack tree leaves [block 2p, rows 0-3 | block 2p+1, rows 0-3]. */
-inline __m128 fp4Pair4(__m128 acc, __m256i s0, __m256i s1, __m256i s2, __m256i s3, __m128i slo, __m128i shi, int p, const uint8_t* xc) {
-  const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
-  const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
-  __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-  const uint8_t* pp = xc + kPairs + 64 * p;
-  r = _mm256_sub_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(pp)));
-  const __m128i sb = (p & 2) ? shi : slo;
-  const __m256i ws = _mm256_slli_epi32(_mm256_cvtepu8_epi32((p & 1) ? _mm_unpackhi_epi64(sb, sb) : sb), 23);
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_load_ps(reinterpret_cast<const float*>(pp + 32)));
-  v = _mm256_mul_ps(v, _mm256_castsi256_ps(ws));
-  acc = _mm_add_ps(acc, _mm256_castps256_ps128(v));
-  return _mm_add_ps(acc, _mm256_extractf128_ps(v, 1));
-}
-
 /** One activation row, whole chunks, plain scale bytes: 4 weight rows at a time, and per 64-element
- *  piece the 4 rows' int32 partial sums reduced together (fp4Pair4), so the fp32 adds take blocks in K
+ *  piece the 4 rows' int32 partial sums reduced together (fp4avx2::pair4), so the fp32 adds take blocks in K
  *  order with no transpose. Rows of up to kSeg chunks (K <= 4096) are read as one sequential stream,
  *  row by row, the piece sums waiting in an L1 buffer (1 thread from memory, K = 1024: 1.16-1.18x the
  *  4 interleaved row streams, K = 2048 the same); longer rows keep the interleaved streams (K = 8192
@@ -325,10 +285,10 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
       }
       for (int c = 0; c < nch; c++) {
         __m128i slo, shi;
-        fp4ScalesT(sr, c, slo, shi);
+        fp4avx2::scalesT(sr, c, false, slo, shi);
         const __m256i* b = buf + c * 16;
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) acc = fp4Pair4(acc, b[4 * p], b[4 * p + 1], b[4 * p + 2], b[4 * p + 3], slo, shi, p, xp + size_t(c) * kChunk);
+        for (int p = 0; p < 4; p++) acc = fp4avx2::pair4(acc, b[4 * p], b[4 * p + 1], b[4 * p + 2], b[4 * p + 3], slo, shi, p, xp + size_t(c) * kChunk + kPairs + 64 * p);
       }
     } else {
       for (int c = 0; c < nch; c++) {
@@ -337,7 +297,7 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
           _mm_prefetch(reinterpret_cast<const char*>(wr[j] + 4 * rb + c * 128 + 64), _MM_HINT_T0);
         }
         __m128i slo, shi;
-        fp4ScalesT(sr, c, slo, shi);
+        fp4avx2::scalesT(sr, c, false, slo, shi);
         const uint8_t* xc = xp + size_t(c) * kChunk;
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
@@ -348,7 +308,7 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
             fp4Weights(k, wr[j] + c * 128 + p * 32, wl, wh);
             s[j] = fp4Piece(k, wl, wh, xc + p * kPiece);
           }
-          acc = fp4Pair4(acc, s[0], s[1], s[2], s[3], slo, shi, p, xc);
+          acc = fp4avx2::pair4(acc, s[0], s[1], s[2], s[3], slo, shi, p, xc + kPairs + 64 * p);
         }
       }
     }

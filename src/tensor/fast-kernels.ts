@@ -1,33 +1,26 @@
-// Kernels in fast numerics (`--numerics fast`, fast-products.ts): products with at least
-// FAST_MIN_ROWS activation rows (prefill, big batches), and FP8 and BF16 products (FP8 weights, FP8
-// used as BF16 values, BF16 weights) from FAST_GEMV_MIN_ROWS rows, i.e. all of them, run the fp32
-// fast products; FP4 products of fewer rows (decode's experts) and every other operation stay exact.
-// Prefill GEMMs are bound by FMA width, which fp32 lanes double. With 3-15 rows the row-lane fp32
-// kernel (native/fastgemv_*.cc) converts each weight vector once for all rows while the exact
-// kernels' cost grows with the rows; with 1-2 rows (single-sequence decode) the chain semantics
-// (fast-products.ts 3) lets the kernel's lanes run along k (native/fastchain_*.cc), so a weight
-// vector costs only its conversion (BF16: a shift or an and). FP4 experts (FP4 GEMV: conversion-bound)
-// keep the exact kernels below FAST_MIN_ROWS.
+// Kernels in fast numerics (`--numerics fast`, fast-products.ts): the FP8, FP4 and BF16 products (FP8
+// weights, FP8 used as BF16 values, BF16 weights, FP4 experts) run the fast products, every other
+// operation stays exact. Prefill GEMMs are bound by FMA width, which fp32 lanes double. With 3-15 rows
+// the row-lane fp32 kernel (native/fastgemv_*.cc) converts each FP8/BF16 weight vector once for all rows
+// while the exact kernels' cost grows with the rows; with 1-2 rows (single-sequence decode) the chain
+// semantics (fast-products.ts 3) lets the kernel's lanes run along k (native/fastchain_*.cc), so a
+// weight vector costs only its conversion (BF16: a shift or an and). FP4 products of 1-15 rows (decode's
+// experts) take the int8 semantics (fast-products.ts 4: native/fp4q8_*.cc), about half the multiplies of
+// the exact integer kernel; from 16 rows the fp32 GEMM.
 //
 // So in this mode a sequence's outputs depend on how its rows were batched (as in GPU
 // engines), which exact numerics never do.
 import { exactDenseRows } from './dense.js';
 import type { FastProducts } from './fast-products.js';
-import type { Bf16Weight, Fp8Weight, GemmJob, Kernels, Weight } from './kernels.js';
+import type { Bf16Weight, Fp8Weight, GemmJob, Kernels } from './kernels.js';
 
 /**
- * Products with fewer activation rows than this stay exact: below 16 rows the fp32 kernels gain
- * nothing (0.8-1.0x the exact ones for FP4 experts: converting the weights dominates), so they would
- * only add drift.
- */
-export const FAST_MIN_ROWS = 16;
-
-/**
- * FP8 and BF16 products take the fast products from this many rows: all of them. 1-2 rows run the
+ * Products take the fast products from this many rows: all of them. FP8/BF16: 1-2 rows run the
  * chain-semantics kernel (lanes along k); the row-lane kernel, whose semantics is one chain per
  * output, had lost to the exact GEMVs there (FP8 0.55-0.93x, BF16 0.43-0.56x at 1 row, 1 thread,
  * bench-2g shapes) and runs from 3 rows (FP8 1.2-1.9x the exact kernels at 3-8 rows, 1.35-1.5x at 15;
- * BF16 16384x2048 0.96-1.08x at 3, 1.5-2.0x at 4-8).
+ * BF16 16384x2048 0.96-1.08x at 3, 1.5-2.0x at 4-8). FP4: the int8 kernel at 1-15 rows (an fp32 form
+ * had converted no faster than the exact kernel there: 0.8-1.0x).
  */
 export const FAST_GEMV_MIN_ROWS = 1;
 
@@ -41,9 +34,9 @@ export function parseNumerics(v: string | undefined): Numerics {
   throw new Error(`numerics must be "exact" or "fast", not "${v}"`);
 }
 
-/** `base` with its products of >= minRows rows (FP8 and BF16 weights: >= gemvMinRows) replaced by `fast`. */
-export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_MIN_ROWS, gemvMinRows = FAST_GEMV_MIN_ROWS): Kernels {
-  const isFast = (rows: number, w: Weight): boolean => rows >= (w.kind === 'fp8' || w.kind === 'bf16' ? Math.min(gemvMinRows, minRows) : minRows);
+/** `base` with its products of >= minRows rows replaced by `fast`. */
+export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FAST_GEMV_MIN_ROWS): Kernels {
+  const isFast = (rows: number): boolean => rows >= minRows;
   const exactDense = (x: Float32Array, rows: number, w: Bf16Weight | Fp8Weight, r0: number, n: number, y: Float32Array): void => {
     if (w.kind === 'fp8' && base.fp8AsBf16Gemm) base.fp8AsBf16Gemm(x, rows, w, r0, n, y);
     else if (w.kind === 'bf16' && base.bf16Gemm && r0 === 0 && n === w.out) base.bf16Gemm(x, rows, w, y);
@@ -56,22 +49,22 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
     name: `${base.name}, fast numerics (${fast.name})`,
     numerics: 'fast',
     fp8Gemm(x, w, y) {
-      (isFast(x.rows, w) ? fast : base).fp8Gemm(x, w, y);
+      (isFast(x.rows) ? fast : base).fp8Gemm(x, w, y);
     },
     fp4Gemm(x, w, y) {
-      (x.rows >= minRows ? fast : base).fp4Gemm(x, w, y);
+      (isFast(x.rows) ? fast : base).fp4Gemm(x, w, y);
     },
     bf16Gemm(x, rows, w, y) {
-      if (isFast(rows, w)) fast.denseGemm(x, rows, w, 0, w.out, y);
+      if (isFast(rows)) fast.denseGemm(x, rows, w, 0, w.out, y);
       else exactDense(x, rows, w, 0, w.out, y);
     },
     fp8AsBf16Gemm(x, rows, w, r0, n, y) {
-      if (isFast(rows, w)) fast.denseGemm(x, rows, w, r0, n, y);
+      if (isFast(rows)) fast.denseGemm(x, rows, w, r0, n, y);
       else exactDense(x, rows, w, r0, n, y);
     },
     gemmBatch(jobs) {
-      const big = jobs.filter((j) => isFast(j.x.rows, j.w));
-      const small = jobs.filter((j) => !isFast(j.x.rows, j.w));
+      const big = jobs.filter((j) => isFast(j.x.rows));
+      const small = jobs.filter((j) => !isFast(j.x.rows));
       if (big.length > 0) {
         if (fast.gemmBatch) fast.gemmBatch(big);
         else for (const j of big) oneJob(j, fast);
@@ -82,7 +75,7 @@ export function withFastProducts(base: Kernels, fast: FastProducts, minRows = FA
       }
     },
     fp8AsBf16GemmGroups(xs, rows, w, n, ys) {
-      if (isFast(rows, w)) {
+      if (isFast(rows)) {
         if (fast.denseGroups) fast.denseGroups(xs, rows, w, n, ys);
         else xs.forEach((x, g) => fast.denseGemm(x, rows, w, g * n, n, ys[g]!));
       } else if (base.fp8AsBf16GemmGroups) base.fp8AsBf16GemmGroups(xs, rows, w, n, ys);

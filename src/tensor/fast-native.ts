@@ -6,8 +6,10 @@
 // their own semantics (32 chains per output, fast-products.ts 3), which only fastGemv gives
 // (native/fastchain_*.cc: lanes along k; BF16 any K). Shapes the native kernels do not take (FP8/FP4 K
 // not a multiple of 128; FP8 weights with NaN codes in the chain semantics) go to the TypeScript
-// reference, which gives the same bits slowly.
-import { CHAIN_ROWS, referenceFastProducts, type FastProducts } from './fast-products.js';
+// reference, which gives the same bits slowly. FP4 products of at most Q8_ROWS rows have the int8
+// semantics (fast-products.ts 4), which only fastDecode gives (native/fp4q8_*.cc), in the same call
+// and pool dispatch as the FP8 jobs of a decode batch.
+import { CHAIN_ROWS, Q8_ROWS, referenceFastProducts, type FastProducts } from './fast-products.js';
 import type { Bf16Weight, Fp4Weight, Fp8Weight, GemmJob, QuantizedActivations } from './kernels.js';
 import { fp8Usable, type NativeAddon } from './native.js';
 
@@ -42,18 +44,20 @@ export const FEW_ROWS = 15;
 export function nativeFastProducts(addon: NativeAddon): FastProducts | null {
   const many = addon.fastBatch?.bind(addon);
   if (!many) return null;
-  const few = addon.fastGemv?.bind(addon);
-  /** Whether fastGemv takes this product (else fastBatch, same bits, or in the chain semantics the reference). */
+  const few = (addon.fastDecode ?? addon.fastGemv)?.bind(addon);
+  const fewFp4 = addon.fastDecode !== undefined;
+  /** Whether fastGemv / fastDecode takes this product (else fastBatch, same bits, or the reference). */
   const byRows = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean =>
     few !== undefined &&
     rows <= FEW_ROWS &&
-    (w.kind === 'bf16' ? w.inF % 32 === 0 || rows <= CHAIN_ROWS : w.kind === 'fp8' && nativeK(w) && fp8Usable(addon, w));
-  /** Whether the product needs the TypeScript reference: the chain semantics, which fastBatch does not give. */
-  const byReference = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean => rows <= CHAIN_ROWS && w.kind !== 'fp4' && !byRows(rows, w);
+    (w.kind === 'bf16' ? w.inF % 32 === 0 || rows <= CHAIN_ROWS : w.kind === 'fp4' ? fewFp4 && nativeK(w) : nativeK(w) && fp8Usable(addon, w));
+  /** Whether the product needs the TypeScript reference: the chain or int8 semantics, which fastBatch does not give. */
+  const byReference = (rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): boolean =>
+    rows <= (w.kind === 'fp4' ? Q8_ROWS : CHAIN_ROWS) && !byRows(rows, w);
   const batch = (acts: unknown[], flat: unknown[], rows: number, w: Fp8Weight | Fp4Weight | Bf16Weight): void =>
     (byRows(rows, w) ? few! : many)(acts, flat);
   const quantized = (x: QuantizedActivations, w: Fp8Weight | Fp4Weight, y: Float32Array): void => {
-    if (w.kind === 'fp8' && byReference(x.rows, w)) return referenceFastProducts.fp8Gemm(x, w, y);
+    if (byReference(x.rows, w)) return w.kind === 'fp4' ? referenceFastProducts.fp4Gemm(x, w, y) : referenceFastProducts.fp8Gemm(x, w, y);
     batch([x.q, x.scale, x.rows, x.cols], [0, w.kind === 'fp4' ? Kind.Fp4 : Kind.Fp8, w.data, w.scale, 0, w.out, y], x.rows, w);
   };
   /** The jobs in one call of `call`: one dequantization per activation matrix. */

@@ -22,6 +22,18 @@
 //      codes 4i..4i+3); BF16 words, 32 per 64-byte step as two loads of 16: a = 2 (c div 16) +
 //      c mod 2, i = (c div 2) mod 8 (a dword's low word is the even k). Only the order of the sums
 //      changes; the terms are those of 1 and 2 (native/fastchain_*.cc).
+//   4. except for FP4 products of at most Q8_ROWS (15) activation rows (decode's routed experts): there
+//      the activations become int8 per 32-element block (the FP4 weight-scale block) and the block dots
+//      are exact integers (native/fp4q8_*.cc: full-width vpmaddubsw). For activation row m, block b:
+//      X[k] = e4m3 value * 2^9 (an integer, |X| <= 229376), M = max |X| over the block,
+//      q[k] = sign(X) floor((254 |X| + M) / (2 M)) in [-127, 127] (round half up in magnitude; 0 when
+//      M = 0), A = fl32(((M * sa) * 2^-10) / 127) (float64 operations, then one rounding to fp32; sa the
+//      row's 1x128 scale); s = sum over the block of k q[k], k = 2 * e2m1 in [-12, 12] (exact, |s| < 2^17);
+//      v = fl32(fl32(s * A) * ws) (ws the weight's ue8m0 scale: byte 0 = 2^-127, 255 = NaN);
+//      y = fp32 sum of the v in increasing k (acc = fl32(acc + v) from +0), as the exact kernel orders
+//      them. A row holding a NaN code (0x7f/0xff) gives NaN outputs (as the exact product does). So q
+//      approximates the reference's e4m3 term itself: the drift is the int8 rounding, at most 1/254 of
+//      the block's largest activation per element (fp4q8Gemm).
 // So results differ from canonical rounding by the fp32 accumulation error only
 // (the goldens' drift is reported by `dsv4 verify --numerics fast`).
 import { E2M1_VALUES, E4M3_VALUES } from './formats.js';
@@ -150,6 +162,62 @@ function checkQuantized(op: string, x: QuantizedActivations, w: { out: number; i
   if (y.length < x.rows * w.out) throw new RangeError(`${op}: output holds ${y.length} < ${x.rows * w.out} values`);
 }
 
+/** FP4 products of at most this many activation rows use the int8 semantics (4 above). */
+export const Q8_ROWS = 15;
+
+/** e4m3 code -> value * 2^9 (an integer; NaN for 0x7f/0xff). */
+const E4M3_INT = Float64Array.from(E4M3_VALUES, (v) => v * 512);
+
+/**
+ * An activation row in the int8 form of 4 above: q (one int8 per element) and per 32-element block the
+ * factor A; null when the row holds a NaN code.
+ */
+export function q8Row(x: QuantizedActivations, m: number): { q: Int8Array; A: Float32Array } | null {
+  const K = x.cols;
+  const q = new Int8Array(K);
+  const A = new Float32Array(K / 32);
+  for (let b = 0; b < K / 32; b++) {
+    let M = 0;
+    for (let k = b * 32; k < b * 32 + 32; k++) {
+      const X = E4M3_INT[x.q[m * K + k]!]!;
+      if (Number.isNaN(X)) return null;
+      M = Math.max(M, Math.abs(X));
+    }
+    for (let k = b * 32; k < b * 32 + 32 && M > 0; k++) {
+      const X = E4M3_INT[x.q[m * K + k]!]!;
+      // (254 |X| + M) / (2 M) is within 2^-19 of no integer it is not: the float64 quotient floors right
+      q[k] = Math.sign(X) * Math.floor((254 * Math.abs(X) + M) / (2 * M));
+    }
+    A[b] = fr(((M * x.scale[m * (K / 128) + (b >> 2)]!) * 2 ** -10) / 127);
+  }
+  return { q, A };
+}
+
+/** 4 above: y[x.rows, w.out] for FP4 weights. */
+export function fp4q8Gemm(x: QuantizedActivations, w: Fp4Weight, y: Float32Array): void {
+  const K = w.inF;
+  const nsb = K / 32;
+  for (let m = 0; m < x.rows; m++) {
+    const r = q8Row(x, m);
+    for (let n = 0; n < w.out; n++) {
+      if (!r) {
+        y[m * w.out + n] = NaN;
+        continue;
+      }
+      let acc = 0;
+      for (let b = 0; b < nsb; b++) {
+        let s = 0;
+        for (let j = b * 16; j < b * 16 + 16; j++) {
+          const byte = w.data[n * (K >> 1) + j]!;
+          s += 2 * E2M1_VALUES[byte & 15]! * r.q[2 * j]! + 2 * E2M1_VALUES[byte >> 4]! * r.q[2 * j + 1]!; // low nibble = even element
+        }
+        acc = fr(acc + fr(fr(s * r.A[b]!) * e8m0(w.scale[n * nsb + b]!)));
+      }
+      y[m * w.out + n] = acc;
+    }
+  }
+}
+
 /** The plain TypeScript fast products (the semantics above, one multiply-add at a time). */
 export const referenceFastProducts: FastProducts = {
   name: 'fast-reference',
@@ -162,6 +230,7 @@ export const referenceFastProducts: FastProducts = {
   },
   fp4Gemm(x, w, y) {
     checkQuantized('fast fp4Gemm', x, w, y);
+    if (x.rows <= Q8_ROWS) return fp4q8Gemm(x, w, y);
     const buf = new Float32Array(w.inF);
     sequentialGemm(dequantActivations(x), x.rows, w.inF, (r) => fp4WeightRow(w, r, buf), 0, w.out, y);
   },

@@ -73,6 +73,8 @@ export interface NativeAddon {
   fastBatch?(acts: unknown[], jobs: unknown[]): void;
   /** fastBatch's arguments for FP8 kinds without NaN codes or BF16 (K % 32 == 0), at most 15 activation rows (native/fastgemv_*.cc). */
   fastGemv?(acts: unknown[], jobs: unknown[]): void;
+  /** fastGemv that also takes FP4 jobs (the int8 semantics, fast-products.ts 4), all in one pool dispatch. Absent in addons built before it. */
+  fastDecode?(acts: unknown[], jobs: unknown[]): void;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
   /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fma32 } from '../../src/tensor/exact.js';
-import { fmaF32, referenceFastProducts, fp8WeightRow, fp4WeightRow, dequantActivations } from '../../src/tensor/fast-products.js';
-import { FAST_GEMV_MIN_ROWS, FAST_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
+import { fmaF32, referenceFastProducts, fp8WeightRow, fp4WeightRow, dequantActivations, fp4q8Gemm, q8Row, Q8_ROWS } from '../../src/tensor/fast-products.js';
+import { FAST_GEMV_MIN_ROWS, parseNumerics, withFastProducts } from '../../src/tensor/fast-kernels.js';
 import { referenceKernels } from '../../src/tensor/reference-kernels.js';
 import { exactDenseRows } from '../../src/tensor/dense.js';
 import { verifyGolden, summarize, relativeDrift, FAST_DRIFT_LIMIT } from '../../src/model/golden.js';
@@ -77,14 +77,14 @@ function magnitudes(xv: Float32Array, rows: number, K: number, row: (n: number) 
 }
 
 test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exact ones', () => {
-  const rows = 5;
   const K = 512;
   const out = 40;
-  const x = activations(rows, K);
-  const xv = dequantActivations(x);
   const buf = new Float32Array(K);
 
   for (const w of [fp8Weight(out, K), fp4Weight(out, K)]) {
+    const rows = w.kind === 'fp4' ? Q8_ROWS + 1 : 5; // FP4 below that: the int8 semantics (next test)
+    const x = activations(rows, K);
+    const xv = dequantActivations(x);
     const exact = new Float32Array(rows * out);
     const fast = new Float32Array(rows * out);
     const row = (n: number) => (w.kind === 'fp8' ? fp8WeightRow(w, n, buf) : fp4WeightRow(w, n, buf)).slice();
@@ -98,6 +98,7 @@ test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exa
     assertWithinBound(fast, exact, magnitudes(xv, rows, K, row, out), K, w.kind);
   }
 
+  const rows = 5;
   const wb = bf16Weight(out, K);
   const xf = Float32Array.from({ length: rows * K }, () => rnd() - 0.5);
   const eb = exactDenseRows(xf, rows, wb);
@@ -107,16 +108,73 @@ test('fast FP8 / FP4 / BF16 products stay within the fp32 error bound of the exa
   assertWithinBound(fb, eb, magnitudes(xf, rows, K, wrow, out), K, 'bf16');
 });
 
-test('withFastProducts: FP8 and BF16 from FAST_GEMV_MIN_ROWS rows, FP4 from FAST_MIN_ROWS take the fast products, fewer stay exact', () => {
+test('fast FP4 products of up to Q8_ROWS rows (int8 semantics): q rounds half up, the drift stays within the int8 rounding bound', () => {
+  // one block: X = 2 (code 0x02, 2 * 2^-9) is the max; X = 1 gives 127 / 2 = 63.5, rounded up to 64;
+  // X = -1 gives -64, X = 0 gives 0
+  const x: QuantizedActivations = { rows: 1, cols: 128, q: new Uint8Array(128), scale: new Float32Array([0.75]) };
+  x.q.set([0x02, 0x01, 0x81, 0x00]);
+  const r = q8Row(x, 0)!;
+  assert.deepEqual([...r.q.subarray(0, 4)], [127, 64, -64, 0]);
+  assert.equal(r.A[0], Math.fround((2 * 0.75 * 2 ** -10) / 127));
+  assert.equal(r.A[1], 0); // an all-zero block
+  // weights: element 0 = 6 (nibble 7, k = 12), element 1 = -0.5 (nibble 9, k = -1), scale 2^1
+  const w: Fp4Weight = { kind: 'fp4', out: 1, inF: 128, data: new Uint8Array(64), scale: new Uint8Array(4).fill(128) };
+  w.data[0] = 0x97;
+  const y = new Float32Array(1);
+  fp4q8Gemm(x, w, y);
+  assert.equal(y[0], Math.fround(Math.fround((12 * 127 - 64) * r.A[0]!) * 2));
+  // a NaN code makes the row's outputs NaN, as in the exact product
+  x.q[5] = 0x7f;
+  fp4q8Gemm(x, w, y);
+  assert.ok(Number.isNaN(y[0]) && q8Row(x, 0) === null);
+
+  // random products: |q8 - exact| <= per block |ws sa 2^-10| sum|k| M / 254 (+ fp32 rounding)
+  const K = 512;
+  const out = 30;
+  const rows = 3;
+  const xr = activations(rows, K);
+  const wr = fp4Weight(out, K);
+  const got = new Float32Array(rows * out);
+  const exact = new Float32Array(rows * out);
+  referenceFastProducts.fp4Gemm(xr, wr, got);
+  referenceKernels.fp4Gemm(xr, wr, exact);
+  const xv = dequantActivations(xr);
+  const buf = new Float32Array(K);
+  let differs = 0;
+  for (let n = 0; n < out; n++) {
+    const wv = fp4WeightRow(wr, n, buf);
+    for (let m = 0; m < rows; m++) {
+      let bound = 0;
+      let mag = 0;
+      for (let b = 0; b < K / 32; b++) {
+        let M = 0;
+        let wsum = 0;
+        for (let k = b * 32; k < b * 32 + 32; k++) {
+          M = Math.max(M, Math.abs(xv[m * K + k]!));
+          wsum += Math.abs(wv[k]!);
+          mag += Math.abs(wv[k]! * xv[m * K + k]!);
+        }
+        bound += (wsum * M) / 254;
+      }
+      bound += (K / 32 + 2) * 2 ** -23 * (mag + bound) + 2 ** -149;
+      const i = m * out + n;
+      assert.ok(Math.abs(got[i]! - exact[i]!) <= bound, `[${m}, ${n}]: q8 ${got[i]} exact ${exact[i]} bound ${bound}`);
+      if (got[i] !== exact[i]) differs++;
+    }
+  }
+  assert.ok(differs > 0, 'the int8 semantics never differed from the exact product');
+});
+
+test('withFastProducts: FP8, FP4 and BF16 products from FAST_GEMV_MIN_ROWS rows take the fast products', () => {
   const k = withFastProducts(referenceKernels, referenceFastProducts);
   assert.equal(k.numerics, 'fast');
   const K = 256;
   const w8 = fp8Weight(24, K);
   const w4 = fp4Weight(24, K);
-  for (const rows of [1, 2, 3, 9, FAST_MIN_ROWS - 1, FAST_MIN_ROWS]) {
+  for (const rows of [1, 2, 3, 9, Q8_ROWS, Q8_ROWS + 1]) {
     const x = activations(rows, K);
     for (const w of [w8, w4]) {
-      const min = w.kind === 'fp8' ? FAST_GEMV_MIN_ROWS : FAST_MIN_ROWS;
+      const min = FAST_GEMV_MIN_ROWS;
       const got = new Float32Array(rows * 24);
       const want = new Float32Array(rows * 24);
       const kinds = rows < min ? referenceKernels : referenceFastProducts;
