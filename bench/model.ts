@@ -173,7 +173,7 @@ export async function benchModels(
       const gbsF = (traffic.bytes * f.decodeTokS) / 1e9;
       rows.push({
         section, name: `decode (${f.decodeSteps} steps), fast numerics`, value: f.decodeTokS, unit: 'tok/s', ratio: lim ? gbsF / bw : undefined,
-        note: `${gbsF.toFixed(2)} GB/s over read bandwidth; ${(f.decodeTokS / r.decodeTokS).toFixed(2)}x exact (one sequence: FP8/BF16 1-row products as 32 fp32 chains, FP4 experts exact; not bit-exact)`,
+        note: `${gbsF.toFixed(2)} GB/s over read bandwidth; ${(f.decodeTokS / r.decodeTokS).toFixed(2)}x exact (one sequence: FP8/BF16 1-row products as 32 fp32 chains, FP4 experts with int8 activations; not bit-exact)`,
       });
     }
     rows.push({ section, name: `decode, ${BATCH_SEQS} sequences per step`, value: r.batchTokS, unit: 'tok/s', note: `tokens of all sequences per second` });

@@ -4,7 +4,7 @@ import { Option } from 'commander';
 export type { Numerics } from '../tensor/fast-kernels.js';
 
 export const FAST_NUMERICS_NOTE =
-  'fast numerics: FP8/BF16 products of any row count and FP4 ones of 16 or more rows (prefill) accumulate in fp32 lanes, not bit-exact to the reference (drift: `dsv4 verify --numerics fast`)';
+  'fast numerics: FP8/BF16 products and FP4 ones of 16 or more rows (prefill) accumulate in fp32 lanes, FP4 ones of fewer rows (decode experts) take int8 activations, not bit-exact to the reference (drift: `dsv4 verify --numerics fast`)';
 
 export function numericsOption(): Option {
   return new Option('--numerics <mode>', 'exact: canonical rounding, bit-exact to the reference; fast: fp32 prefill products, faster, small drift')
