@@ -96,11 +96,11 @@ int alignOf(bool fp4) { return fp4 ? 1 : 4; }  // as addon.cc's rowsJob split
 
 /** Relative time per weight element of a product with R activation rows, from single-thread runs
  *  of the AVX2 kernels (1024x2048 weights, units of 1/100 FP8 GEMM multiply-add): the FP8 GEMV
- *  converts per row (R = 1: 2.1, R = 2: 3.5; up to 7 rows it runs in pairs), its tiles cost ~R + 2; FP4 is ~1.0 at R = 1 and
- *  ~0.9 R beyond (GEMV and tiles alike). Weight bytes x (R + 1) had FP4 GEMMs at 0.6x their time
- *  against the FP8 shared expert: prefill batches ran 20-40% unbalanced. */
+ *  converts per row (R = 1: 2.1, R = 2: 3.5; up to 7 rows it runs in pairs), its tiles cost ~R + 2; FP4 is ~1.0 at R = 1,
+ *  ~0.9 R up to 7 rows (GEMV) and ~0.78 R in the GEMM tiles (48 rows vs FP8 at 256). Weight bytes x (R + 1) had FP4
+ *  GEMMs at 0.6x their time against the FP8 shared expert: prefill batches ran 20-40% unbalanced. */
 int64_t rowCost(bool fp4, int64_t R) {
-  if (fp4) return R == 1 ? 100 : 90 * R + 10;
+  if (fp4) return R == 1 ? 100 : R <= 7 ? 90 * R + 10 : 78 * R + 10;
   if (R <= 7) return (R / 2) * 350 + (R % 2) * 213;  // up to 7 rows the GEMVs, in pairs and a single row
   return 100 * R + 200;
 }

@@ -318,46 +318,112 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
   }
 }
 
-/** Activation rows [0, rows), rows a multiple of 4: NG weight rows' chunk is converted once
- *  into wb and used by every activation row of a kMC-row group (whose prepared chunk stays
- *  in L1), 4 activation rows at a time. */
-void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int rows, int n0, int n1) {
+// The GEMM (more than kGemvRows activation rows) has its own prepared layout (fp4PrepareT): per
+// 256-element chunk and step q (0..3), 4 digit vectors then 4 factor vectors whose 32-bit lane l
+// holds elements 8q..8q+7 of block kLane4[l] (the maddubs byte matching the weight nibble, as
+// above), then the 8 corrections and act scales (lane order kLane4). Weight chunks are converted
+// to match (fp4WeightsT: a 4x4 dword transpose per 128-bit lane before the nibble lookup), so
+// every madd lane adds to one block: the 16 madds of a chunk sum into one vector of the 8 block
+// sums with plain adds (no reduction tree per piece).
+constexpr int kGemvRows = 7;
+constexpr int kChunkT = 4 * 256 + 64;
+static_assert(kChunkT <= kChunk, "the GEMM layout fits the prepared row size");
+
+/** One weight row's chunk (128 bytes at wr, the first 64 only when pieces == 2) -> 8 vectors:
+ *  [q][low nibbles (k + 12), high nibbles], lane l of step q = bytes 4q..4q+3 of block kLane4[l]. */
+inline void fp4WeightsT(const Cvt4& k, const uint8_t* wr, int pieces, __m256i* out) {
+  __m256i v[4];
+  for (int p = 0; p < 4; p++)
+    v[p] = p < pieces ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + 32 * p)) : _mm256_setzero_si256();
+  const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i q[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                        _mm256_unpackhi_epi64(t1, t3)};
+  for (int i = 0; i < 4; i++) {
+    out[2 * i] = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(q[i], k.low));
+    out[2 * i + 1] = _mm256_shuffle_epi8(k.lut, _mm256_and_si256(_mm256_srli_epi16(q[i], 4), k.low));
+  }
+}
+
+/** s += the int32 sums of one converted weight row's step (wl at w, wh at w + 32 bytes) against the
+ *  activation step in d0..d3 (digits) and f0..f3 (factors): 4 maddubs, 4 madd, 4 adds. One asm block,
+ *  so the 8 activation vectors, the 4 rows' sums and 3 scratch registers stay in the 16 ymm registers
+ *  (GCC's own schedule of the intrinsics reordered the adds and spilled ~20 vectors per step). */
+inline void fp4Step(const __m256i* w, __m256i d0, __m256i d1, __m256i d2, __m256i d3, __m256i f0, __m256i f1, __m256i f2, __m256i f3,
+                    __m256i& s) {
+  __m256i t0, t1, t2;
+  asm("vmovdqa (%[w]), %[t0]\n\t"
+      "vpmaddubsw %[d0], %[t0], %[t1]\n\t"
+      "vpmaddwd %[f0], %[t1], %[t1]\n\t"
+      "vpmaddubsw %[d1], %[t0], %[t2]\n\t"
+      "vpmaddwd %[f1], %[t2], %[t2]\n\t"
+      "vpaddd %[t2], %[t1], %[t1]\n\t"
+      "vmovdqa 32(%[w]), %[t0]\n\t"
+      "vpmaddubsw %[d2], %[t0], %[t2]\n\t"
+      "vpmaddwd %[f2], %[t2], %[t2]\n\t"
+      "vpaddd %[t2], %[t1], %[t1]\n\t"
+      "vpmaddubsw %[d3], %[t0], %[t2]\n\t"
+      "vpmaddwd %[f3], %[t2], %[t2]\n\t"
+      "vpaddd %[t2], %[t1], %[t1]\n\t"
+      "vpaddd %[t1], %[s], %[s]"
+      : [s] "+x"(s), [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2)
+      : [w] "r"(w), [d0] "x"(d0), [d1] "x"(d1), [d2] "x"(d2), [d3] "x"(d3), [f0] "x"(f0), [f1] "x"(f1), [f2] "x"(f2), [f3] "x"(f3)
+      : "memory");
+}
+
+/** The exact int32 block sums (lane order kLane4, before the correction) of 4 converted weight rows
+ *  (w, 8 vectors each) against one activation row's chunk (xc, the GEMM layout): each activation step
+ *  is loaded once for the 4 rows. */
+inline void fp4Sums4(const __m256i* w, const uint8_t* xc, __m256i s[4]) {
+  for (int j = 0; j < 4; j++) s[j] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    const __m256i* x = reinterpret_cast<const __m256i*>(xc + 256 * q);
+    const __m256i d0 = _mm256_load_si256(x), d1 = _mm256_load_si256(x + 1), d2 = _mm256_load_si256(x + 2), d3 = _mm256_load_si256(x + 3);
+    const __m256i f0 = _mm256_load_si256(x + 4), f1 = _mm256_load_si256(x + 5), f2 = _mm256_load_si256(x + 6), f3 = _mm256_load_si256(x + 7);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) fp4Step(w + 8 * j + 2 * q, d0, d1, d2, d3, f0, f1, f2, f3, s[j]);
+  }
+}
+
+/** Activation rows [0, a.rows): NG weight rows' chunk is converted once into wb and used by every
+ *  activation row of a kMC-row group (whose prepared chunks stay in L1/L2), 4 weight rows per
+ *  activation load; the fp32 accumulators of 4 outputs (one activation row, 4 weight rows) share a
+ *  vector, so their blocks are added in K order after one 4x8 transpose (fp4Accumulate4). */
+void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   constexpr int NG = 8, kMC = 16;
-  const int K = a.K, nsb = K / 32, nch = chunks4(K);
+  const int K = a.K, nsb = K / 32, nch = chunks4(K), rows = a.rows;
   const size_t rowBytes = fp4PrepBytesPerRowImpl(K);
   alignas(32) __m256i wb[NG * 8];
   __m256 ws[NG];
-  alignas(16) float acc[NG][kMC];
+  alignas(16) float acc[kMC][NG];
   for (int mc = 0; mc < rows; mc += kMC) {
     const int nm = rows - mc < kMC ? rows - mc : kMC;
     for (int ng0 = n0; ng0 < n1; ng0 += NG) {
       const int ng = n1 - ng0 < NG ? n1 - ng0 : NG;
-      for (int w = 0; w < ng; w++)
-        for (int m = 0; m < kMC; m++) acc[w][m] = 0.0f;
+      std::memset(acc, 0, sizeof acc);
       for (int c = 0; c < nch; c++) {
         const int pieces = (K - c * 256) >= 256 ? 4 : 2;
-        for (int w = 0; w < ng; w++) {
-          const uint8_t* wr = a.w + size_t(ng0 + w) * (K / 2) + c * 128;
-          for (int p = 0; p < pieces; p++) {
-            __m256i wl, wh;
-            fp4Weights(k, wr + p * 32, wl, wh);
-            _mm256_store_si256(wb + w * 8 + 2 * p, wl);
-            _mm256_store_si256(wb + w * 8 + 2 * p + 1, wh);
-          }
-          ws[w] = fp4Scales(k, a.ws + size_t(ng0 + w) * nsb, c, pieces);
+        for (int w = 0; w < NG; w++) {  // rows past n1 repeat the first (results dropped)
+          const int r = ng0 + (w < ng ? w : 0);
+          fp4WeightsT(k, a.w + size_t(r) * (K / 2) + c * 128, pieces, wb + 8 * w);
+          ws[w] = fp4Scales(k, a.ws + size_t(r) * nsb, c, pieces);
         }
-        for (int m = 0; m < nm; m += 4) {
-          const uint8_t* xc[4];
-          for (int j = 0; j < 4; j++) xc[j] = prep + size_t(mc + m + j) * rowBytes + size_t(c) * kChunk;
-          for (int w = 0; w < ng; w++) {
+        for (int m = 0; m < nm; m++) {
+          const uint8_t* xc = prep + size_t(mc + m) * rowBytes + size_t(c) * kChunkT;
+          const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(xc + 1024));
+          const __m256 sa = _mm256_load_ps(reinterpret_cast<const float*>(xc + 1024 + 32));
+          for (int w = 0; w < ng; w += 4) {
+            __m256i s[4];
+            fp4Sums4(wb + 8 * w, xc, s);
             __m256 v[4];
-            for (int j = 0; j < 4; j++) v[j] = fp4ChunkConverted(k, wb + w * 8, pieces, xc[j], ws[w]);
-            _mm_store_ps(&acc[w][m], fp4Accumulate4(_mm_load_ps(&acc[w][m]), v[0], v[1], v[2], v[3], pieces));
+            // fl32(exact sum) * (act scale * 2^-10) * weight scale, as fp4Values
+            for (int j = 0; j < 4; j++) v[j] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[j], corr)), sa), ws[w + j]);
+            _mm_store_ps(&acc[m][w], fp4Accumulate4(_mm_load_ps(&acc[m][w]), v[0], v[1], v[2], v[3], pieces));
           }
         }
       }
-      for (int w = 0; w < ng; w++)
-        for (int m = 0; m < nm; m++) a.y[size_t(mc + m) * a.out + ng0 + w] = acc[w][m];
+      for (int m = 0; m < nm; m++) std::memcpy(a.y + size_t(mc + m) * a.out + ng0, acc[m], size_t(ng) * sizeof(float));
     }
   }
 }
@@ -368,7 +434,52 @@ void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int rows, in
 
 size_t fp4PrepBytesPerRow(int K) { return fp4PrepBytesPerRowImpl(K); }
 
+/** fp4Prepare for the GEMM's layout (kChunkT per chunk, rows kChunk apart; fp4Gemm above). */
+bool fp4PrepareT(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
+  const Tables& T = tables();
+  const int K = a.K, nkb = K / 128, nch = chunks4(K);
+  bool ok = true;
+  for (int m = m0; m < m1; m++) {
+    const uint8_t* q = a.xq + size_t(m) * K;
+    for (int c = 0; c < nch; c++) {
+      uint8_t* xc = prep + size_t(m) * nch * kChunk + size_t(c) * kChunkT;
+      const int nblk = K - c * 256 < 256 ? 4 : 8;
+      if (nblk < 8) std::memset(xc, 0, kChunkT);  // the missing blocks: digits 0, correction 0, scale 0
+      uint16_t* u = reinterpret_cast<uint16_t*>(xc);
+      int32_t* cv = reinterpret_cast<int32_t*>(xc + 1024);
+      float* sv = reinterpret_cast<float*>(xc + 1024 + 32);
+      uint8_t nan = 0;
+      for (int l = 0; l < 8; l++) {
+        const int blk = kLane4[l];
+        if (blk >= nblk) continue;
+        const uint8_t* qb = q + c * 256 + blk * 32;
+        int32_t corr = 0;
+        // element e = 8 qs + 2 b + nib: weight byte 4 qs + b of the block (lane l, byte b), nibble nib;
+        // digit vector v = 2 nib + (b & 1) of step qs, byte 4 l + b (the int16 pair's other byte 0), its
+        // factor in int16 lane 2 l + (b >> 1) of factor vector v: every int16 of a whole chunk written once
+#pragma GCC unroll 32
+        for (int e = 0; e < 32; e++) {
+          const int qs = e >> 3, b = (e >> 1) & 3, v = 2 * (e & 1) + (b & 1), at = 128 * qs + 16 * v + 2 * l + (b >> 1);
+          const uint8_t code = qb[e];
+          u[at] = (b & 1) ? uint16_t(T.digitLo[code] << 8) : T.digitLo[code];
+          u[at + 64] = uint16_t(T.factor[code]);
+          nan |= uint8_t((code & 0x7f) + 1);
+          corr += T.e4m3Int[code];
+        }
+        cv[l] = 12 * corr;
+        const int kb = (c * 256 + blk * 32) / 128;
+        const float sa = a.xs[size_t(m) * nkb + kb], sa10 = sa * (1.0f / 1024);
+        if (!(sa10 * 1024.0f == sa)) ok = false;  // not exact (tiny scale) or NaN: the reference path
+        sv[l] = sa10;
+      }
+      if (nan & 0x80) ok = false;  // (code & 0x7f) + 1 == 0x80: a NaN code
+    }
+  }
+  return ok;
+}
+
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
+  if (a.rows > kGemvRows) return fp4PrepareT(a, prep, m0, m1);
   const Tables& T = tables();
   const int K = a.K, nkb = K / 128, nch = chunks4(K);
   bool ok = true;
@@ -426,17 +537,15 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  // up to kGemvRows activation rows (e.g. the few tokens routed to an expert) through the GEMV,
-  // 4 at a time, each weight chunk converted once for them; more through the GEMM tiles in
-  // groups of 4, the remaining 1-3 rows through the GEMV
-  constexpr int kGemvRows = 7;
-  const int full = a.rows <= kGemvRows ? 0 : a.rows & ~3;
-  if (full) fp4Gemm(cv, a, prep, full, n0, n1);
+  // more than kGemvRows activation rows through the GEMM tiles (their own prepared layout); up to
+  // kGemvRows (e.g. the few tokens routed to an expert) through the GEMV, 4 at a time, each weight
+  // chunk converted once for them
+  if (a.rows > kGemvRows) return fp4Gemm(cv, a, prep, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
   // whole 256-element chunks; 4-row groups with plain scale bytes (the checkpoints' case) then take the
   // paths without per-chunk checks
   const bool full4 = a.K % 256 == 0;
-  for (int m = full; m < a.rows; m += 4) {
+  for (int m = 0; m < a.rows; m += 4) {
     const int rem = a.rows - m < 4 ? a.rows - m : 4;
     const uint8_t* xp[4];
     float* y[4];

@@ -161,12 +161,19 @@ void fp8GemvRange(const GemmArgs& a, const Cvt8& cv, const double* xd, int n0, i
   if (n1 - n == 1) fp8Gemv<1, R>(a, cv, xd, n);
 }
 
-// rows > 1: activations are prepared in natural K order in blocks of kRowChunk rows, each K
+// rows > 1: activations are prepared in natural K order in chunks of fp8RowChunk rows, each K
 // block's rows contiguous ([kb][row][128]: no cache-set conflicts at large K). Weights are
 // converted per K block with 4 rows interleaved (one vector = 4 rows at one k), so a tile
 // broadcasts each activation and its accumulators already hold 4 outputs each: no horizontal
 // sums, and the fp32 block update runs on 4 outputs per vector.
-constexpr int kRowChunk = 48;
+constexpr int kRowChunkMax = 64;
+/** Rows per chunk: the fewest chunks of at most kRowChunkMax rows, of equal size (a multiple of 4, the
+ *  last one shorter): every weight block converted into wb then serves as many rows as it can (48-row
+ *  chunks left 64 rows as 48 + 16, the 16 paying a conversion per 16 rows). */
+inline int fp8RowChunk(int rows) {
+  const int chunks = (rows + kRowChunkMax - 1) / kRowChunkMax;
+  return ((rows + chunks - 1) / chunks + 3) & ~3;
+}
 /** Activation rows that go through the GEMVs (weights converted on the fly) rather than tiles: the
  *  tiles convert weight panels to float64 in memory, which few rows do not repay (bench-2g wo_b at
  *  4 rows: 5.4x one row through the tiles). */
@@ -190,14 +197,19 @@ void fp8GemvRows(const GemmArgs& a, const Cvt8& cv, const double* xd, int n0, in
   }
 }
 
+/** Row groups of a register tile. Their converted blocks are interleaved per k ([k][group], 3 x 4
+ *  rows): one tile step then loads 96 adjacent bytes; with each group's 128 vectors 4 KiB apart
+ *  the 3x4 tile ran at ~70% of the float64 FMA rate in L1, interleaved ~94% (1 thread). */
+constexpr int kTileG = 3;
+
 /** Offset (in doubles) of row m's K block kb in the prepared activations (rows > 1). */
 inline size_t fp8PrepAt(int rows, int K, int m, int kb) {
-  const int mc = m - m % kRowChunk, nr = rows - mc < kRowChunk ? rows - mc : kRowChunk;
+  const int rc = fp8RowChunk(rows), mc = m - m % rc, nr = rows - mc < rc ? rows - mc : rc;
   return size_t(mc) * K + (size_t(kb) * nr + (m - mc)) * 128;
 }
 
-/** 4 weight rows' 128-code block (r[j]) -> 128 vectors (k = 0..127) of the 4 rows' float64
- *  values (value * 2^-1016): bytes of rows 0/1 paired in the low lane and 2/3 in the high
+/** 4 weight rows' 128-code block (r[j]) -> 128 vectors (k = 0..127, kTileG apart) of the 4 rows'
+ *  float64 values (value * 2^-1016): bytes of rows 0/1 paired in the low lane and 2/3 in the high
  *  lane, then cvt32's placement, which emits them in k order. */
 inline void cvt4x128(const Cvt8& k, const uint8_t* const r[4], __m256d* out) {
   for (int c = 0; c < 128; c += 32) {
@@ -213,10 +225,10 @@ inline void cvt4x128(const Cvt8& k, const uint8_t* const r[4], __m256d* out) {
     for (int i = 0; i < 4; i++) {
       const __m256i lo = _mm256_add_epi8(q[i], q[i]), hi = _mm256_and_si256(q[i], k.sign);
       const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
-      __m256d* o = out + c + 8 * i;
+      __m256d* o = out + (c + 8 * i) * kTileG;
       for (int g = 0; g < 4; g++) {
-        o[g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w0, k.ctl[g]));
-        o[4 + g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w1, k.ctl[g]));
+        o[g * kTileG] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w0, k.ctl[g]));
+        o[(4 + g) * kTileG] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w1, k.ctl[g]));
       }
     }
   }
@@ -229,7 +241,7 @@ __attribute__((noinline)) void fp8StorePart(float* y, __m128 upd, int kb, int va
   for (int j = 0; j < valid; j++) y[j] = kb ? y[j] + t[j] : t[j];
 }
 
-/** NG x NX tile of the block kb: NG groups of 4 weight rows (wb, 128 vectors per group, scales
+/** NG x NX tile of the block kb: NG groups of 4 weight rows (wb, [k][kTileG] vectors, scales
  *  wsr) times NX activation rows (xb, 128 apart), outputs y[m + x][n + 4g + j] for 4g + j < nout. */
 template <int NG, int NX>
 void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xb, const float* wsr, int n, int m, int kb, int nout) {
@@ -239,7 +251,7 @@ void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xb, const float
     for (int x = 0; x < NX; x++) acc[g][x] = _mm256_setzero_pd();
   for (int k = 0; k < 128; k++) {
     __m256d wv[NG];
-    for (int g = 0; g < NG; g++) wv[g] = wb[g * 128 + k];
+    for (int g = 0; g < NG; g++) wv[g] = wb[k * kTileG + g];
     for (int x = 0; x < NX; x++) {
       const __m256d xv = _mm256_broadcast_sd(xb + x * 128 + k);
       for (int g = 0; g < NG; g++) acc[g][x] = _mm256_fmadd_pd(wv[g], xv, acc[g][x]);
@@ -315,15 +327,17 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   if (a.rows <= kGemvRows8) return fp8GemvRows(a, cv, xd, n0, n1);
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
-  // K blocks outermost within a chunk of kRowChunk activation rows: the chunk's block (48 KiB)
+  // K blocks outermost within a chunk of fp8RowChunk activation rows: the chunk's block (<= 64 KiB)
   // stays in L2 while each NG-row weight group of this thread is converted into wb and used by
   // all its rows (12x4 register tiles, smaller at the edges); each output's blocks are still
   // added in increasing K order.
   constexpr int NG = 24;
-  alignas(32) __m256d wb[NG / 4 * 128];  // NG / 4 groups of 4 rows x 128 k
+  alignas(32) __m256d wb[NG / 4 * 128];  // NG / 4 groups of 4 rows x 128 k, kTileG groups interleaved per k
   alignas(16) float wsr[NG];
-  for (int mc = 0; mc < a.rows; mc += kRowChunk) {
-    const int nr = a.rows - mc < kRowChunk ? a.rows - mc : kRowChunk;
+  static_assert(NG / 4 % kTileG == 0, "whole tiles of groups in wb");
+  const int rc = fp8RowChunk(a.rows);
+  for (int mc = 0; mc < a.rows; mc += rc) {
+    const int nr = a.rows - mc < rc ? a.rows - mc : rc;
     for (int kb = 0; kb < nkb; kb++) {
       const double* xb = xd + fp8PrepAt(a.rows, K, mc, kb);
       for (int n = n0; n < n1; n += NG) {
@@ -340,13 +354,13 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
             }
             wsr[w] = w < ng ? T.e8m0[a.ws[size_t((n + w) >> 7) * nkb + kb]] : 0.0f;
           }
-          cvt4x128(cv, r, wb + g * 128);
+          cvt4x128(cv, r, wb + (g - g % kTileG) * 128 + g % kTileG);
         }
         for (int m = 0; m < nr; m += 4) {
           const int nx = nr - m < 4 ? nr - m : 4;
           const double* xm = xb + size_t(m) * 128;
-          for (int g = 0; g < groups; g += 3) {
-            const int gg = groups - g < 3 ? groups - g : 3;
+          for (int g = 0; g < groups; g += kTileG) {
+            const int gg = groups - g < kTileG ? groups - g : kTileG;
             if (gg == 3 && nx == 4 && 4 * g + 12 <= ng) fp8Tile<3, 4>(a, wb + g * 128, xm, wsr + 4 * g, n + 4 * g, mc + m, kb, 12);
             else fp8TileAny(a, wb + g * 128, xm, wsr + 4 * g, n + 4 * g, mc + m, kb, gg, nx, ng - 4 * g);
           }

@@ -68,6 +68,8 @@ test('fp4Gemm with plain scale bytes: native == reference (1-7 and 9 rows, odd o
 
 test('fp4Gemm: extreme plain scale bytes (overflow to inf, subnormal results) and 0/255 bytes in some rows', { skip }, () => {
   for (const bytes of [[1], [254], [1, 254]]) check(acts(1, 512, [2 ** -126, 2 ** 100, 1]), fp4Weight(37, 512, bytes), `bytes ${bytes}`);
+  // the same through the GEMM tiles (8 rows and more), with a trailing half chunk
+  for (const bytes of [[1], [254], [1, 254]]) check(acts(9, 640, [2 ** -126, 2 ** 100, 1]), fp4Weight(13, 640, bytes), `bytes ${bytes}, 9 rows`);
   // 0 / 255 in the last rows only: threads (and 4-row groups) before them keep the fast path
   const w = fp4Weight(1501, 1024);
   w.scale[1499 * 32 + 5] = 0;
@@ -84,6 +86,9 @@ test('fp4Gemm: act scales whose 2^-10 multiple rounds go to the reference path, 
     x.scale[1] = s;
     check({ ...x, rows: 1, q: x.q.subarray(0, 512), scale: x.scale.subarray(0, 4) }, fp4Weight(7, 512), `act scale ${s}, 1 row`);
     check(x, fp4Weight(7, 512), `act scale ${s}, 2 rows`);
+    const x9 = acts(9, 512, [1]);
+    x9.scale.fill(s, 32, 36);  // all of row 8: its outputs are these blocks' alone
+    check(x9, fp4Weight(7, 512), `act scale ${s}, 9 rows`);
   }
 });
 

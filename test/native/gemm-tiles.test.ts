@@ -1,6 +1,6 @@
 // The FP8/FP4 native kernels tile their work (GEMV: 2 or 4 weight rows at once; FP4 GEMM:
-// 8 converted weight rows x 16 activation rows, 4 activation rows per fp32 accumulation
-// vector); every tile edge must still give the reference's bits.
+// 8 converted weight rows x 16 activation rows, 4 weight rows per activation load and fp32
+// accumulation vector, any row count from 8 on); every tile edge must still give the reference's bits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
@@ -28,13 +28,15 @@ function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   }
 }
 
-// rows around the 4-row and 16-row groups and the FP8 GEMM's 48-row activation chunks, outputs
-// around the 2/4/8-row groups, the FP8 GEMM's 4-row vectors, 12-row tiles, 24-row converted groups
-// and 128-row scale blocks, K with a trailing half chunk (K % 256 == 128) and without
+// rows around the 4-row and 16-row groups and the FP8 GEMM's activation chunks (at most 64 rows, equal
+// sizes: 65 -> 36 + 29, 130 -> 44 + 44 + 42), outputs around the 2/4/8-row groups, the FP8 GEMM's 4-row
+// vectors, 12-row tiles, 24-row converted groups and 128-row scale blocks, K with a trailing half chunk
+// (K % 256 == 128) and without, and the model's K = 1024 / 2048 / 4096
 const shapes: [rows: number, out: number, inF: number][] = [
   [1, 2, 128], [1, 3, 384], [1, 5, 256], [1, 9, 1152],
   [2, 8, 128], [3, 7, 384], [4, 9, 640], [5, 16, 256], [15, 17, 384], [16, 8, 128], [17, 25, 1152], [33, 3, 256],
   [2, 13, 1152], [47, 13, 128], [50, 30, 256], [97, 131, 384], [6, 150, 128],
+  [8, 12, 1024], [10, 6, 4096], [48, 21, 2048], [65, 28, 1024], [64, 40, 2048], [130, 13, 256],
 ];
 
 test('fp8/fp4 GEMV and GEMM tile edges match the reference bit for bit', { skip }, () => {
@@ -63,7 +65,6 @@ test('fp4 GEMM (several activation rows) over every e2m1 code and e4m3 activatio
   const inF = 256;
   const out = 19;
   // 1-7 rows: the GEMV alone (up to 4 activation rows per weight conversion); 9, 11: GEMM tiles
-  // plus a 1- or 3-row GEMV
   for (const rows of [1, 2, 3, 4, 6, 7, 9, 11]) {
     // activation row r holds code (k + 51 r) % 256 at column k (NaN codes zeroed): all codes appear in every row
     const q = new Uint8Array(rows * inF).map((_, i) => {
