@@ -85,18 +85,19 @@ void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs,
     q8Bytes += useQ8[i] ? size_t(acts[i].rows) * fp4q8::rowBytes(acts[i].K) : 0;
   }
   deq.resize(total);
-  thread_local std::vector<uint8_t> q8;
-  q8.resize(q8Bytes);
+  thread_local std::vector<uint8_t> q8buf;
+  q8buf.resize(q8Bytes + 64);
+  uint8_t* q8 = q8buf.data() + (-reinterpret_cast<uintptr_t>(q8buf.data()) & 63);  // 64-byte aligned: no cache-line splits
   std::vector<const float*> xs;
   std::vector<const uint8_t*> xq8;
   size_t off = 0, q8Off = 0;
   for (size_t i = 0; i < acts.size(); i++) {
     const fast::Act& a = acts[i];
-    xq8.push_back(q8.data() + q8Off);
+    xq8.push_back(q8 + q8Off);
     if (useQ8[i]) {
       const uint8_t* q = static_cast<const uint8_t*>(a.x);
       for (int m = 0; m < a.rows; m++, q8Off += fp4q8::rowBytes(a.K))
-        fp4q8::prepare(q + size_t(m) * a.K, a.xs + size_t(m) * (a.K / 128), a.K, q8.data() + q8Off);
+        fp4q8::prepare(q + size_t(m) * a.K, a.xs + size_t(m) * (a.K / 128), a.K, q8 + q8Off);
     }
     if (!a.quant || !useDeq[i]) {
       xs.push_back(static_cast<const float*>(a.x));
