@@ -246,6 +246,13 @@ __attribute__((noinline)) void fp8StorePart(float* y, __m128 upd, int kb, int va
 template <int NG, int NX>
 void fp8Tile(const GemmArgs& a, const __m256d* wb, const double* xb, const float* wsr, int n, int m, int kb, int nout) {
   const int nkb = a.K / 128;
+  // the outputs this tile updates after its 128 k (rows a.out apart: at large out they fall out of L2
+  // between K blocks), fetched while it runs
+  for (int x = 0; x < NX; x++) {
+    const float* yr = a.y + size_t(m + x) * a.out + n;
+    _mm_prefetch(reinterpret_cast<const char*>(yr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(yr + 4 * NG - 1), _MM_HINT_T0);
+  }
   __m256d acc[NG][NX];
   for (int g = 0; g < NG; g++)
     for (int x = 0; x < NX; x++) acc[g][x] = _mm256_setzero_pd();
@@ -330,8 +337,9 @@ void fp8Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   // K blocks outermost within a chunk of fp8RowChunk activation rows: the chunk's block (<= 64 KiB)
   // stays in L2 while each NG-row weight group of this thread is converted into wb and used by
   // all its rows (12x4 register tiles, smaller at the edges); each output's blocks are still
-  // added in increasing K order.
-  constexpr int NG = 24;
+  // added in increasing K order. One tile's worth of rows per group: wb (12 KiB) then stays in L1
+  // beside the activation rows streaming from L2 (24 rows: 1.02-1.12x slower, 1 thread).
+  constexpr int NG = 12;
   alignas(32) __m256d wb[NG / 4 * 128];  // NG / 4 groups of 4 rows x 128 k, kTileG groups interleaved per k
   alignas(16) float wsr[NG];
   static_assert(NG / 4 % kTileG == 0, "whole tiles of groups in wb");

@@ -30,7 +30,7 @@ function sameBits(got: Float32Array, want: Float32Array, what: string): void {
 
 // rows around the 4-row and 16-row groups and the FP8 GEMM's activation chunks (at most 64 rows, equal
 // sizes: 65 -> 36 + 29, 130 -> 44 + 44 + 42), outputs around the 2/4/8-row groups, the FP8 GEMM's 4-row
-// vectors, 12-row tiles, 24-row converted groups and 128-row scale blocks, K with a trailing half chunk
+// vectors, 12-row tiles and converted groups and 128-row scale blocks, K with a trailing half chunk
 // (K % 256 == 128) and without, and the model's K = 1024 / 2048 / 4096
 const shapes: [rows: number, out: number, inF: number][] = [
   [1, 2, 128], [1, 3, 384], [1, 5, 256], [1, 9, 1152],
