@@ -62,6 +62,14 @@ void pieceFn(void* ctx, int i, int) {
  *  them at about the FP8 chain kernel's bytes per second). */
 double rowWork(const Job& j) { return j.kind == WeightKind::Fp4 ? j.K / 2 : j.K; }
 
+void prepareQ8(const uint8_t* q, const float* xs, int K, uint8_t* out, bool avx2) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (avx2) return fp4q8::avx2::prepare(q, xs, K, out);
+#endif
+  (void)avx2;
+  fp4q8::prepare(q, xs, K, out);
+}
+
 }  // namespace
 
 void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs, bool avx2) {
@@ -97,7 +105,7 @@ void run(const std::vector<fast::Act>& acts, const std::vector<fast::Job>& jobs,
     if (useQ8[i]) {
       const uint8_t* q = static_cast<const uint8_t*>(a.x);
       for (int m = 0; m < a.rows; m++, q8Off += fp4q8::rowBytes(a.K))
-        fp4q8::prepare(q + size_t(m) * a.K, a.xs + size_t(m) * (a.K / 128), a.K, q8 + q8Off);
+        prepareQ8(q + size_t(m) * a.K, a.xs + size_t(m) * (a.K / 128), a.K, q8 + q8Off, avx2);
     }
     if (!a.quant || !useDeq[i]) {
       xs.push_back(static_cast<const float*>(a.x));

@@ -19,7 +19,7 @@ namespace fp4q8 {
  */
 inline size_t rowBytes(int K) { return size_t(K / 64) * 128 + 64; }
 
-/** Prepares one activation row: e4m3 codes q[K] and its 1x128 scales xs[K / 128]. */
+/** Prepares one activation row: e4m3 codes q[K] and its 1x128 scales xs[K / 128] (portable). */
 void prepare(const uint8_t* q, const float* xs, int K, uint8_t* out);
 
 /** One product y[R, n] = X . W[r0 .. r0+n)ᵀ over FP4 weights (packed nibbles, 1x32 ue8m0 scales). */
@@ -41,6 +41,8 @@ void rows(const Job& j, int a, int b);
 #if defined(__x86_64__) || defined(_M_X64)
 namespace avx2 {
 void rows(const Job& j, int a, int b);
+/** prepare's bytes, 32 codes per step (~4x faster: it runs serially before the pool dispatch). */
+void prepare(const uint8_t* q, const float* xs, int K, uint8_t* out);
 }
 #endif
 

@@ -132,6 +132,66 @@ void rows(const Job& j, int a, int b) {
   }
 }
 
+void prepare(const uint8_t* q, const float* xs, int K, uint8_t* out) {
+  const int npc = K / 64;
+  const __m256i c7f = _mm256_set1_epi8(0x7f);
+  __m256i nanv = _mm256_setzero_si256();
+  for (int k = 0; k < K; k += 32) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k));
+    nanv = _mm256_or_si256(nanv, _mm256_cmpeq_epi8(_mm256_and_si256(c, c7f), c7f));
+  }
+  const bool nan = !_mm256_testz_si256(nanv, nanv);
+  std::memset(out + size_t(npc) * 128, 0, 64);
+  out[size_t(npc) * 128] = nan;
+  const __m256i m7f = _mm256_set1_epi32(0x7f), m80 = _mm256_set1_epi32(0x80), seven = _mm256_set1_epi32(7), eight = _mm256_set1_epi32(8);
+  const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+  // bytes of 16 elements (one 128-bit lane) -> the 8 even ones, then the 8 odd ones
+  const __m256i evenOdd = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (int b = 0; b < K / 32; b++) {
+    const int p = b >> 1, h = b & 1;
+    __m256i mag[4], neg[4], mx = zero;
+    for (int g = 0; g < 4; g++) {  // value * 2^9 = (8 + m) << (e - 1), or m for e = 0
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + b * 32 + 8 * g)));
+      const __m256i c7 = _mm256_and_si256(c, m7f), e = _mm256_srli_epi32(c7, 3);
+      const __m256i mant = _mm256_or_si256(_mm256_and_si256(c7, seven), _mm256_andnot_si256(_mm256_cmpeq_epi32(e, zero), eight));
+      mag[g] = _mm256_sllv_epi32(mant, _mm256_max_epi32(_mm256_sub_epi32(e, one), zero));
+      neg[g] = _mm256_cmpeq_epi32(_mm256_and_si256(c, m80), m80);
+      mx = _mm256_max_epi32(mx, mag[g]);
+    }
+    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4e));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xb1));
+    const int32_t M = _mm_cvtsi128_si32(m4);
+    // as the portable prepare: floor((254 |X| + M) / (2 M)) = int(N * fl64(1 / 2M) + 2^-30)
+    const __m256d inv = _mm256_set1_pd(M == 0 || nan ? 0.0 : 1.0 / (2.0 * M)), eps = _mm256_set1_pd(0x1p-30);
+    const __m256i Mv = _mm256_set1_epi32(M);
+    __m256i qv[4], sum = zero;
+    for (int g = 0; g < 4; g++) {
+      const __m256i N = _mm256_add_epi32(_mm256_sub_epi32(_mm256_slli_epi32(mag[g], 8), _mm256_slli_epi32(mag[g], 1)), Mv);
+      const __m128i lo = _mm256_cvttpd_epi32(_mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(N)), inv), eps));
+      const __m128i hi = _mm256_cvttpd_epi32(_mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(N, 1)), inv), eps));
+      const __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+      qv[g] = _mm256_blendv_epi8(a, _mm256_sub_epi32(zero, a), neg[g]);
+      sum = _mm256_add_epi32(sum, qv[g]);
+    }
+    // int32 x 32 -> int8 in element order (packs interleave the 128-bit lanes: permute back), then even/odd
+    const __m256i w0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(qv[0], qv[1]), 0xd8);
+    const __m256i w1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(qv[2], qv[3]), 0xd8);
+    const __m256i by = _mm256_permute4x64_epi64(_mm256_packs_epi16(w0, w1), 0xd8);
+    const __m256i eo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(by, evenOdd), 0xd8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + size_t(p) * 64 + 16 * h), _mm256_castsi256_si128(eo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + size_t(p) * 64 + 32 + 16 * h), _mm256_extracti128_si256(eo, 1));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    const int32_t corr = 12 * _mm_cvtsi128_si32(s4);
+    const float A = float(double(M) * double(xs[b >> 2]) * 0x1p-10 / 127.0);  // as the portable prepare
+    uint8_t* pp = out + size_t(npc) * 64 + size_t(p) * 64;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pp + 16 * h), _mm_set1_epi32(corr));
+    _mm_storeu_ps(reinterpret_cast<float*>(pp + 32 + 16 * h), _mm_set1_ps(A));
+  }
+}
+
 }  // namespace avx2
 }  // namespace fp4q8
 }  // namespace dsv4
