@@ -33,10 +33,23 @@ napi_value AdviseHuge(napi_env env, napi_callback_info info) {
   return c.result(advised);
 }
 
+/** alignOffset(bytes: Uint8Array, align: power of two): bytes from bytes[0] to the next address that is a
+ *  multiple of align (0 when it already is), so JS can carve aligned views out of a larger buffer. */
+napi_value AlignOffset(napi_env env, napi_callback_info info) {
+  Call c(env, info, "alignOffset", 2);
+  size_t len = 0;
+  uint8_t* p = c.array<uint8_t>(0, napi_uint8_array, 0, &len);
+  const double align = c.number(1);
+  if (!c.ok() || !(align >= 1 && align <= double(uintptr_t(1) << 30)) || (uintptr_t(align) & (uintptr_t(align) - 1)) != 0)
+    return c.fail("dsv4 native alignOffset: a Uint8Array and a power of two up to 2^30 expected");
+  const uintptr_t a = uintptr_t(align);
+  return c.result(double((a - reinterpret_cast<uintptr_t>(p) % a) % a));
+}
+
 }  // namespace
 
 void registerMem(napi_env env, napi_value exports) {
-  const Method methods[] = {{"adviseHuge", AdviseHuge}};
+  const Method methods[] = {{"adviseHuge", AdviseHuge}, {"alignOffset", AlignOffset}};
   defineMethods(env, exports, methods);
 }
 

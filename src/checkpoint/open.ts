@@ -80,9 +80,9 @@ export class LocalCheckpoint implements Checkpoint {
     return [...this.files.keys()];
   }
 
-  tensor(name: string): TensorData {
+  tensor(name: string, alloc?: (byteLength: number) => Uint8Array): TensorData {
     const loc = this.info(name);
-    const t = this.files.get(loc.file)!.read(name);
+    const t = this.files.get(loc.file)!.read(name, alloc);
     this.onRead?.(loc.byteLength, name);
     return t;
   }

@@ -171,11 +171,18 @@ export class SafetensorsFile {
     return e;
   }
 
-  /** Reads the tensor's bytes into a fresh buffer of its own (offset 0, so typed views of any width are aligned). */
-  read(name: string): TensorData {
+  /**
+   * Reads the tensor's bytes into `alloc(byteLength)` (its view must start at a multiple of 8 bytes in its buffer,
+   * so typed views of any width fit), by default a fresh buffer of its own (offset 0).
+   */
+  read(name: string, alloc?: (byteLength: number) => Uint8Array): TensorData {
     const e = this.entry(name);
-    const bytes = new Uint8Array(Buffer.allocUnsafeSlow(e.byteLength).buffer, 0, e.byteLength);
-    adviseHugePages(bytes);
+    let bytes: Uint8Array;
+    if (alloc) bytes = alloc(e.byteLength);
+    else {
+      bytes = new Uint8Array(Buffer.allocUnsafeSlow(e.byteLength).buffer, 0, e.byteLength);
+      adviseHugePages(bytes);
+    }
     this.readRange(e, bytes);
     return { name, dtype: e.dtype, shape: e.shape, bytes };
   }

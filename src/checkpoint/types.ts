@@ -67,7 +67,10 @@ export interface Checkpoint {
   readonly hfConfig: Record<string, unknown>;
   has(name: string): boolean;
   names(): string[];
-  /** Reads one tensor (lazily, only its byte range). Throws an error naming file and tensor on failure. */
-  tensor(name: string): TensorData;
+  /**
+   * Reads one tensor (lazily, only its byte range). Throws an error naming file and tensor on failure.
+   * `alloc` gives the memory to read into (e.g. a weight arena's); default: a fresh buffer of its own.
+   */
+  tensor(name: string, alloc?: (byteLength: number) => Uint8Array): TensorData;
   close(): void;
 }

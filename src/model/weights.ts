@@ -4,6 +4,7 @@
 import type { Checkpoint, TensorData } from '../checkpoint/types.js';
 import type { Bf16Weight, F32Weight, Fp4Weight, Fp8Weight, Weight } from '../tensor/kernels.js';
 import { bf16ToF32 } from '../tensor/formats.js';
+import { WeightArena } from '../tensor/arena.js';
 
 function fail(t: TensorData | string, msg: string): never {
   throw new Error(`${typeof t === 'string' ? t : t.name}: ${msg}`);
@@ -22,7 +23,8 @@ function f32(t: TensorData): Float32Array {
 }
 
 export class WeightReader {
-  constructor(readonly ck: Checkpoint) {}
+  /** Weights are read into one arena (2 MiB huge-page chunks, 64-byte aligned tensors: tensor/arena.ts). */
+  constructor(readonly ck: Checkpoint, readonly arena = new WeightArena()) {}
 
   has(name: string): boolean {
     return this.ck.has(name);
@@ -30,7 +32,7 @@ export class WeightReader {
 
   tensor(name: string): TensorData {
     if (!this.ck.has(name)) throw new Error(`checkpoint ${this.ck.dir} lacks tensor ${name}`);
-    return this.ck.tensor(name);
+    return this.ck.tensor(name, (n) => this.arena.alloc(n));
   }
 
   /** Any small tensor (BF16 / F32) as f32 values. */

@@ -83,6 +83,8 @@ export interface NativeAddon {
   fmaPeak(threads: number, iters: number): number;
   /** madvise(MADV_HUGEPAGE) on the buffer's 2 MiB-aligned interior (native/mem.cc): bytes advised. Absent in older addons. */
   adviseHuge?(bytes: Uint8Array): number;
+  /** Bytes from bytes[0] to the next multiple of `align` (a power of two) in memory (native/mem.cc). Absent in addons built before it. */
+  alignOffset?(bytes: Uint8Array, align: number): number;
 }
 
 const ADDON_PATHS = [
