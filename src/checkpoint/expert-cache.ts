@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Weight } from '../tensor/kernels.js';
+import { alignedBytes, ARENA_ALIGN, HUGE_PAGE } from '../tensor/arena.js';
+import { adviseHugePages } from '../tensor/native.js';
 import { CheckpointError } from './errors.js';
 import type { LocalCheckpoint, TensorLocation } from './open.js';
 
@@ -123,7 +125,7 @@ export class ExpertCache {
         }
         const loc = this.ckpt.info(name);
         parts.push({ loc, at });
-        at += Math.ceil(loc.byteLength / 8) * 8;
+        at += Math.ceil(loc.byteLength / ARENA_ALIGN) * ARENA_ALIGN; // each tensor on a cache line
       }
     }
     return { parts, bytes: at };
@@ -176,7 +178,7 @@ export class ExpertCache {
       this.worker.postMessage({
         slab: e.slab.buffer,
         flag: e.pending,
-        reads: e.parts.map(({ loc, at }) => ({ path: join(this.ckpt.dir, loc.file), offset: loc.offset, length: loc.byteLength, at })),
+        reads: e.parts.map(({ loc, at }) => ({ path: join(this.ckpt.dir, loc.file), offset: loc.offset, length: loc.byteLength, at: e.slab.byteOffset + at })),
       });
     }
   }
@@ -241,7 +243,8 @@ export class ExpertCache {
   /** A slab of exactly `bytes`, reusing an evicted one (experts of one model all have the same size). */
   private takeSlab(bytes: number): Uint8Array {
     const i = this.free.findIndex((b) => b.length === bytes);
-    const slab = i >= 0 ? this.free.splice(i, 1)[0]! : new Uint8Array(this.worker ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+    const slab = i >= 0 ? this.free.splice(i, 1)[0]! : alignedBytes(bytes, HUGE_PAGE, this.worker !== null);
+    if (i < 0) adviseHugePages(slab); // before the first read touches it (tensor/arena.ts: why)
     this.free.length = 0; // slabs beyond what the budget allows are not kept
     return slab;
   }

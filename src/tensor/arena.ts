@@ -6,7 +6,8 @@
 // aligned. Without the native addon (which tells the addresses) the views are just unaligned slices.
 import { adviseHugePages, loadNative } from './native.js';
 
-const HUGE = 2 << 20;
+/** A transparent huge page. */
+export const HUGE_PAGE = 2 << 20;
 /** Bytes per chunk (a multiple of 2 MiB). */
 export const ARENA_CHUNK = 64 << 20;
 /** Tensors above this get a 2 MiB-aligned block of their own instead of a chunk's tail. */
@@ -14,9 +15,12 @@ const OWN_BLOCK = ARENA_CHUNK / 4;
 /** Every tensor starts on a multiple of this (a cache line; the kernels' widest load is 32 bytes). */
 export const ARENA_ALIGN = 64;
 
-/** `bytes` bytes of fresh memory starting at an address that is a multiple of `align` (when the addon can tell). */
-function alignedBlock(bytes: number, align: number): Uint8Array {
-  const raw = new Uint8Array(Buffer.allocUnsafeSlow(bytes + align).buffer);
+/**
+ * `bytes` bytes of fresh memory starting at an address that is a multiple of `align` (when the addon can
+ * tell), uninitialized, or zeroed in a SharedArrayBuffer when `shared`.
+ */
+export function alignedBytes(bytes: number, align: number, shared = false): Uint8Array {
+  const raw = new Uint8Array(shared ? new SharedArrayBuffer(bytes + align) : Buffer.allocUnsafeSlow(bytes + align).buffer);
   const off = loadNative().addon?.alignOffset?.(raw, align) ?? 0;
   return raw.subarray(off, off + bytes);
 }
@@ -45,7 +49,7 @@ export class WeightArena {
 
   /** A 2 MiB-aligned block, advised for huge pages before anything touches it. */
   private block(bytes: number): Uint8Array {
-    const b = alignedBlock(bytes, HUGE);
+    const b = alignedBytes(bytes, HUGE_PAGE);
     this.reserved += bytes;
     adviseHugePages(b);
     return b;
