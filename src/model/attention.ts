@@ -66,12 +66,15 @@ function xWeights(w: AttentionWeights): Weight[] {
 /**
  * Copies the layer's BF16 products of x into one weight (xFused) whose row ranges the originals become
  * views of: a decode row then runs them in one kernels call (~0.14 ms less per CSA layer on bench-2g).
+ * `alloc` gives its memory (the model's weight arena; its view starts on a multiple of 8 bytes).
  */
-export function fuseXProducts(w: AttentionWeights): void {
+export function fuseXProducts(w: AttentionWeights, alloc: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes)): void {
   const ws = xWeights(w);
   const K = ws[0]?.inF ?? 0;
   if (ws.length < 2 || ws.some((v) => v.kind !== 'bf16' || v.inF !== K)) return;
-  const data = new Uint16Array(ws.reduce((n, v) => n + v.out, 0) * K);
+  const n = ws.reduce((r, v) => r + v.out, 0) * K;
+  const bytes = alloc(2 * n);
+  const data = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
   let o = 0;
   const view = (v: Weight): Bf16Weight => {
     const d = data.subarray(o * K, (o + v.out) * K);

@@ -132,11 +132,11 @@ export class Dsv4Model implements ModelRunner {
       const ratio = a.compressRatios[id] ?? 0;
       const hcp = (n: string): HcParams => ({ fn: rd.vector(`${p}.hc_${n}_fn`), base: rd.vector(`${p}.hc_${n}_base`), scale: rd.vector(`${p}.hc_${n}_scale`) });
       const comp = (cp: string, width: number, rotate: boolean): CompressorWeights => ({
-        ratio, width, rotate, wkv: rd.linear(`${cp}.wkv`), wgate: rd.linear(`${cp}.wgate`), ape: rd.vector(`${cp}.ape`), norm: rd.vector(`${cp}.norm.weight`),
+        ratio, width, rotate, wkv: rd.linear(`${cp}.wkv`, true), wgate: rd.linear(`${cp}.wgate`, true), ape: rd.vector(`${cp}.ape`), norm: rd.vector(`${cp}.norm.weight`),
       });
       const indexer: IndexerWeights | null = ratio === 4 ? {
         nHeads: a.indexNHeads, headDim: a.indexHeadDim, topk: a.indexTopk,
-        wqB: rd.linear(`${p}.attn.indexer.wq_b`), weightsProj: rd.linear(`${p}.attn.indexer.weights_proj`),
+        wqB: rd.linear(`${p}.attn.indexer.wq_b`), weightsProj: rd.linear(`${p}.attn.indexer.weights_proj`, true),
         compressor: comp(`${p}.attn.indexer.compressor`, a.indexHeadDim, true),
       } : null;
       const isHash = id < a.nHashLayers;
@@ -147,7 +147,7 @@ export class Dsv4Model implements ModelRunner {
         compressor: ratio ? comp(`${p}.attn.compressor`, a.headDim, false) : null,
         indexer,
       };
-      fuseXProducts(attn);
+      fuseXProducts(attn, (n) => rd.arena.alloc(n)); // the copies read above (linear(.., true)) are dropped
       return {
         id,
         hcAttn: hcp('attn'),

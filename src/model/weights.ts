@@ -30,32 +30,36 @@ export class WeightReader {
     return this.ck.has(name);
   }
 
-  tensor(name: string): TensorData {
+  /** The tensor's bytes, in the arena when kept as they are (`kept`), else in a buffer of their own. */
+  tensor(name: string, kept = true): TensorData {
     if (!this.ck.has(name)) throw new Error(`checkpoint ${this.ck.dir} lacks tensor ${name}`);
-    return this.ck.tensor(name, (n) => this.arena.alloc(n));
+    return kept ? this.ck.tensor(name, (n) => this.arena.alloc(n)) : this.ck.tensor(name);
   }
 
   /** Any small tensor (BF16 / F32) as f32 values. */
   vector(name: string): Float32Array {
-    const t = this.tensor(name);
+    const t = this.tensor(name, false); // converted: the raw bytes are dropped
     if (t.dtype === 'F32') return f32(t).slice();
     if (t.dtype === 'BF16') return bf16ToF32(u16(t));
     return fail(t, `expected F32 or BF16, found ${t.dtype}`);
   }
 
-  /** A linear weight `prefix.weight` (+ `prefix.scale` when quantized), in its stored format. */
-  linear(prefix: string): Weight {
-    const t = this.tensor(`${prefix}.weight`);
+  /**
+   * A linear weight `prefix.weight` (+ `prefix.scale` when quantized), in its stored format; `copied`: the
+   * caller keeps a copy instead (fuseXProducts), so the bytes stay out of the arena, which frees nothing.
+   */
+  linear(prefix: string, copied = false): Weight {
+    const t = this.tensor(`${prefix}.weight`, !copied);
     const [out, stored] = t.shape as [number, number];
     switch (t.dtype) {
       case 'F8_E4M3': {
-        const s = this.tensor(`${prefix}.scale`);
+        const s = this.tensor(`${prefix}.scale`, !copied);
         if (s.dtype !== 'F8_E8M0') fail(s, `expected F8_E8M0 scales, found ${s.dtype}`);
         const w: Fp8Weight = { kind: 'fp8', out, inF: stored, data: t.bytes, scale: s.bytes };
         return w;
       }
       case 'I8': {
-        const s = this.tensor(`${prefix}.scale`);
+        const s = this.tensor(`${prefix}.scale`, !copied);
         if (s.dtype !== 'F8_E8M0') fail(s, `expected F8_E8M0 scales, found ${s.dtype}`);
         const w: Fp4Weight = { kind: 'fp4', out, inF: stored * 2, data: t.bytes, scale: s.bytes };
         return w;
@@ -75,7 +79,7 @@ export class WeightReader {
 
   /** Integer table (tid2eid) as Int32Array. */
   ints(name: string): Int32Array {
-    const t = this.tensor(name);
+    const t = this.tensor(name, false);
     const b = t.bytes;
     const n = t.shape.reduce((a, c) => a * c, 1);
     const out = new Int32Array(n);

@@ -40,3 +40,16 @@ test('fuseXProducts: HCA layers (no indexer) fuse wkv and wgate; non-BF16 weight
   assert.equal(v.xFused, undefined);
   assert.equal(v.compressor!.wgate, q);
 });
+
+test('fuseXProducts: the fused weight lives in the memory `alloc` gives (the weight arena), at its offset', () => {
+  const w = layer(true);
+  const values = w.compressor!.wkv.kind === 'bf16' ? w.compressor!.wkv.data.slice() : null;
+  const backing = new Uint8Array(4096);
+  let asked = 0;
+  fuseXProducts(w, (bytes) => backing.subarray(64, 64 + (asked = bytes)));
+  const f = w.xFused!;
+  assert.equal(asked, 2 * f.out * f.inF);
+  assert.equal(f.data.buffer, backing.buffer);
+  assert.equal(f.data.byteOffset, 64);
+  assert.deepEqual((w.compressor!.wkv as Bf16Weight).data, values);
+});
