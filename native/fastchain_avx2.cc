@@ -28,6 +28,7 @@ namespace {
 /** e4m3 codes: 32 per step; accumulator a, lane i holds chain 4i + a. */
 struct Fp8 {
   static constexpr size_t kStepBytes = 32;
+  static constexpr size_t kAhead = 16384;  // software prefetch distance, below
   static constexpr int chain(int a, int i) { return 4 * i + a; }
   static inline void convert(const uint8_t* p, __m256 v[4]) { placeFp8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), v); }
 };
@@ -35,6 +36,7 @@ struct Fp8 {
 /** BF16 words: 32 per step (two loads); accumulator a, lane i holds chain 16 (a / 2) + 2i + a % 2. */
 struct Bf16 {
   static constexpr size_t kStepBytes = 64;
+  static constexpr size_t kAhead = 0;  // no software prefetch, below
   static constexpr int chain(int a, int i) { return 16 * (a >> 1) + 2 * i + (a & 1); }
   static inline void convert(const uint8_t* p, __m256 v[4]) {
     const __m256i mask = _mm256_set1_epi32(int(0xffff0000u));
@@ -47,9 +49,10 @@ struct Bf16 {
   }
 };
 
-// software prefetch distance: from memory, 2 threads, bench-2g shapes, 16 KiB ran 1.1-1.3x 2 KiB (the
-// exact GEMVs' distance; 4-8 KiB in between); 24-32 KiB no better, T1/NTA hints no better
-constexpr size_t kAhead = 16384;
+// Software prefetch distance. FP8, from memory, 2 threads, bench-2g shapes: 16 KiB ran 1.1-1.3x 2 KiB
+// (the exact GEMVs' distance; 4-8 KiB in between); 24-32 KiB no better, T1/NTA hints no better. BF16
+// (the head, 4 KiB rows): no software prefetch ran 1.09-1.17x 16 KiB (same process, alternating); a
+// whole fast bench-2g decode token 1.06x (median of 200).
 
 /** The fixed tree: v = (a0 + a1) + (a2 + a3), then ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)). */
 inline float tree(const __m256 acc[4]) {
@@ -72,7 +75,7 @@ void pass(const uint8_t* w, int K, const float* x, size_t xs, float* y, size_t n
   const int steps = K / 32, lines = steps / kPerLine;
   int s = 0;
   for (int l = 0; l < lines; l++) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + size_t(l) * 64 + kAhead), _MM_HINT_T0);
+    if constexpr (C::kAhead != 0) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(l) * 64 + C::kAhead), _MM_HINT_T0);
 #pragma GCC unroll 2
     for (int q = 0; q < kPerLine; q++, s++) {
       __m256 v[4];
