@@ -12,6 +12,7 @@ import { referenceFastProducts } from '../src/tensor/fast-products.js';
 import { measureMachine, type MachineLimits } from './machine.js';
 import { benchContext } from './context.js';
 import { benchModels } from './model.js';
+import { readProbe } from './paired.js';
 import { targetRows } from './targets.js';
 import { fmt, now, type BenchRow } from './util.js';
 
@@ -60,7 +61,9 @@ async function main(): Promise<void> {
     if (!lim) log('models: no machine limits in this run, so no ratios');
     const fastKernels = nativeFast();
     if (!fastKernels) log('models: fast numerics skipped (no native fast products)');
-    await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G, fastKernels });
+    const limits = lim as MachineLimits | null;
+    const probe = addon && limits ? readProbe(addon, limits.threads) : undefined;
+    await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G, fastKernels, readProbe: probe });
   });
   await section('context', () => benchContext(kernels, rows, log, Number(process.env.DSV4_BENCH_CONTEXT_BUDGET ?? 200)));
   await section('engine', async () => {

@@ -16,6 +16,7 @@ import type { ModelArgs } from '../src/checkpoint/types.js';
 import { loadModel, type Dsv4Model } from '../src/model/index.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import type { MachineLimits } from './machine.js';
+import { PAIRED_ROW, PROBE_BYTES, pairSteps, type PairedDecode } from './paired.js';
 import { now, type BenchRow } from './util.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../.dsv4/bench/', import.meta.url));
@@ -67,6 +68,8 @@ interface ModelRun {
   decodeSteps: number;
   /** Tokens/s of the median decode step (this VM's neighbours make single steps swing). */
   decodeMedianTokS: number;
+  /** Decode steps over the read probes beside them (./paired.ts), when a probe was given. */
+  paired?: PairedDecode;
   /** Seconds spent reading all routed experts before timing (0 when skipped). */
   warmSeconds: number;
   /** Tokens/s of decode steps over BATCH_SEQS sequences at once (0 when not run). */
@@ -90,7 +93,7 @@ function checkpointBytes(dir: string): number {
   return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
 }
 
-async function runModel(dir: string, kernels: Kernels, prefill: number, decode: number, budget: number): Promise<ModelRun> {
+async function runModel(dir: string, kernels: Kernels, prefill: number, decode: number, budget: number, probe?: { read: () => number; bytes: number }): Promise<ModelRun> {
   const m = await loadModel(dir, { kernels });
   const warmSeconds = warmExperts(m, dir);
   const warm = m.newState();
@@ -104,14 +107,17 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
   let n = 0;
   const t1 = now();
   const steps: number[] = [];
+  const probes = probe ? [probe.read()] : [];
   while (n < decode && (n < 2 || now() - t1 < budget)) {
     const ts = now();
     m.forward([{ state: st, tokens: tokens(1, m.vocabSize, 3 + n) }]);
     steps.push(now() - ts);
+    if (probe) probes.push(probe.read());
     n++;
   }
-  const decodeTokS = n / (now() - t1);
-  const decodeMedianTokS = 1 / steps.sort((a, b) => a - b)[steps.length >> 1]!;
+  const decodeTokS = n / steps.reduce((a, b) => a + b, 0); // the steps alone (probes run between them)
+  const paired = probe ? pairSteps(steps, probes, probe.bytes) : undefined;
+  const decodeMedianTokS = 1 / [...steps].sort((a, b) => a - b)[steps.length >> 1]!;
   // batched decode: BATCH_SEQS short sequences, each step one token of every one
   let batchTokS = 0;
   if (decode > 0) {
@@ -123,7 +129,7 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
     for (let i = 0; i < steps; i++) m.forward(states.map((state, j) => ({ state, tokens: tokens(1, m.vocabSize, 200 + i * BATCH_SEQS + j) })));
     batchTokS = (steps * BATCH_SEQS) / (now() - t2);
   }
-  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, warmSeconds, batchTokS };
+  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, paired, warmSeconds, batchTokS };
 }
 
 /** The median step's rate beside the mean (which the value and ratio report). */
@@ -136,7 +142,7 @@ export async function benchModels(
   lim: MachineLimits | null,
   rows: BenchRow[],
   log: (s: string) => void,
-  opts: { skip2g: boolean; fastKernels?: Kernels },
+  opts: { skip2g: boolean; fastKernels?: Kernels; readProbe?: () => number },
 ): Promise<void> {
   const bw = lim ? lim.readGBs[lim.threads]! : NaN;
   const peak = lim ? lim.peakGflops[lim.threads]! : NaN;
@@ -153,13 +159,15 @@ export async function benchModels(
     }
     const dir = await benchCheckpoint(c.preset, log);
     const traffic = decodeTraffic(readCheckpointConfig(dir).args);
-    const r = await runModel(dir, kernels, c.prefill, c.decode, 60);
+    // bench-2g decode steps also paired with read probes (./paired.ts); the default model fits in the caches
+    const probe = c.preset === 'bench-2g' && opts.readProbe ? { read: opts.readProbe, bytes: traffic.bytes } : undefined;
+    const r = await runModel(dir, kernels, c.prefill, c.decode, 60, probe);
     const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
     // weight math of the prefill: every layer per token, the head once (last token's logits)
     const prefillFlops = (traffic.flops - traffic.headFlops) * c.prefill + traffic.headFlops;
     const gf = prefillFlops / (c.prefill / r.prefillTokS) / 1e9;
     rows.push({ section, name: `prefill ${c.prefill} tokens`, value: r.prefillTokS, unit: 'tok/s', ratio: lim ? gf / peak : undefined, note: `${gf.toFixed(2)} GFLOP/s of weight math over fp32 peak` });
-    const f = opts.fastKernels ? await runModel(dir, opts.fastKernels, c.prefill, c.decode, 60) : undefined;
+    const f = opts.fastKernels ? await runModel(dir, opts.fastKernels, c.prefill, c.decode, 60, probe) : undefined;
     if (f) {
       const gff = prefillFlops / (c.prefill / f.prefillTokS) / 1e9;
       rows.push({
@@ -174,6 +182,14 @@ export async function benchModels(
       rows.push({
         section, name: `decode (${f.decodeSteps} steps), fast numerics`, value: f.decodeTokS, unit: 'tok/s', ratio: lim ? gbsF / bw : undefined,
         note: `${gbsF.toFixed(2)} GB/s over read bandwidth; ${(f.decodeTokS / r.decodeTokS).toFixed(2)}x exact (one sequence: FP8/BF16 1-row products as 32 fp32 chains, FP4 experts with int8 activations; not bit-exact)`,
+      });
+    }
+    for (const [run, mode] of [[r, ''], [f, ', fast numerics']] as const) {
+      if (!run?.paired) continue;
+      const p = run.paired;
+      rows.push({
+        section, name: `${PAIRED_ROW}${mode}`, value: p.gbs, unit: 'GB/s', ratio: p.ratio,
+        note: `median of ${p.pairs} steps' GB/s over the mean of the ${PROBE_BYTES >> 20} MiB read probes just before and after each (probes ${p.probeRange[0].toFixed(1)}-${p.probeRange[1].toFixed(1)} GB/s)`,
       });
     }
     rows.push({ section, name: `decode, ${BATCH_SEQS} sequences per step`, value: r.batchTokS, unit: 'tok/s', note: `tokens of all sequences per second` });

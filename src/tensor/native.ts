@@ -77,8 +77,8 @@ export interface NativeAddon {
   fastDecode?(acts: unknown[], jobs: unknown[]): void;
   hasNanE4m3(data: Uint8Array): boolean;
   info(): { isa: string; threads: number };
-  /** Streaming read of `bytes` bytes on `threads` threads, `reps` times: GB/s. */
-  readBandwidth(bytes: number, threads: number, reps: number): number;
+  /** Streaming read of `bytes` fresh bytes (or of the given buffer, from its first 64-byte boundary) on `threads` threads, `reps` times: GB/s. */
+  readBandwidth(bytes: number | Uint8Array, threads: number, reps: number): number;
   /** fp32 FMA rate of `threads` threads running `iters` x 10 independent 8-wide chains: GFLOP/s. */
   fmaPeak(threads: number, iters: number): number;
   /** madvise(MADV_HUGEPAGE) on the buffer's 2 MiB-aligned interior (native/mem.cc): bytes advised. Absent in older addons. */

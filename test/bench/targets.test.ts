@@ -13,9 +13,14 @@ test('targets: each measured mode gets a verdict against its goal', () => {
     row('model bench-2g', 'prefill 256 tokens, fast numerics', 0.4),
     row('context (bench-2g)', 'decode at 128K context', 0.8), // tok/s vs 1K: 1.25x the time
     row('model default', 'decode (16 steps)', 0.99), // another model: not a target
+    row('model bench-2g', 'decode steps over adjacent read probes', 0.69),
+    row('model bench-2g', 'decode steps over adjacent read probes, fast numerics', 0.74),
   ]);
   const by = new Map(t.map((r) => [r.name, r]));
-  assert.equal(t.length, 5);
+  assert.equal(t.length, 7);
+  assert.equal(by.get('decode >= 70% of adjacent read probes, exact')?.note, 'not met (from "model bench-2g / decode steps over adjacent read probes")');
+  assert.ok(Math.abs(by.get('decode >= 70% of adjacent read probes, fast numerics')!.value! - 74) < 1e-9);
+  assert.equal(by.get('decode >= 70% of adjacent read probes, fast numerics')?.note?.startsWith('met'), true);
   assert.equal(by.get('decode >= 70% of read BW, exact')?.note?.startsWith('not met'), true);
   assert.ok(Math.abs(by.get('decode >= 70% of read BW, exact')!.value! - 57) < 1e-9);
   assert.equal(by.get('decode >= 70% of read BW, fast numerics')?.note?.startsWith('met'), true);
