@@ -380,29 +380,55 @@ void fp8GemvRows(const Cvt32& c, const uint8_t* wr, int K, int L, const double* 
   for (int m = 0; m < RT; m++) sums[m] = hsum(_mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2], acc[m][3])));
 }
 
-/** Prepared activation row x for weight group `group`: x * 2^(512 + scale - 127) per 128-block (nat, K doubles); xq: the
- *  steps' grid [0, L) (element k at grid position k + mis, zero outside [0, K)) in the steps' order. */
-void fp8GemvPrep(const DenseArgs& a, const float* x, int group, int mis, int L, double* xq, double* nat, double* grid) {
+/** 2^(kXExp + scale - 127) for an exact scale byte (else 2^kXExp: that block's bounds are NaN, so flagged). */
+inline double fp8GroupFactor(uint8_t sb) {
+  const int e = kXExp + (fp8ScaleExact(sb) ? int(sb) - 127 : 0);
+  uint64_t bits = uint64_t(e + 1023) << 52;
+  double f;
+  std::memcpy(&f, &bits, 8);
+  return f;
+}
+
+/** The natural-order prepared row for weight group `group`: x * 2^(512 + scale - 127) per 128-block (nat, K doubles). */
+void fp8GemvNat(const DenseArgs& a, const float* x, int group, double* nat) {
   const int K = a.K, nb = (K + 127) / 128;
   for (int b = 0; b < nb; b++) {
-    const uint8_t sb = a.ws[size_t(group) * nb + b];
-    const __m256d f = _mm256_set1_pd(std::ldexp(1.0, kXExp + (fp8ScaleExact(sb) ? int(sb) - 127 : 0)));  // else flagged (NaN bound)
+    const __m256d f = _mm256_set1_pd(fp8GroupFactor(a.ws[size_t(group) * nb + b]));
     const int k0 = b * 128, k1 = k0 + 128 < K ? k0 + 128 : K;
     int k = k0;
     for (; k + 4 <= k1; k += 4) _mm256_storeu_pd(nat + k, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + k)), f));
     for (; k < k1; k++) nat[k] = double(x[k]) * _mm256_cvtsd_f64(f);
   }
-  std::fill(grid, grid + mis, 0.0);
-  std::memcpy(grid + mis, nat, sizeof(double) * (L - mis < K ? L - mis : K));
-  if (mis + K < L) std::fill(grid + mis + K, grid + L, 0.0);
-  for (int k = 0; k < L; k += 32)
+}
+
+/** Prepared activation row x for weight group `group`, xq: the steps' grid [0, L) (element k at grid position
+ *  k + mis, zero outside [0, K)) in the steps' order. With mis = 0 and K = L (aligned rows, K % 32 == 0) each
+ *  32-step lies in one 128-block and xq comes straight from x; else via nat (computed here) and grid. Returns
+ *  whether nat was computed. */
+bool fp8GemvPrep(const DenseArgs& a, const float* x, int group, int mis, int L, double* xq, double* nat, double* grid) {
+  const int K = a.K, nb = (K + 127) / 128;
+  // positions 4i..4i+7 of a step hold elements (2i', 2i'+1, 16+2i', 17+2i') for i' = i, i + 1 (8 more for i >= 4)
+  const auto permute = [&](const auto& load, int k) {
     for (int i = 0; i < 8; i += 2) {
-      // positions 4i..4i+7 hold elements (2i', 2i'+1, 16+2i', 17+2i') for i' = i, i + 1 (8 more for i >= 4)
       const int e = (i < 4 ? 0 : 8) + 2 * (i & 3);
-      const __m256d lo = _mm256_loadu_pd(grid + k + e), hi = _mm256_loadu_pd(grid + k + e + 16);
+      const __m256d lo = load(k + e), hi = load(k + e + 16);
       _mm256_storeu_pd(xq + k + 4 * i, _mm256_permute2f128_pd(lo, hi, 0x20));
       _mm256_storeu_pd(xq + k + 4 * i + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
     }
+  };
+  if (mis == 0 && L == K) {
+    for (int b = 0; b < nb; b++) {
+      const __m256d f = _mm256_set1_pd(fp8GroupFactor(a.ws[size_t(group) * nb + b]));
+      for (int k = b * 128; k < b * 128 + 128; k += 32) permute([&](int i) { return _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), f); }, k);
+    }
+    return false;
+  }
+  fp8GemvNat(a, x, group, nat);
+  std::fill(grid, grid + mis, 0.0);
+  std::memcpy(grid + mis, nat, sizeof(double) * (L - mis < K ? L - mis : K));
+  if (mis + K < L) std::fill(grid + mis + K, grid + L, 0.0);
+  for (int k = 0; k < L; k += 32) permute([&](int i) { return _mm256_loadu_pd(grid + i); }, k);
+  return true;
 }
 
 /** Exact products of one weight row with the natural-order prepared row, sum and magnitude sum (sequential). */
@@ -413,6 +439,16 @@ inline void fp8GemvTight(const uint8_t* wr, const double* nat, int K, double& s,
     s += p;
     t += std::fabs(p);
   }
+}
+
+/** Σ_b br[b] * mx[b] (a magnitude bound: any summation order, the settle factor has slack), 4 blocks per step. */
+inline double boundDot(const float* br, const double* mx, int nb) {
+  __m256d t = _mm256_setzero_pd();
+  int b = 0;
+  for (; b + 4 <= nb; b += 4) t = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(br + b)), _mm256_loadu_pd(mx + b), t);
+  double T = hsum(t);
+  for (; b < nb; b++) T += double(br[b]) * mx[b];
+  return T;
 }
 
 /** Weight rows [r0 + j0, r0 + j1) against RT = a.rows (1-3) activation rows. */
@@ -442,12 +478,13 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   for (int m = 0; m < RT; m++) xlsb[m] = kLsbUnknown;
   for (int m = 0; m < RT; m++) blockMax(a.x + size_t(m) * K, K, mx + size_t(m) * nb);
   int group = -1;
+  bool natReady[RT];  // nat (the natural-order row) of this group: tails and the tight fallback read it
   const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
   for (int j = j0; j < j1;) {
     const int r = a.r0 + j;
     if (r >> 7 != group) {
       group = r >> 7;
-      for (int m = 0; m < RT; m++) fp8GemvPrep(a, a.x + size_t(m) * K, group, mis, L, xq + m * xs, nat + size_t(m) * K, gridBuf.data());
+      for (int m = 0; m < RT; m++) natReady[m] = fp8GemvPrep(a, a.x + size_t(m) * K, group, mis, L, xq + m * xs, nat + size_t(m) * K, gridBuf.data());
     }
     // up to 4 weight rows of one scale group, settled together (one activation row: the 4 rows in one
     // pass; 2-3: each converted step for all of them)
@@ -469,12 +506,17 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
       }
     }
     for (int m = 0; m < RT; m++) {
-      const double* nm = nat + size_t(m) * K;
+      double* nm = nat + size_t(m) * K;
+      const auto natRow = [&]() -> const double* {
+        if (!natReady[m]) fp8GemvNat(a, a.x + size_t(m) * K, group, nm), natReady[m] = true;
+        return nm;
+      };
       for (int i = 0; i < n4; i++) {
-        if (K % 32)
-          for (int k = L; k < K; k++) sd[m][i] += placed1<DenseKind::Fp8>(w0 + size_t(i) * K, k) * nm[k];
-        const float* br = a.bounds + size_t(r + i) * denseBoundsStride(K);
-        for (int b = 0; b < nb; b++) Td[m][i] += double(br[b]) * mx[size_t(m) * nb + b];
+        if (K % 32) {
+          const double* nr = natRow();
+          for (int k = L; k < K; k++) sd[m][i] += placed1<DenseKind::Fp8>(w0 + size_t(i) * K, k) * nr[k];
+        }
+        Td[m][i] = boundDot(a.bounds + size_t(r + i) * denseBoundsStride(K), mx + size_t(m) * nb, nb);
       }
       const size_t o = size_t(m) * a.n + j;
       settleStore4(_mm256_mul_pd(_mm256_load_pd(sd[m]), vR), _mm256_load_pd(Td[m]), eT, n4, a.y + o, a.amb + o, st, [&](int i, double s, double T, float* y) {
@@ -482,7 +524,7 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
         const uint8_t* wr = w0 + size_t(i) * K;
         const int lsb = productLsb(xlsb[m], denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
         return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
-          fp8GemvTight(wr, nm, K, s1, t1);
+          fp8GemvTight(wr, natRow(), K, s1, t1);
           s1 *= R;
           t1 *= R;
           return K + 2;
