@@ -104,6 +104,9 @@ test('indexerScoresFp4: integer kernel == formula bit for bit', { skip }, () => 
   const cases: Case[] = [
     { name: 'released shape 64x128', H: 64, d: 128, visible: 300, spread: realistic, noFallback: true },
     { name: 'odd heads (scalar path)', H: 3, d: 96, visible: 50, spread: realistic, noFallback: true },
+    // the AVX2 kernel takes 4 heads per pass over the keys: 1 and 2 left over
+    { name: '5 heads', H: 5, d: 128, visible: 60, spread: realistic, noFallback: true },
+    { name: '6 heads', H: 6, d: 128, visible: 60, spread: realistic, noFallback: true },
     { name: 'd=64 (scalar path)', H: 4, d: 64, visible: 40, spread: realistic, noFallback: true },
     { name: 'wide block scales', H: 8, d: 256, visible: 200, spread: () => Math.floor(rnd() * 80 - 40) },
     { name: 'huge and tiny scales', H: 4, d: 128, visible: 120, spread: () => (rnd() < 0.5 ? 100 : -125) },
