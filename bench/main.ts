@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     if (!lim) log('models: no machine limits in this run, so no ratios');
     const fastKernels = nativeFast();
     if (!fastKernels) log('models: fast numerics skipped (no native fast products)');
-    const limits = lim as MachineLimits | null;
+    const limits = lim as MachineLimits | null; // set inside the machine section's callback (TS narrows it to null here)
     const probe = addon && limits ? readProbe(addon, limits.threads) : undefined;
     await benchModels(kernels, lim, rows, log, { skip2g: !!process.env.DSV4_BENCH_SKIP_2G, fastKernels, readProbe: probe });
   });
