@@ -45,6 +45,10 @@ void roundBf16Range(float* a, size_t i0, size_t i1);
  *  stage of the sum). */
 bool poolChannel(const float* kv, const float* score, int r, int c, bool overlap, int ch, float* out);
 
+/** topk.ts topkOrder of BF16 scores s[0..n) (topk.cc): the indices of the min(k, n) largest into out, by
+ *  value descending, ties to the lower index; -1 (out untouched) when a score is not a BF16 value or is NaN. */
+int64_t topkBf16(const float* s, size_t n, size_t k, int32_t* out);
+
 /** y[d] = fl32(y[d] + src[d]) for d < n, then BF16 when round (ops2.ts addRows). */
 void addRow(float* y, const float* src, size_t n, bool round);
 

@@ -172,6 +172,17 @@ napi_value Heads(napi_env env, napi_callback_info info) {
   return c.result(double(flagged.load()));
 }
 
+// ops2TopkBf16(scores, n, k, out) -> entries written to out (min(k, n)), or -1 when a score is not a BF16 value
+napi_value TopkBf16(napi_env env, napi_callback_info info) {
+  Call c(env, info, "ops2TopkBf16", 4);
+  const int n = c.integer(1), k = c.integer(2);
+  c.check(n >= 0 && k >= 0);
+  const float* s = c.array<float>(0, napi_float32_array, size_t(std::max(n, 0)));
+  int32_t* out = c.array<int32_t>(3, napi_int32_array, size_t(std::min(std::max(n, 0), std::max(k, 0))));
+  if (!c.ok()) return c.fail();
+  return c.result(double(ops2::topkBf16(s, size_t(n), size_t(k), out)));
+}
+
 }  // namespace
 
 void registerOps2(napi_env env, napi_value exports) {
@@ -181,6 +192,7 @@ void registerOps2(napi_env env, napi_value exports) {
       {"ops2Heads", Heads},
       {"ops2AddRows", AddRows},
       {"ops2Pool", Pool2},
+      {"ops2TopkBf16", TopkBf16},
   };
   defineMethods(env, exports, methods);
 }

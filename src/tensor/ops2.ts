@@ -48,6 +48,11 @@ export interface RowOps {
    */
   heads?(x: Float32Array, rows: number, H: number, d: number, rd: number, mode: HeadMode, table: RopeTable, positions: Int32Array,
     eps: number, flags: Uint8Array): number;
+  /**
+   * topk.ts topkOrder of scores[0..n): the indices of the min(k, n) largest into out; returns their count,
+   * or -1 (out untouched) when a score is not a BF16 value or is NaN.
+   */
+  topk?(scores: Float32Array, n: number, k: number, out: Int32Array): number;
 }
 
 /** One head's transform in TypeScript (the reference of RowOps.heads). */
@@ -121,6 +126,8 @@ interface RowOpsAddon {
   ops2AddRows(y: Float32Array, idx: Int32Array, src: Float32Array, rows: number, dim: number, round: boolean): void;
   ops2Heads(x: Float32Array, rows: number, H: number, d: number, rd: number, mode: number, cos: Float32Array, sin: Float32Array,
     positions: Int32Array, eps: number, scale: number, flags: Uint8Array): number;
+  /** Absent in addons built before it. */
+  ops2TopkBf16?(scores: Float32Array, n: number, k: number, out: Int32Array): number;
 }
 
 const NO_WEIGHTS = new Float32Array(0);
@@ -137,5 +144,6 @@ export function nativeRowOps(addon: object): RowOps {
     addRows: (y, idx, src, rows, dim, round) => a.ops2AddRows(y, idx ?? NO_ROWS, src, rows, dim, round),
     heads: (x, rows, H, d, rd, mode, table, positions, eps, flags) =>
       a.ops2Heads(x, rows, H, d, rd, mode, table.cos, table.sin, positions, eps, Math.fround(d ** -0.5), flags),
+    ...(a.ops2TopkBf16 ? { topk: (scores: Float32Array, n: number, k: number, out: Int32Array) => a.ops2TopkBf16!(scores, n, k, out) } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { topkOrder } from '../../src/model/indexer.js';
+import { topkOrder } from '../../src/tensor/topk.js';
 import { roundBf16 } from '../../src/tensor/formats.js';
 
 function fullSort(scores: Float64Array, n: number, topk: number): number[] {

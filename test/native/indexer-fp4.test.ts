@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, makeNativeKernels } from '../../src/tensor/native.js';
-import { indexerScores, topkOrder, type IndexerWeights } from '../../src/model/indexer.js';
+import { indexerScores, type IndexerWeights } from '../../src/model/indexer.js';
+import { topkOrder } from '../../src/tensor/topk.js';
 import { IndexerKeyCache } from '../../src/model/state.js';
 import { codeIndex, encodeFp4Row, FP4_CODE_OFFSET } from '../../src/tensor/fp4-rows.js';
 import { fp4ActQuantInPlace } from '../../src/tensor/quant.js';
