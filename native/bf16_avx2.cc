@@ -18,9 +18,9 @@
 // Level 2 (rare): the element again with the tight magnitude sum, the same two
 // tests. What is still open is flagged (level 3, caller).
 //
-// Loops: the BF16 GEMV (bf16Gemv, 1-2 activation rows: the head in decode), the
+// Loops: the BF16 GEMV (bf16Gemv, 1-4 activation rows: the head in decode), the
 // FP8 GEMV (wo_a, up to 7 rows) and rowsKind (the GEMV above: the GEMM's fallback
-// when its buffers cannot be allocated); from 3 BF16 / 8 FP8 rows denseRows hands
+// when its buffers cannot be allocated); from 5 BF16 / 8 FP8 rows denseRows hands
 // over to the tiled GEMM (dense_gemm_avx2.cc); shared pieces in dense_avx2.h. Any
 // summation order gives the same bits, as each result is a certified rounding of
 // the exact sum.
@@ -227,23 +227,28 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 
 constexpr int kGemvPrefetch = 1024;  // bytes ahead in the weight row (from memory, 2 threads: none ~0.9x, 1-4 KiB alike)
 
+/** Accumulators per activation row in bf16Dot: 4 for 1-2 rows, 2 for 3-4 (8 in all, with the 4 placed vectors
+ *  and 3 constants within the 16 registers). */
+constexpr int bf16GemvAcc(int rows) { return rows <= 2 ? 4 : 2; }
+
 /** dotTile<Bf16, RT, 4, false>'s sums (each accumulator adds the same products in the same order) of one weight
  *  row against RT prepared activation rows. One row: two 16-weight chunks per step, so one software prefetch per
  *  cache line; two: one chunk per step (two chunks' weights and 8 accumulators would not fit in registers). */
 template <int RT>
 inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* const* xr, double* s) {
   constexpr int NC = RT == 1 ? 2 : 1;  // 16-weight chunks per step
+  constexpr int NA = bf16GemvAcc(RT);
   const int K16 = k16(K, h);
-  __m256d acc[RT][4];
+  __m256d acc[RT][NA];
   for (int m = 0; m < RT; m++)
-    for (int i = 0; i < 4; i++) acc[m][i] = _mm256_setzero_pd();
+    for (int i = 0; i < NA; i++) acc[m][i] = _mm256_setzero_pd();
   const auto chunk = [&](int k) {
     __m256d q[4];
     load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int m = 0; m < RT; m++)
 #pragma GCC unroll 4
-      for (int i = 0; i < 4; i++) acc[m][i] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr[m] + k + 4 * i), acc[m][i]);
+      for (int i = 0; i < 4; i++) acc[m][i % NA] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr[m] + k + 4 * i), acc[m][i % NA]);
   };
   int k = h;
   for (; k + 16 * NC <= K16; k += 16 * NC) {
@@ -253,19 +258,20 @@ inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const doub
   }
   if (k < K16) chunk(k);
   for (int m = 0; m < RT; m++) {
-    double sd = hsum(_mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2], acc[m][3])));
+    double sd = hsum(NA == 4 ? _mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2 % NA], acc[m][3 % NA]))
+                             : _mm256_add_pd(acc[m][0], acc[m][1 % NA]));
     for (int part = 0; part < 2; part++)
       for (int k1 = part ? K16 : 0; k1 < (part ? K : h); k1++) sd += placed1<DenseKind::Bf16>(wr, k1) * xr[m][k1];
     s[m] = sd;
   }
 }
 
-/** Weight rows [r0 + j0, r0 + j1) against RT (1-2) activation rows, 4 weight rows settled together in vector
+/** Weight rows [r0 + j0, r0 + j1) against RT (1-4) activation rows, 4 weight rows settled together in vector
  *  form per activation row; an activation row's lsb (the certificate) only when an output needs it. */
 template <int RT>
 __attribute__((noinline)) void bf16Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   static const Consts c;
-  const int K = a.K, nb = (K + 127) / 128, h = alignHead<DenseKind::Bf16>(a), D = depth(K, h, 4);
+  const int K = a.K, nb = (K + 127) / 128, h = alignHead<DenseKind::Bf16>(a), D = depth(K, h, bf16GemvAcc(RT));
   const uint8_t* W = static_cast<const uint8_t*>(a.w);
   const double R = resultScale(DenseKind::Bf16);
   Prep& p = callPrep(a);
@@ -586,7 +592,15 @@ void denseBoundsBf16(const uint16_t* w, int K, int r0, int r1, float* bounds) {
 void denseRows(const DenseArgs& a, int j0, int j1, DenseStats& st) {
   if (!a.bounds) return scalar::denseRows(a, j0, j1, st);
   const bool tiled = a.rows >= (a.kind == DenseKind::Bf16 ? kGemmRowsBf16 : kGemmRowsFp8);
-  if (a.kind == DenseKind::Bf16) tiled ? dense::gemmRows(a, j0, j1, st) : a.rows == 1 ? bf16Gemv<1>(a, j0, j1, st) : bf16Gemv<2>(a, j0, j1, st);
+  if (a.kind == DenseKind::Bf16) {
+    if (tiled) return dense::gemmRows(a, j0, j1, st);
+    switch (a.rows) {
+      case 1: return bf16Gemv<1>(a, j0, j1, st);
+      case 2: return bf16Gemv<2>(a, j0, j1, st);
+      case 3: return bf16Gemv<3>(a, j0, j1, st);
+      default: return bf16Gemv<4>(a, j0, j1, st);
+    }
+  }
   else if (a.rows < kGemmRowsFp8) {
     // up to 3 activation rows per pass over the weights
     for (int m0 = 0; m0 < a.rows; m0 += 3) {

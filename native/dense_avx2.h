@@ -180,9 +180,9 @@ inline void settleStore4(__m256d s4, __m256d T4, __m256d eT, int n4, float* y, u
 
 // activation rows from which the tiled GEMM runs (FP8: below, the GEMV in passes of up to 3 rows;
 // 1 thread, 1024x1024: 2.3-2.9x the 16-code GEMV at 2-3 rows, ahead of the tiles up to ~10 rows;
-// BF16: 2 rows run the GEMV (then rowsKind's), 8 accumulator chains: the bench-2g head 129280x2048 from memory,
-// 2 threads, same process alternating, 1.26-1.29x the tiles; at 3 rows the two are even)
-constexpr int kGemmRowsBf16 = 3, kGemmRowsFp8 = 8;
+// BF16: 1-4 rows run the GEMV (then rowsKind's), 8 accumulator chains: the bench-2g head 129280x2048 from memory,
+// 2 threads, same process alternating, 1.26-1.29x the tiles at 2 rows, 1.14-1.24x at 3, 1.18x at 4)
+constexpr int kGemmRowsBf16 = 5, kGemmRowsFp8 = 8;
 
 /** Output columns [j0, j1) with the tiled GEMM (dense_gemm_avx2.cc). */
 void gemmRows(const DenseArgs& a, int j0, int j1, DenseStats& st);

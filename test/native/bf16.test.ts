@@ -101,7 +101,7 @@ function adversarialBf16(rows: number, K: number, out: number): { w: Uint16Array
 
 test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN (GEMV and tiled GEMM)', { skip }, () => {
   const K = 300, out = 13;
-  for (const rows of [1, 2, 6]) {
+  for (const rows of [1, 2, 3, 4, 6]) {
     const { w, x } = adversarialBf16(rows, K, out);
     const wt: Bf16Weight = { kind: 'bf16', out, inF: K, data: w };
     const s = stats(() => bf16Product(x, rows, wt, `adversarial ${rows} rows`));
@@ -120,9 +120,9 @@ test('bf16Gemm: cancellation, ties, subnormals, zeros, signed zeros, Inf/NaN (GE
   }
 });
 
-test('bf16Gemm, 1-2 rows (GEMV, 4 weight rows settled together): a cancelling and a non-finite row at each place of a group, 1-9 outputs', { skip }, () => {
+test('bf16Gemm, 1-4 rows (GEMV, 4 weight rows settled together): a cancelling and a non-finite row at each place of a group, 1-9 outputs', { skip }, () => {
   const K = 304;
-  for (const rows of [1, 2])
+  for (const rows of [1, 2, 3, 4])
     for (let out = 1; out <= 9; out++) {
       for (let at = 0; at < Math.min(out, 4); at++) {
         const w = new Uint16Array(out * K).map(wide);
