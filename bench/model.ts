@@ -18,6 +18,7 @@ import type { Kernels } from '../src/tensor/kernels.js';
 import type { MachineLimits } from './machine.js';
 import { PAIRED_ROW, PROBE_BYTES, pairSteps, type PairedDecode } from './paired.js';
 import { now, type BenchRow } from './util.js';
+import { speculationCost, type SpeculationCost } from './speculation.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../.dsv4/bench/', import.meta.url));
 
@@ -74,6 +75,8 @@ interface ModelRun {
   warmSeconds: number;
   /** Tokens/s of decode steps over BATCH_SEQS sequences at once (0 when not run). */
   batchTokS: number;
+  /** Verify-step and MTP-draft times (models with an MTP block). */
+  speculation: SpeculationCost | null;
 }
 
 /** Sequences per step in the batched decode rows: products of that many rows (fast FP8 from 3). */
@@ -129,7 +132,8 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
     for (let i = 0; i < steps; i++) m.forward(states.map((state, j) => ({ state, tokens: tokens(1, m.vocabSize, 200 + i * BATCH_SEQS + j) })));
     batchTokS = (steps * BATCH_SEQS) / (now() - t2);
   }
-  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, paired, warmSeconds, batchTokS };
+  const speculation = decode > 0 ? speculationCost(m, Math.max(4, decode >> 1), (k, salt) => tokens(k, m.vocabSize, salt)) : null;
+  return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, paired, warmSeconds, batchTokS, speculation };
 }
 
 /** The median step's rate beside the mean (which the value and ratio report). */
@@ -193,6 +197,16 @@ export async function benchModels(
       });
     }
     rows.push({ section, name: `decode, ${BATCH_SEQS} sequences per step`, value: r.batchTokS, unit: 'tok/s', note: `tokens of all sequences per second` });
+    for (const [run, mode] of [[r, ''], [f, ', fast numerics']] as const) {
+      const sc = run?.speculation;
+      if (!sc) continue;
+      const plain = 1 / run.decodeMedianTokS;
+      const cost = (sc.verify + sc.draft) / plain;
+      rows.push({
+        section, name: `speculative step cost${mode}`, value: cost, unit: 'x',
+        note: `(verify ${(sc.verify * 1e3).toFixed(1)} ms + MTP draft ${(sc.draft * 1e3).toFixed(1)} ms) over the median plain step; break-even acceptance ${(cost - 1).toFixed(2)}; at 0.85 accepted: ${(1.85 / cost).toFixed(2)}x tokens/s`,
+      });
+    }
     if (f) {
       rows.push({
         section, name: `decode, ${BATCH_SEQS} sequences per step, fast numerics`, value: f.batchTokS, unit: 'tok/s',

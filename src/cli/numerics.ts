@@ -11,3 +11,10 @@ export function numericsOption(): Option {
     .choices(['exact', 'fast'])
     .env('DSV4_NUMERICS');
 }
+
+/** --speculative for the commands that serve a model (serve, chat, run): MTP drafting (engine/speculation.ts). */
+export function speculativeOption(): Option {
+  return new Option('--speculative <mode>', 'mtp: draft the next token with the checkpoint\'s MTP block and verify it in the same step (same output; faster when most drafts are accepted, see README); off')
+    .choices(['mtp', 'off'])
+    .default('off');
+}

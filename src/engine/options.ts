@@ -23,6 +23,10 @@ export interface EngineOptions {
   memoryBudget?: number;
   /** Canonical rounding (default) or the named fast mode (tensor/fast-kernels.ts). */
   numerics?: 'exact' | 'fast';
+  /** Speculative decoding with the checkpoint's MTP block (engine/speculation.ts). Default false. */
+  speculative?: boolean;
+  /** Draft acceptance under which drafting pauses. Default 0.7. */
+  minDraftAcceptance?: number;
 }
 
 export const ENGINE_DEFAULTS = {

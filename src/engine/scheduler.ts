@@ -13,6 +13,13 @@
 // the first chunk always covers at least min(promptLength, W) tokens, and a snapshot is only stored
 // (and only served for a longer prompt) when it is canonical, i.e. its first chunk had min(n, W) slots.
 // Then outputs are identical with or without cache hits, for any chunk size, alone or batched.
+//
+// Speculative decoding (checkpoints with an MTP block, speculation.ts): after sampling a token, the
+// MTP block drafts the one after it; the next step feeds both and gets logits for both rows. The
+// first row's token is sampled as always; the draft is kept if it equals that token, and the second
+// row's token is then sampled too, else the draft row is undone (model/undo.ts). Sampling draws the
+// same random numbers in the same order, and exact numerics make a row's logits independent of the
+// rows beside it, so the output is the same token for token as without drafting.
 
 import type { ForwardSegment, ModelRunner, SequenceState } from '../model/api.js';
 import type { EngineEvent, SamplingParams, SubmitOptions, TokenLogprob } from './api.js';
@@ -21,6 +28,7 @@ import { JsonConstraint, TokenTrie } from './json-constraint.js';
 import type { PrefixCache } from './prefix-cache.js';
 import { Rng, randomSeed, sampleToken } from './sampling.js';
 import { OutputText } from './stop.js';
+import { argmax, DraftPolicy } from './speculation.js';
 
 /** What the scheduler needs from the tokenizer. */
 export interface EngineVocab {
@@ -51,6 +59,10 @@ export interface SchedulerOptions {
   /** Snapshot spacing inside long prompts (tokens); a multiple of prefillChunk works best. */
   snapshotInterval: number;
   maxSeqLen: number;
+  /** Draft with the model's MTP block (when it has one). Default false. */
+  speculative?: boolean;
+  /** Acceptance rate under which drafting pauses (speculation.ts). */
+  minDraftAcceptance?: number;
 }
 
 /** How many recent prompts are compared for common prefixes. */
@@ -73,6 +85,10 @@ interface Sequence {
   pending: Float32Array | null;
   /** Sampled token to feed next step. */
   next: number;
+  /** MTP draft of the token after `next` (-1: none). */
+  draft: number;
+  /** Whether this sequence keeps its MTP block in step (it can draft). */
+  mtp: boolean;
   cachedTokens: number;
   /** Window slots of the first chunk's rows: min(first chunk length, W). */
   firstSlots: number;
@@ -98,6 +114,8 @@ export class Scheduler {
   /** The model's sliding window W (spec §4.1); 128 (Flash/Pro) when the runner does not say. */
   private readonly window: number;
   readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, completed: 0, cancelled: 0, errors: 0, snapshotFailures: 0 };
+  /** Null when the model cannot draft or speculation is off. */
+  private readonly drafts: DraftPolicy | null;
 
   constructor(
     private readonly model: ModelRunner,
@@ -108,6 +126,7 @@ export class Scheduler {
   ) {
     const w = (model as { args?: { windowSize?: unknown } }).args?.windowSize;
     this.window = typeof w === 'number' && w > 0 ? w : 128;
+    this.drafts = model.speculator && opts.speculative ? new DraftPolicy({ minAcceptance: opts.minDraftAcceptance }) : null;
   }
 
   get hasWork(): boolean {
@@ -131,6 +150,8 @@ export class Scheduler {
       generated: [],
       pending: null,
       next: -1,
+      draft: -1,
+      mtp: false,
       cachedTokens: 0,
       firstSlots: 0,
       sharedPrefix: 0,
@@ -179,11 +200,15 @@ export class Scheduler {
   }
 
   stats(): Record<string, number> {
+    const d = this.drafts?.counters ?? { drafted: 0, accepted: 0, pauses: 0 };
     return {
       active: this.active.length,
       queued: this.queue.length,
       stateBytes: this.stateBytes(),
       ...this.counters,
+      draftedTokens: d.drafted,
+      acceptedDrafts: d.accepted,
+      draftPauses: d.pauses,
     };
   }
 
@@ -207,7 +232,10 @@ export class Scheduler {
     for (const seq of this.active) {
       const state = seq.state!;
       if (seq.next >= 0) {
-        batch.push({ seq, seg: { state, tokens: Int32Array.of(seq.next) }, prefill: false });
+        const seg: ForwardSegment = seq.draft >= 0
+          ? { state, tokens: Int32Array.of(seq.next, seq.draft), drafts: 1, mtp: 'defer' }
+          : { state, tokens: Int32Array.of(seq.next), ...(seq.mtp ? { mtp: 'defer' as const } : {}) };
+        batch.push({ seq, seg, prefill: false });
         continue;
       }
       const pos = state.position;
@@ -223,7 +251,7 @@ export class Scheduler {
         seq.firstSlots = Math.min(end, this.window);
       }
       budget -= end - pos;
-      batch.push({ seq, seg: { state, tokens: seq.prompt.subarray(pos, end) }, prefill: true });
+      batch.push({ seq, seg: { state, tokens: seq.prompt.subarray(pos, end), ...(seq.mtp ? { mtp: 'run' as const } : {}) }, prefill: true });
     }
     if (batch.length === 0) return;
     this.counters.steps++;
@@ -250,11 +278,44 @@ export class Scheduler {
         } else {
           this.counters.decodeTokens++;
           seq.next = -1;
+          const draft = seq.draft;
+          seq.draft = -1;
+          if (draft >= 0) {
+            const V = this.model.vocabSize;
+            if (this.afterLogits(seq, logits[i]!.subarray(0, V), draft)) {
+              this.counters.decodeTokens++;
+              this.afterLogits(seq, logits[i]!.subarray(V, 2 * V));
+            }
+            continue;
+          }
         }
         this.afterLogits(seq, logits[i]!);
       } catch (err) {
         this.fail(seq, err);
       }
+    }
+    this.draftNext();
+  }
+
+  /** Drafts the token after `next` for every sequence whose MTP block is in step (one batched MTP call). */
+  private draftNext(): void {
+    const spec = this.model.speculator;
+    if (!spec || !this.drafts) return;
+    const on = this.drafts.active(this.counters.steps);
+    const items: Sequence[] = [];
+    for (const seq of this.active) {
+      if (!seq.mtp || seq.next < 0) continue;
+      // a verify step consumes two tokens and may yield two: only when both fit
+      const room = seq.state!.position + 2 <= this.opts.maxSeqLen && seq.generated.length + 2 <= seq.sampling.maxTokens;
+      if (!on || !spec.canDraft(seq.state!)) seq.mtp = false;
+      else if (room) items.push(seq);
+    }
+    if (items.length === 0) return;
+    try {
+      const logits = spec.draft(items.map((q) => ({ state: q.state!, next: q.next })));
+      items.forEach((q, i) => (q.draft = argmax(logits[i]!)));
+    } catch {
+      for (const q of items) q.mtp = false; // drafting is optional: the requests go on without it
     }
   }
 
@@ -299,6 +360,9 @@ export class Scheduler {
     }
     if (seq.useCache) this.noteSharedPrefix(seq);
     if (seq.constraintSpec) seq.constraint = this.makeConstraint(seq.constraintSpec);
+    // drafting needs the MTP block in step from the first token (or a cached state that kept it so)
+    const st = seq.state;
+    seq.mtp = this.drafts !== null && this.drafts.active(this.counters.steps) && (st.position === 0 || this.model.speculator!.canDraft(st));
     this.active.push(seq);
     this.emit(seq.id, { type: 'started', cachedTokens: seq.cachedTokens, promptTokens: seq.prompt.length });
   }
@@ -350,8 +414,12 @@ export class Scheduler {
     return new JsonConstraint(this.trie, this.trieBytes!, this.vocab.eosId, schema);
   }
 
-  /** Samples the next token from `logits` and decides whether the sequence goes on. */
-  private afterLogits(seq: Sequence, logits: Float32Array): void {
+  /**
+   * Samples the next token from `logits` and decides whether the sequence goes on. With `draft` (the
+   * logits are a verify step's first row): keeps or undoes the draft row, and returns true when the
+   * draft was the sampled token and the sequence goes on (the caller then samples the second row).
+   */
+  private afterLogits(seq: Sequence, logits: Float32Array, draft = -1): boolean {
     const s = seq.sampling;
     const allowed = seq.constraint ? seq.constraint.allowedTokens() : null;
     const r = sampleToken(logits, s, seq.counts, allowed, seq.rng);
@@ -368,11 +436,20 @@ export class Scheduler {
     } else {
       const st = seq.text.push(this.vocab.tokenBytes(tok));
       text = st.text;
+      // the draft row, if any, is not consumed yet as far as the limit is concerned
       if (st.stopped) finish = 'stop';
-      else if (seq.generated.length >= s.maxTokens || seq.state!.position >= this.opts.maxSeqLen) {
+      else if (seq.generated.length >= s.maxTokens || seq.state!.position - (draft >= 0 ? 1 : 0) >= this.opts.maxSeqLen) {
         finish = 'length';
         text += seq.text.flush();
       }
+    }
+    let accepted = false;
+    if (draft >= 0) {
+      // at the end of a sequence the draft row goes too: the state then holds all but the last token, as without drafts
+      accepted = tok === draft && !finish;
+      if (accepted) this.model.speculator!.acceptDrafts(seq.state!);
+      else this.model.speculator!.rejectDrafts(seq.state!);
+      this.drafts?.record(tok === draft, this.counters.steps);
     }
     const ev: EngineEvent & { type: 'token' } = { type: 'token', tokenId: tok, text };
     if (s.logprobs || (s.topLogprobs ?? 0) > 0) {
@@ -384,10 +461,11 @@ export class Scheduler {
       if (seq.state!.position > seq.prompt.length) this.snapshot(seq, Int32Array.from(seq.tokens.slice(0, seq.state!.position)), logits);
       this.counters.completed++;
       this.finish(seq, finish);
-      return;
+      return false;
     }
     seq.tokens.push(tok);
     seq.next = tok;
+    return accepted;
   }
 
   /** Stores a snapshot if it is canonical (see the file header): first-chunk slots = min(n, W). */

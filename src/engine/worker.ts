@@ -67,6 +67,8 @@ async function main(): Promise<void> {
       stateBudgetBytes: opts.stateBudgetBytes ?? ENGINE_DEFAULTS.stateBudgetBytes,
       snapshotInterval: opts.snapshotInterval ?? Math.max(prefillChunk, ENGINE_DEFAULTS.snapshotInterval),
       maxSeqLen,
+      ...(opts.speculative !== undefined ? { speculative: opts.speculative } : {}),
+      ...(opts.minDraftAcceptance !== undefined ? { minDraftAcceptance: opts.minDraftAcceptance } : {}),
     },
     (id, ev) => outbox.push([id, ev]),
   );

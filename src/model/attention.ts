@@ -126,12 +126,12 @@ export function attention(k: Kernels, w: AttentionWeights, cfg: AttentionConfig,
   if (w.indexer) {
     iq = indexerQueries(k, w.indexer, qr, rows, positions, cfg.table, rd, iqRaw);
     runCompressor(k, w.indexer.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
-      segs.map((s) => ({ state: s.layer.idxComp!, cache: s.layer.idxCache!, row0: s.row0, len: s.len, pos0: s.pos0 })), xp?.[ix], xp?.[ix + 1]);
+      segs.map((s) => ({ state: s.layer.idxComp!, cache: s.layer.idxCache!, row0: s.row0, len: s.len, pos0: s.pos0, undo: s.layer.undo?.idx })), xp?.[ix], xp?.[ix + 1]);
     iw = indexerHeadWeights(k, w.indexer, x, rows, xp ? roundBf16With(k, xp[ix + 2]!) : undefined);
   }
   if (w.compressor) {
     runCompressor(k, w.compressor, { ropeDim: rd, normEps: cfg.normEps, table: cfg.table }, x, rows,
-      segs.map((s) => ({ state: s.layer.comp!, cache: s.layer.cache!, row0: s.row0, len: s.len, pos0: s.pos0 })), xp?.[0], xp?.[1]);
+      segs.map((s) => ({ state: s.layer.comp!, cache: s.layer.cache!, row0: s.row0, len: s.len, pos0: s.pos0, undo: s.layer.undo?.comp })), xp?.[0], xp?.[1]);
   }
   // attention per row (sparse-attention.ts): window slots plus the compressed entries each row selects
   const o = new Float32Array(rows * H * hd);

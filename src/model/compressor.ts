@@ -11,6 +11,7 @@ import type { RopeTable } from '../tensor/rope.js';
 import { HeadMode, headsWith } from '../tensor/ops2.js';
 import { denseLinear } from './linear.js';
 import type { CompressorState, EntryCache } from './state.js';
+import type { CompressorUndo } from './undo.js';
 
 const fr = Math.fround;
 
@@ -33,6 +34,8 @@ export interface CompressorSegment {
   row0: number;
   len: number;
   pos0: number;
+  /** Set when the segment ends in draft rows (undo.ts). */
+  undo?: CompressorUndo;
 }
 
 export interface CompressorConfig {
@@ -62,6 +65,7 @@ export function runCompressor(k: Kernels, w: CompressorWeights, cfg: CompressorC
       const src = (seg.row0 + i) * K;
       const slot = (overlap ? r : 0) + (t % r);
       const apeRow = (t % r) * K;
+      seg.undo?.note(st, seg.cache, t, slot, overlap, K);
       st.kv.set(kvAll.subarray(src, src + K), slot * K);
       const score = st.score;
       const ape = w.ape;

@@ -7,7 +7,7 @@ import { referenceKernels } from '../tensor/reference-kernels.js';
 import { bf16Value, roundBf16 } from '../tensor/formats.js';
 import { rmsNormWith } from '../tensor/norm.js';
 import { ropeTable, type RopeTable } from '../tensor/rope.js';
-import type { ForwardSegment, ModelRunner, SequenceState } from './api.js';
+import type { ForwardSegment, ModelRunner, SequenceState, Speculator } from './api.js';
 import { ModelState, type LayerShape } from './state.js';
 import { WeightReader } from './weights.js';
 import { denseLinear, linear } from './linear.js';
@@ -195,12 +195,26 @@ export class Dsv4Model implements ModelRunner {
     return this.mtpBlocks.length > 0;
   }
 
+  /** MTP drafting for speculative decoding (engine/scheduler.ts), when the checkpoint has an MTP block. */
+  get speculator(): Speculator | undefined {
+    if (!this.hasMtp) return undefined;
+    return {
+      canDraft: (s) => {
+        const st = this.own(s);
+        return st.mtpInStep && st.mtpRows > 0;
+      },
+      draft: (items) => this.draft(items),
+      acceptDrafts: (s) => this.own(s).acceptDrafts(),
+      rejectDrafts: (s) => this.own(s).rejectDrafts(),
+    };
+  }
+
   setKernels(k: Kernels): void {
     this.kernels = k;
   }
 
   newState(): ModelState {
-    return new ModelState(this, this.signature, this.shapes, this.mtpShapes);
+    return new ModelState(this, this.signature, this.shapes, this.mtpShapes, this.args.hcMult * this.args.dim);
   }
 
   restoreState(bytes: Uint8Array): ModelState {
@@ -223,6 +237,14 @@ export class Dsv4Model implements ModelRunner {
     const states = segments.map((s) => this.own(s.state));
     if (new Set(states).size !== states.length) throw new Error('a sequence state appears twice in one forward call');
     const { rows, ids, positions, offsets } = this.layout(segments.map((s, i) => ({ tokens: s.tokens, pos0: states[i]!.position })));
+    const drafts = segments.map((s) => s.drafts ?? 0);
+    segments.forEach((s, i) => {
+      const st = states[i]!;
+      st.acceptDrafts(); // an earlier call's drafts not rejected by now are kept
+      const d = drafts[i]!;
+      if (!(Number.isInteger(d) && d >= 0 && d < s.tokens.length)) throw new Error(`forward: ${d} drafts in a segment of ${s.tokens.length} tokens`);
+      if (d > 0) st.beginDrafts(st.position + s.tokens.length - d, d);
+    });
     let X: Float32Array = new Float32Array(rows * hc * dim);
     for (let r = 0; r < rows; r++) {
       const o = ids[r]! * dim;
@@ -236,10 +258,37 @@ export class Dsv4Model implements ModelRunner {
       X = blockForward(this.kernels, this.blocks[l]!, this.cfg, this.experts, X, rows, positions, ids, segs, this.blockTrace(l, segs, trace));
       trace?.layer?.(l, X);
     }
-    const logits = this.logitsOf(X, rows, offsets, segments.map((s) => s.tokens.length), this.hcHeadParams, this.norm, trace);
-    const hidden = segments.map((s, i) => X.slice(offsets[i]! * hc * dim, (offsets[i]! + s.tokens.length) * hc * dim));
-    states.forEach((s, i) => (s.position += segments[i]!.tokens.length));
-    return { logits, hidden };
+    const logits = this.logitsOf(X, offsets, segments.map((s) => s.tokens.length), drafts.map((d) => d + 1), this.hcHeadParams, this.norm, trace);
+    const hidden = segments.map((s, i) => X.subarray(offsets[i]! * hc * dim, (offsets[i]! + s.tokens.length) * hc * dim));
+    const run: MtpSegment[] = [];
+    segments.forEach((seg, i) => {
+      const st = states[i]!;
+      if (this.hasMtp && seg.mtp && st.mtpInStep) {
+        // pending rows pair with the tokens after them (golden README); the first token pairs with an earlier row
+        st.pushMtp(hidden[i]!, seg.tokens.length, st.mtpRows > 0 ? seg.tokens : seg.tokens.subarray(1));
+        const certain = st.mtpRows - 1 - drafts[i]!;
+        if (seg.mtp === 'run' && certain > 0) run.push({ state: st, hidden: st.mtpHidden.subarray(0, certain * hc * dim), tokens: Int32Array.from(st.mtpTokens.slice(0, certain)) });
+      } else st.clearMtp();
+      st.position += seg.tokens.length;
+    });
+    if (run.length > 0) {
+      this.mtpBlock(run, null);
+      for (const r of run) this.own(r.state).shiftMtp(r.tokens.length);
+    }
+    return { logits, hidden: hidden.map((h) => h.slice()) };
+  }
+
+  /** Speculator.draft: the pending MTP rows, the last paired with `next`, through the MTP block; its logits. */
+  private draft(items: Array<{ state: SequenceState; next: number }>): Float32Array[] {
+    const w = this.args.hcMult * this.args.dim;
+    const segs = items.map(({ state, next }) => {
+      const st = this.own(state);
+      if (!st.mtpInStep || st.mtpRows === 0) throw new Error('draft: the MTP block is not in step with this sequence');
+      return { state: st, hidden: st.mtpHidden.slice(0, st.mtpRows * w), tokens: Int32Array.from([...st.mtpTokens, next]) };
+    });
+    const logits = this.mtpBlock(segs, undefined);
+    for (const s of segs) s.state.shiftMtp(s.tokens.length);
+    return logits;
   }
 
   /**
@@ -247,6 +296,11 @@ export class Dsv4Model implements ModelRunner {
    * Convention (golden README): hidden row i (main model, before hc_head) goes with token i+1.
    */
   mtp(segments: MtpSegment[], trace?: ForwardTrace): Float32Array[] {
+    return this.mtpBlock(segments, trace);
+  }
+
+  /** mtp(); trace null: no logits (the block only keeps its caches in step). */
+  private mtpBlock(segments: MtpSegment[], trace: ForwardTrace | null | undefined): Float32Array[] {
     const m = this.mtpBlocks[0];
     if (!m) throw new Error('this checkpoint has no MTP block');
     const a = this.args;
@@ -269,8 +323,8 @@ export class Dsv4Model implements ModelRunner {
       }
     }
     const segs: LayerSegment[] = states.map((s, i) => ({ layer: s.mtp[0]!, row0: offsets[i]!, len: segments[i]!.tokens.length, pos0: s.mtpPosition }));
-    X = blockForward(this.kernels, m.block, this.cfg, this.experts, X, rows, positions, ids, segs, this.blockTrace(m.block.id, segs, trace));
-    const logits = this.logitsOf(X, rows, offsets, segments.map((s) => s.tokens.length), m.hcHead, m.norm, trace);
+    X = blockForward(this.kernels, m.block, this.cfg, this.experts, X, rows, positions, ids, segs, this.blockTrace(m.block.id, segs, trace ?? undefined));
+    const logits = trace === null ? [] : this.logitsOf(X, offsets, segments.map((s) => s.tokens.length), segments.map(() => 1), m.hcHead, m.norm, trace);
     states.forEach((s, i) => (s.mtpPosition += segments[i]!.tokens.length));
     return logits;
   }
@@ -307,18 +361,25 @@ export class Dsv4Model implements ModelRunner {
     };
   }
 
-  private logitsOf(X: Float32Array, rows: number, offsets: number[], lens: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace): Float32Array[] {
+  /** Logits of the last `tail[i]` rows of each segment i ([tail[i], vocab] each). */
+  private logitsOf(X: Float32Array, offsets: number[], lens: number[], tail: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace): Float32Array[] {
     const { dim, hcMult: hc, normEps, hcEps } = this.args;
-    if (trace?.final) trace.final(hcHead(X, rows, hc, dim, hcp, normEps, hcEps, this.kernels));
-    // every segment's last row through one head product: a decode step of n sequences reads the head once
-    // (canonical rounding makes each row's logits the same as alone)
-    const n = offsets.length;
     const flat = hc * dim;
+    if (trace?.final) trace.final(hcHead(X, X.length / flat, hc, dim, hcp, normEps, hcEps, this.kernels));
+    // every segment's last rows through one head product: a decode step of n sequences reads the head once
+    // (canonical rounding makes each row's logits the same as alone)
+    const n = tail.reduce((a, b) => a + b, 0);
     const last = new Float32Array(n * flat);
-    offsets.forEach((o, i) => last.set(X.subarray((o + lens[i]! - 1) * flat, (o + lens[i]!) * flat), i * flat));
+    let r = 0;
+    offsets.forEach((o, i) => {
+      last.set(X.subarray((o + lens[i]! - tail[i]!) * flat, (o + lens[i]!) * flat), r * flat);
+      r += tail[i]!;
+    });
     const y = hcHead(last, n, hc, dim, hcp, normEps, hcEps, this.kernels);
     const logits = denseLinear(this.kernels, rmsNormWith(this.kernels, y, n, dim, norm, normEps), n, this.head);
     const V = this.head.out;
-    return n === 1 ? [logits] : offsets.map((_, i) => logits.slice(i * V, (i + 1) * V));
+    if (offsets.length === 1) return [logits];
+    r = 0;
+    return tail.map((t) => logits.slice((r += t) * V - t * V, r * V));
   }
 }

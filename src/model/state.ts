@@ -6,6 +6,7 @@
 import type { SequenceState } from './api.js';
 import { bf16Bits } from '../tensor/formats.js';
 import { codeIndex, encodeFp4Row, FP4_BLOCK, FP4_GROUP, type Fp4Rows } from '../tensor/fp4-rows.js';
+import { LayerUndo } from './undo.js';
 
 /** BF16 bits -> f32 values, rows [r0, r1) of width w. */
 export function decodeRows(bits: Uint16Array, w: number, r0: number, r1: number, out: Float32Array = new Float32Array((r1 - r0) * w)): Float32Array {
@@ -23,7 +24,7 @@ export function storeBf16(src: Float32Array, so: number, n: number, dst: Uint16A
 export class CompressorState {
   readonly kv: Float32Array;
   readonly score: Float32Array;
-  constructor(rows: number, width: number) {
+  constructor(readonly rows: number, width: number) {
     this.kv = new Float32Array(rows * width);
     this.score = new Float32Array(rows * width).fill(-Infinity);
   }
@@ -67,6 +68,10 @@ export class EntryCache {
   }
   reset(): void {
     this.count = 0;
+  }
+  /** Keeps the first n entries (draft rows rejected). */
+  truncate(n: number): void {
+    if (n < this.count) this.count = n;
   }
   /** Takes a copy of o's entries. */
   copyFrom(o: EntryCache): void {
@@ -154,6 +159,10 @@ export class IndexerKeyCache extends EntryCache implements Fp4Rows {
     super.reset();
     this.f32Count = 0;
   }
+  override truncate(n: number): void {
+    super.truncate(n);
+    this.f32Count = Math.min(this.f32Count, this.count);
+  }
   override copyFrom(o: EntryCache): void {
     super.copyFrom(o);
     this.f32 = null;
@@ -189,6 +198,8 @@ export class LayerState {
   readonly cache: EntryCache | null;
   readonly idxComp: CompressorState | null;
   readonly idxCache: IndexerKeyCache | null;
+  /** Set while a forward call's draft rows may still be rejected (undo.ts). */
+  undo: LayerUndo | null = null;
   constructor(readonly shape: LayerShape) {
     const { window, headDim, ratio, indexHeadDim } = shape;
     this.ring = new Uint16Array(window * headDim);
@@ -198,7 +209,36 @@ export class LayerState {
     this.idxComp = ratio === 4 ? new CompressorState(2 * ratio, 2 * indexHeadDim) : null;
     this.idxCache = ratio === 4 ? new IndexerKeyCache(indexHeadDim) : null;
   }
+  /** Records what positions from .. from+n-1 (draft rows) overwrite; the ring slots now, the compressors as they run. */
+  armUndo(from: number, n: number): void {
+    const { window: W, headDim: hd } = this.shape;
+    const u = (this.undo ??= new LayerUndo());
+    if (u.ring.length < n * hd) u.ring = new Uint16Array(n * hd);
+    for (let i = 0; i < n; i++) u.ring.set(this.ring.subarray(((from + i) % W) * hd, ((from + i) % W + 1) * hd), i * hd);
+    u.from = from;
+    u.n = n;
+    u.comp.arm(from);
+    u.idx.arm(from);
+  }
+  /** Puts back what the draft rows overwrote (armUndo). */
+  rejectUndo(): void {
+    const u = this.undo;
+    if (!u || u.from < 0) return;
+    const { window: W, headDim: hd } = this.shape;
+    for (let i = 0; i < u.n; i++) this.ring.set(u.ring.subarray(i * hd, (i + 1) * hd), ((u.from + i) % W) * hd);
+    if (this.comp) u.comp.restore(this.comp, this.cache!, this.comp.kv.length / this.comp.rows);
+    if (this.idxComp) u.idx.restore(this.idxComp, this.idxCache!, this.idxComp.kv.length / this.idxComp.rows);
+    u.from = -1;
+  }
+  dropUndo(): void {
+    if (this.undo) {
+      this.undo.from = -1;
+      this.undo.comp.from = -1;
+      this.undo.idx.from = -1;
+    }
+  }
   reset(): void {
+    this.dropUndo();
     this.ring.fill(0);
     this.comp?.reset();
     this.cache?.reset();
@@ -248,25 +288,95 @@ export class ModelState implements SequenceState {
   mtpPosition = 0;
   readonly layers: LayerState[];
   readonly mtp: LayerState[];
-  constructor(readonly owner: object, readonly signature: string, shapes: LayerShape[], mtpShapes: LayerShape[]) {
+  /**
+   * Main-model output streams the MTP block has not consumed yet (speculative decoding): rows for
+   * positions mtpPosition .. mtpPosition + mtpRows - 1, each [hiddenWidth], and the tokens they pair with
+   * that are already known (x[mtpPosition + 1 ..], one fewer than the rows: the last row waits for the
+   * next sampled token). The MTP block is in step when mtpPosition + mtpRows === position.
+   */
+  mtpRows = 0;
+  mtpHidden = new Float32Array(0);
+  mtpTokens: number[] = [];
+  /** Draft rows of the last forward call that may still be rejected: first position and count. */
+  private draftFrom = -1;
+  private draftCount = 0;
+  constructor(readonly owner: object, readonly signature: string, shapes: LayerShape[], mtpShapes: LayerShape[], readonly hiddenWidth = 0) {
     this.layers = shapes.map((s) => new LayerState(s));
     this.mtp = mtpShapes.map((s) => new LayerState(s));
+  }
+  /** The MTP block has consumed every pair up to the pending rows (it can draft from here). */
+  get mtpInStep(): boolean {
+    return this.mtp.length > 0 && this.mtpPosition + this.mtpRows === this.position;
+  }
+  /** Appends pending MTP rows [n, hiddenWidth] and the tokens they pair with. */
+  pushMtp(hidden: Float32Array, n: number, tokens: ArrayLike<number>): void {
+    const w = this.hiddenWidth;
+    if ((this.mtpRows + n) * w > this.mtpHidden.length) {
+      const h = new Float32Array(Math.max(2 * this.mtpHidden.length, (this.mtpRows + n) * w));
+      h.set(this.mtpHidden.subarray(0, this.mtpRows * w));
+      this.mtpHidden = h;
+    }
+    this.mtpHidden.set(hidden.subarray(0, n * w), this.mtpRows * w);
+    this.mtpRows += n;
+    for (let i = 0; i < tokens.length; i++) this.mtpTokens.push(tokens[i]!);
+  }
+  /** Drops the first n pending MTP rows and the tokens paired with them (Dsv4Model.mtp consumed them and moved mtpPosition). */
+  shiftMtp(n: number): void {
+    const w = this.hiddenWidth;
+    this.mtpHidden.copyWithin(0, n * w, this.mtpRows * w);
+    this.mtpRows -= n;
+    this.mtpTokens.splice(0, n);
+  }
+  /** Forgets the pending MTP rows (the MTP block falls out of step for good). */
+  clearMtp(): void {
+    this.mtpRows = 0;
+    this.mtpTokens.length = 0;
+  }
+  /** The next forward call's rows from position `from` on (n of them) are drafts: record what they overwrite. */
+  beginDrafts(from: number, n: number): void {
+    const W = Math.min(...this.layers.map((l) => l.shape.window));
+    if (n > W) throw new Error(`${n} draft rows exceed the window (${W})`);
+    for (const l of this.layers) l.armUndo(from, n);
+    this.draftFrom = from;
+    this.draftCount = n;
+  }
+  /** The draft rows are kept (or there were none). */
+  acceptDrafts(): void {
+    if (this.draftFrom < 0) return;
+    for (const l of this.layers) l.dropUndo();
+    this.draftFrom = -1;
+  }
+  /** The draft rows are undone: the state is bit-identical to never having consumed them. */
+  rejectDrafts(): void {
+    if (this.draftFrom < 0) return;
+    for (const l of this.layers) l.rejectUndo();
+    const n = this.position - this.draftFrom;
+    if (n !== this.draftCount) throw new Error('rejectDrafts: the state moved since its drafts');
+    this.position = this.draftFrom;
+    if (this.mtpRows >= n) {
+      this.mtpRows -= n;
+      this.mtpTokens.length = Math.max(0, this.mtpTokens.length - n);
+    }
+    this.draftFrom = -1;
   }
   private all(): LayerState[] {
     return [...this.layers, ...this.mtp];
   }
   byteSize(): number {
-    return this.all().reduce((n, l) => n + l.byteSize(), 0);
+    return this.all().reduce((n, l) => n + l.byteSize(), this.mtpHidden.byteLength);
   }
   reset(): void {
     this.position = 0;
     this.mtpPosition = 0;
+    this.clearMtp();
+    this.draftFrom = -1;
     for (const l of this.all()) l.reset();
   }
   clone(): ModelState {
-    const c = new ModelState(this.owner, this.signature, this.layers.map((l) => l.shape), this.mtp.map((l) => l.shape));
+    const c = new ModelState(this.owner, this.signature, this.layers.map((l) => l.shape), this.mtp.map((l) => l.shape), this.hiddenWidth);
     c.position = this.position;
     c.mtpPosition = this.mtpPosition;
+    c.pushMtp(this.mtpHidden, this.mtpRows, this.mtpTokens);
     const src = this.all();
     c.all().forEach((l, i) => l.copyFrom(src[i]!));
     return c;
@@ -278,9 +388,11 @@ export class ModelState implements SequenceState {
       position: this.position,
       mtpPosition: this.mtpPosition,
       counts: layers.map((l) => l.caches().map((c) => c.count)),
+      mtpRows: this.mtpRows,
+      mtpTokens: this.mtpTokens,
     });
     const hb = new TextEncoder().encode(header);
-    const arrays = layers.flatMap((l) => l.arrays());
+    const arrays = [...layers.flatMap((l) => l.arrays()), this.mtpHidden.subarray(0, this.mtpRows * this.hiddenWidth)];
     const dataBytes = arrays.reduce((n, a) => n + a.byteLength, 0);
     const pad = (4 - ((8 + hb.length) % 4)) % 4;
     const out = new Uint8Array(8 + hb.length + pad + dataBytes);
@@ -301,11 +413,13 @@ export class ModelState implements SequenceState {
     if (bytes.length < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('not a serialized dsv4 sequence state');
     const hlen = dv.getUint32(4, true);
     const h = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen))) as {
-      signature: string; position: number; mtpPosition: number; counts: number[][];
+      signature: string; position: number; mtpPosition: number; counts: number[][]; mtpRows?: number; mtpTokens?: number[];
     };
     if (h.signature !== this.signature) throw new Error('serialized state belongs to a different model');
     this.position = h.position;
     this.mtpPosition = h.mtpPosition;
+    this.clearMtp();
+    this.pushMtp(new Float32Array((h.mtpRows ?? 0) * this.hiddenWidth), h.mtpRows ?? 0, h.mtpTokens ?? []);
     const layers = this.all();
     layers.forEach((l, i) => l.caches().forEach((c, j) => {
       const n = h.counts[i]![j]!;
@@ -313,7 +427,7 @@ export class ModelState implements SequenceState {
       c.count = n;
     }));
     let o = 8 + hlen + ((4 - ((8 + hlen) % 4)) % 4);
-    for (const a of layers.flatMap((l) => l.arrays())) {
+    for (const a of [...layers.flatMap((l) => l.arrays()), this.mtpHidden.subarray(0, this.mtpRows * this.hiddenWidth)]) {
       if (o + a.byteLength > bytes.length) throw new Error('serialized state is truncated');
       new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(bytes.subarray(o, o + a.byteLength));
       o += a.byteLength;

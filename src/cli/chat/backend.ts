@@ -18,6 +18,8 @@ export interface BackendOptions {
   memoryBudget?: number;
   /** Local model only: exact or fast numerics. */
   numerics?: 'exact' | 'fast';
+  /** Local model only: MTP speculative decoding. */
+  speculative?: 'mtp' | 'off';
 }
 
 export interface Backend extends Endpoint {
@@ -36,7 +38,7 @@ export async function openBackend(opts: BackendOptions): Promise<Backend> {
     return { baseUrl, apiKey, describe: baseUrl, close: async () => {} };
   }
   const dir = opts.model ? checkModelDir(opts.model) : await ensureDefaultModel();
-  const server = await startLocalServer(dir, { contextLength: opts.contextLength, memoryBudget: opts.memoryBudget, numerics: opts.numerics });
+  const server = await startLocalServer(dir, { contextLength: opts.contextLength, memoryBudget: opts.memoryBudget, numerics: opts.numerics, speculative: opts.speculative === 'mtp' });
   return { baseUrl: server.url, describe: opts.model ? dir : `embedded default model (${dir})`, close: server.close };
 }
 

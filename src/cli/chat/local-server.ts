@@ -15,6 +15,8 @@ export interface LocalServerOptions {
   memoryBudget?: number;
   /** Exact (default) or fast numerics. */
   numerics?: 'exact' | 'fast';
+  /** MTP speculative decoding (default off). */
+  speculative?: boolean;
 }
 
 export async function startLocalServer(modelDir: string, opts: LocalServerOptions = {}): Promise<LocalServer> {
@@ -30,6 +32,7 @@ export async function startLocalServer(modelDir: string, opts: LocalServerOption
           ...(opts.contextLength ? { maxSeqLen: opts.contextLength } : {}),
           ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
           ...(opts.numerics ? { numerics: opts.numerics } : {}),
+          ...(opts.speculative ? { speculative: true } : {}),
         },
         web: false,
       }),

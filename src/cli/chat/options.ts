@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { ChatSettings, Effort } from './client.js';
 import { sizeArg } from '../size-arg.js';
 import { CliError, ExitCode } from './errors.js';
-import { numericsOption, type Numerics } from '../numerics.js';
+import { numericsOption, speculativeOption, type Numerics } from '../numerics.js';
 
 export interface CommonOptions {
   model?: string;
@@ -18,6 +18,7 @@ export interface CommonOptions {
   contextLength?: number;
   memoryBudget?: number;
   numerics?: Numerics;
+  speculative?: 'mtp' | 'off';
 }
 
 export function addCommonOptions(cmd: Command): Command {
@@ -33,7 +34,8 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--max-tokens <n>', 'most tokens to generate, thinking included', parseMaxTokens)
     .option('--context-length <n>', 'context in tokens for a local model (default: the engine default)', (v) => parsePositive('--context-length', v))
     .option('--memory-budget <size>', 'local model: RAM for routed experts, e.g. 20G (they stream from the checkpoint through an LRU cache)', sizeArg)
-    .addOption(numericsOption());
+    .addOption(numericsOption())
+    .addOption(speculativeOption());
 }
 
 export function settingsFrom(o: CommonOptions): ChatSettings {

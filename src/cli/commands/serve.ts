@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { PriceEntry, ServerConfig } from '../../server/config.js';
 import { withSpinner } from '../progress.js';
 import { sizeArg } from '../size-arg.js';
-import { FAST_NUMERICS_NOTE, numericsOption, type Numerics } from '../numerics.js';
+import { FAST_NUMERICS_NOTE, numericsOption, speculativeOption, type Numerics } from '../numerics.js';
 
 interface ServeOptions {
   model?: string;
@@ -17,6 +17,8 @@ interface ServeOptions {
   prefixCache?: number;
   memoryBudget?: number;
   numerics?: Numerics;
+  speculative?: 'mtp' | 'off';
+  minDraftAcceptance?: number;
   maxBatch?: number;
   prefillChunk?: number;
   contextLength?: number;
@@ -92,6 +94,8 @@ export function register(program: Command): void {
     .option('--state-budget <size>', 'memory for live sequence state, e.g. 4G', sizeArg)
     .option('--memory-budget <size>', 'RAM for routed experts, e.g. 20G: they stream from the checkpoint through an LRU cache (default: all resident)', sizeArg)
     .addOption(numericsOption())
+    .addOption(speculativeOption())
+    .option('--min-draft-acceptance <rate>', 'pause drafting while fewer than this share of drafts are accepted (default 0.7)', num)
     .option('--prefix-cache <size>', 'memory for the prefix cache, e.g. 1G (0 disables)', sizeArg)
     .option('--max-batch <n>', 'sequences computed together per step', int)
     .option('--prefill-chunk <n>', 'prompt tokens computed per step', int)
@@ -179,6 +183,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
     ...(opts.contextLength !== undefined ? { maxSeqLen: opts.contextLength } : {}),
     ...(opts.numerics !== undefined ? { numerics: opts.numerics } : {}),
+    speculative: opts.speculative === 'mtp',
+    ...(opts.minDraftAcceptance !== undefined ? { minDraftAcceptance: opts.minDraftAcceptance } : {}),
   };
   let server;
   try {
