@@ -96,7 +96,8 @@ function checkpointBytes(dir: string): number {
   return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
 }
 
-async function runModel(dir: string, kernels: Kernels, prefill: number, decode: number, budget: number, probe?: { read: () => number; bytes: number }): Promise<ModelRun> {
+async function runModel(dir: string, kernels: Kernels, prefill: number, decode: number, budget: number, probe?: { read: () => number; bytes: number },
+  draftKernels: Kernels | null = null): Promise<ModelRun> {
   const m = await loadModel(dir, { kernels });
   const warmSeconds = warmExperts(m, dir);
   const warm = m.newState();
@@ -132,7 +133,7 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
     for (let i = 0; i < steps; i++) m.forward(states.map((state, j) => ({ state, tokens: tokens(1, m.vocabSize, 200 + i * BATCH_SEQS + j) })));
     batchTokS = (steps * BATCH_SEQS) / (now() - t2);
   }
-  const speculation = decode > 0 ? speculationCost(m, Math.max(4, decode >> 1), (k, salt) => tokens(k, m.vocabSize, salt)) : null;
+  const speculation = decode > 0 ? speculationCost(m, Math.max(4, decode >> 1), (k, salt) => tokens(k, m.vocabSize, salt), draftKernels) : null;
   return { prefillTokS: prefill / tp, decodeTokS, decodeSteps: n, decodeMedianTokS, paired, warmSeconds, batchTokS, speculation };
 }
 
@@ -165,7 +166,7 @@ export async function benchModels(
     const traffic = decodeTraffic(readCheckpointConfig(dir).args);
     // bench-2g decode steps also paired with read probes (./paired.ts); the default model fits in the caches
     const probe = c.preset === 'bench-2g' && opts.readProbe ? { read: opts.readProbe, bytes: traffic.bytes } : undefined;
-    const r = await runModel(dir, kernels, c.prefill, c.decode, 60, probe);
+    const r = await runModel(dir, kernels, c.prefill, c.decode, 60, probe, opts.fastKernels ?? null); // drafts: fast kernels, as the engine
     const gbs = (traffic.bytes * r.decodeTokS) / 1e9;
     // weight math of the prefill: every layer per token, the head once (last token's logits)
     const prefillFlops = (traffic.flops - traffic.headFlops) * c.prefill + traffic.headFlops;

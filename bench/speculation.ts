@@ -1,9 +1,10 @@
 // What speculative decoding costs (engine/speculation.ts): a verify step (the next token plus one
-// draft, two rows through every product) and an MTP draft (the MTP block and the head for one row),
-// each timed on its own over a fresh sequence whose MTP block is in step. Drafting pays when
+// draft, two rows through every product) and an MTP draft (the MTP block and the head for one row,
+// with the kernels the engine drafts with), each timed on its own over a fresh sequence whose MTP block is in step. Drafting pays when
 // (1 + acceptance) tokens per step beat (verify + draft) / plain step time; random weights accept
 // nothing, so the gain itself is not measurable here, only its break-even acceptance.
 import type { Dsv4Model } from '../src/model/index.js';
+import type { Kernels } from '../src/tensor/kernels.js';
 import { now } from './util.js';
 
 export interface SpeculationCost {
@@ -13,9 +14,11 @@ export interface SpeculationCost {
   draft: number;
 }
 
-export function speculationCost(m: Dsv4Model, steps: number, tokens: (n: number, salt: number) => Int32Array): SpeculationCost | null {
+/** draftKernels: what the engine drafts with (the fast kernels under exact numerics, engine/worker.ts). */
+export function speculationCost(m: Dsv4Model, steps: number, tokens: (n: number, salt: number) => Int32Array, draftKernels: Kernels | null): SpeculationCost | null {
   const spec = m.speculator;
   if (!spec) return null;
+  m.draftKernels = draftKernels;
   const state = m.newState();
   m.forward([{ state, tokens: tokens(8, 300), mtp: 'run' }]);
   spec.draft([{ state, next: tokens(1, 301)[0]! }]);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ExpertCache } from '../checkpoint/expert-cache.js';
 import { loadModel } from '../model/index.js';
+import { getKernels } from '../tensor/native.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { EngineEvent } from './api.js';
 import { ENGINE_DEFAULTS, type EngineOptions } from './options.js';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
     ...(opts.memoryBudget !== undefined ? { memoryBudget: opts.memoryBudget } : {}),
     ...(opts.numerics ? { numerics: opts.numerics } : {}),
   });
+  // drafts never change the output: under exact numerics the MTP block drafts with the fast kernels
+  if (opts.speculative && model.hasMtp && model.kernels.numerics !== 'fast') model.draftKernels = getKernels('fast');
   const expertCache = model.experts instanceof ExpertCache ? model.experts : null;
   const tokenizer = await loadTokenizer(opts.modelDir);
   const added = new Set(tokenizer.addedTokens().map((t) => t.id));

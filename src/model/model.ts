@@ -213,6 +213,12 @@ export class Dsv4Model implements ModelRunner {
     this.kernels = k;
   }
 
+  /**
+   * Kernels of the MTP block when it only drafts (Speculator.draft, ForwardSegment.mtp): drafts never
+   * change the output, so the engine gives it the fast ones under exact numerics. Default: `kernels`.
+   */
+  draftKernels: Kernels | null = null;
+
   newState(): ModelState {
     return new ModelState(this, this.signature, this.shapes, this.mtpShapes, this.args.hcMult * this.args.dim);
   }
@@ -272,7 +278,7 @@ export class Dsv4Model implements ModelRunner {
       st.position += seg.tokens.length;
     });
     if (run.length > 0) {
-      this.mtpBlock(run, null);
+      this.mtpBlock(run, null, this.draftKernels ?? this.kernels);
       for (const r of run) this.own(r.state).shiftMtp(r.tokens.length);
     }
     return { logits, hidden: hidden.map((h) => h.slice()) };
@@ -286,7 +292,7 @@ export class Dsv4Model implements ModelRunner {
       if (!st.mtpInStep || st.mtpRows === 0) throw new Error('draft: the MTP block is not in step with this sequence');
       return { state: st, hidden: st.mtpHidden.slice(0, st.mtpRows * w), tokens: Int32Array.from([...st.mtpTokens, next]) };
     });
-    const logits = this.mtpBlock(segs, undefined);
+    const logits = this.mtpBlock(segs, undefined, this.draftKernels ?? this.kernels);
     for (const s of segs) s.state.shiftMtp(s.tokens.length);
     return logits;
   }
@@ -296,11 +302,11 @@ export class Dsv4Model implements ModelRunner {
    * Convention (golden README): hidden row i (main model, before hc_head) goes with token i+1.
    */
   mtp(segments: MtpSegment[], trace?: ForwardTrace): Float32Array[] {
-    return this.mtpBlock(segments, trace);
+    return this.mtpBlock(segments, trace, this.kernels);
   }
 
-  /** mtp(); trace null: no logits (the block only keeps its caches in step). */
-  private mtpBlock(segments: MtpSegment[], trace: ForwardTrace | null | undefined): Float32Array[] {
+  /** mtp() with kernels k; trace null: no logits (the block only keeps its caches in step). */
+  private mtpBlock(segments: MtpSegment[], trace: ForwardTrace | null | undefined, k: Kernels): Float32Array[] {
     const m = this.mtpBlocks[0];
     if (!m) throw new Error('this checkpoint has no MTP block');
     const a = this.args;
@@ -314,8 +320,8 @@ export class Dsv4Model implements ModelRunner {
       if (s.hidden.length !== s.tokens.length * hc * dim) throw new Error('mtp: hidden rows do not match tokens');
       hiddenAll.set(s.hidden, offsets[i]! * hc * dim);
     });
-    const ep = linear(this.kernels, rmsNormWith(this.kernels, e, rows, dim, m.enorm, a.normEps), rows, m.eProj);
-    const hp = linear(this.kernels, rmsNormWith(this.kernels, hiddenAll, rows * hc, dim, m.hnorm, a.normEps), rows * hc, m.hProj);
+    const ep = linear(k, rmsNormWith(k, e, rows, dim, m.enorm, a.normEps), rows, m.eProj);
+    const hp = linear(k, rmsNormWith(k, hiddenAll, rows * hc, dim, m.hnorm, a.normEps), rows * hc, m.hProj);
     let X: Float32Array = new Float32Array(rows * hc * dim);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < hc; j++) {
@@ -323,8 +329,8 @@ export class Dsv4Model implements ModelRunner {
       }
     }
     const segs: LayerSegment[] = states.map((s, i) => ({ layer: s.mtp[0]!, row0: offsets[i]!, len: segments[i]!.tokens.length, pos0: s.mtpPosition }));
-    X = blockForward(this.kernels, m.block, this.cfg, this.experts, X, rows, positions, ids, segs, this.blockTrace(m.block.id, segs, trace ?? undefined));
-    const logits = trace === null ? [] : this.logitsOf(X, offsets, segments.map((s) => s.tokens.length), segments.map(() => 1), m.hcHead, m.norm, trace);
+    X = blockForward(k, m.block, this.cfg, this.experts, X, rows, positions, ids, segs, this.blockTrace(m.block.id, segs, trace ?? undefined));
+    const logits = trace === null ? [] : this.logitsOf(X, offsets, segments.map((s) => s.tokens.length), segments.map(() => 1), m.hcHead, m.norm, trace, k);
     states.forEach((s, i) => (s.mtpPosition += segments[i]!.tokens.length));
     return logits;
   }
@@ -362,10 +368,11 @@ export class Dsv4Model implements ModelRunner {
   }
 
   /** Logits of the last `tail[i]` rows of each segment i ([tail[i], vocab] each). */
-  private logitsOf(X: Float32Array, offsets: number[], lens: number[], tail: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace): Float32Array[] {
+  private logitsOf(X: Float32Array, offsets: number[], lens: number[], tail: number[], hcp: HcParams, norm: Float32Array, trace?: ForwardTrace,
+    k: Kernels = this.kernels): Float32Array[] {
     const { dim, hcMult: hc, normEps, hcEps } = this.args;
     const flat = hc * dim;
-    if (trace?.final) trace.final(hcHead(X, X.length / flat, hc, dim, hcp, normEps, hcEps, this.kernels));
+    if (trace?.final) trace.final(hcHead(X, X.length / flat, hc, dim, hcp, normEps, hcEps, k));
     // every segment's last rows through one head product: a decode step of n sequences reads the head once
     // (canonical rounding makes each row's logits the same as alone)
     const n = tail.reduce((a, b) => a + b, 0);
@@ -375,8 +382,8 @@ export class Dsv4Model implements ModelRunner {
       last.set(X.subarray((o + lens[i]! - tail[i]!) * flat, (o + lens[i]!) * flat), r * flat);
       r += tail[i]!;
     });
-    const y = hcHead(last, n, hc, dim, hcp, normEps, hcEps, this.kernels);
-    const logits = denseLinear(this.kernels, rmsNormWith(this.kernels, y, n, dim, norm, normEps), n, this.head);
+    const y = hcHead(last, n, hc, dim, hcp, normEps, hcEps, k);
+    const logits = denseLinear(k, rmsNormWith(k, y, n, dim, norm, normEps), n, this.head);
     const V = this.head.out;
     if (offsets.length === 1) return [logits];
     r = 0;
