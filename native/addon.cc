@@ -33,6 +33,15 @@ bool hasAvx2() {
 #endif
 }
 
+bool hasVnni() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = hasAvx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && !std::getenv("DSV4_NO_AVX512");
+  return ok;
+#else
+  return false;
+#endif
+}
+
 int defaultThreads() {
   if (const char* e = std::getenv("DSV4_THREADS")) {
     const int n = std::atoi(e);
@@ -474,7 +483,7 @@ napi_value HasNanE4m3(napi_env env, napi_callback_info info) {
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, isa, th;
   CHECK(napi_create_object(env, &o));
-  CHECK(napi_create_string_utf8(env, hasAvx2() ? "avx2" : "scalar", NAPI_AUTO_LENGTH, &isa));
+  CHECK(napi_create_string_utf8(env, hasVnni() ? "avx2-vnni" : hasAvx2() ? "avx2" : "scalar", NAPI_AUTO_LENGTH, &isa));
   CHECK(napi_create_int32(env, pool().threads(), &th));
   CHECK(napi_set_named_property(env, o, "isa", isa));
   CHECK(napi_set_named_property(env, o, "threads", th));
@@ -658,6 +667,7 @@ napi_value Init(napi_env env, napi_value exports) {
 // for ops_addon.cc (decode-path operations)
 Pool& sharedPool() { return pool(); }
 bool cpuAvx2() { return hasAvx2(); }
+bool cpuVnni() { return hasVnni(); }
 // for batch.cc: the gemm scratch (64-byte aligned), only under the pool's call lock
 uint8_t* gemmScratch(size_t bytes) { return scratch.get(bytes); }
 // for batch.cc: dense products it computed, into the denseStats counters

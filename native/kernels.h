@@ -115,6 +115,8 @@ bool hasNanE4m3(const uint8_t* p, size_t n);
 double readSum(const uint8_t* p, size_t n);
 double fmaLoop(long iters);
 }  // namespace avx2
+/** AVX-512 VNNI + VL present and not disabled (DSV4_NO_AVX512): the FP4 GEMM's vpdpwssd step; addon.cc. */
+bool cpuVnni();
 #endif
 
 }  // namespace dsv4

@@ -163,14 +163,15 @@ test('shape errors are reported like the reference', { skip }, () => {
 
 test('getKernels picks the native kernels when the addon is built', { skip }, () => {
   if (process.env.DSV4_KERNELS) return;
-  const isa = process.env.DSV4_NO_AVX2 ? 'scalar' : '(avx2|scalar)';
+  // avx2-vnni: the FP4 GEMM's vpdpwssd step (AVX-512 VNNI + VL present, DSV4_NO_AVX512 unset)
+  const isa = process.env.DSV4_NO_AVX2 ? 'scalar' : process.env.DSV4_NO_AVX512 ? '(avx2|scalar)' : '(avx2-vnni|avx2|scalar)';
   const threads = process.env.DSV4_THREADS ?? '\\d+';
   assert.match(getKernels().name, new RegExp(`^native-${isa}-${threads}t$`));
 });
 
 test('the portable kernels and other thread counts give the same bits (child processes)', { skip }, () => {
   if (process.env.DSV4_TEST_CHILD) return;
-  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '5' }]) runTestFileInChild(import.meta.url, env, 7);
+  for (const env of [{ DSV4_NO_AVX2: '1', DSV4_THREADS: '3' }, { DSV4_THREADS: '1' }, { DSV4_THREADS: '5' }, { DSV4_NO_AVX512: '1' }]) runTestFileInChild(import.meta.url, env, 7);
 });
 
 test('bf16Gemm: native == exact dot products rounded once (incl. near-tie fallbacks)', { skip }, () => {
