@@ -87,6 +87,8 @@ interface Sequence {
   next: number;
   /** MTP draft of the token after `next` (-1: none). */
   draft: number;
+  /** The constraint's allowed tokens for the next sampling, when drafting already asked for them. */
+  allowedNext: Int32Array | null | undefined;
   /** Whether this sequence keeps its MTP block in step (it can draft). */
   mtp: boolean;
   cachedTokens: number;
@@ -151,6 +153,7 @@ export class Scheduler {
       pending: null,
       next: -1,
       draft: -1,
+      allowedNext: undefined,
       mtp: false,
       cachedTokens: 0,
       firstSlots: 0,
@@ -313,7 +316,11 @@ export class Scheduler {
     if (items.length === 0) return;
     try {
       const logits = spec.draft(items.map((q) => ({ state: q.state!, next: q.next })));
-      items.forEach((q, i) => (q.draft = argmax(logits[i]!)));
+      items.forEach((q, i) => {
+        // a constrained sequence drafts among the tokens its constraint allows next (kept for that sampling)
+        if (q.constraint) q.allowedNext = q.constraint.allowedTokens();
+        q.draft = argmax(logits[i]!, q.allowedNext ?? null);
+      });
     } catch {
       for (const q of items) q.mtp = false; // drafting is optional: the requests go on without it
     }
@@ -421,7 +428,8 @@ export class Scheduler {
    */
   private afterLogits(seq: Sequence, logits: Float32Array, draft = -1): boolean {
     const s = seq.sampling;
-    const allowed = seq.constraint ? seq.constraint.allowedTokens() : null;
+    const allowed = seq.allowedNext !== undefined ? seq.allowedNext : seq.constraint ? seq.constraint.allowedTokens() : null;
+    seq.allowedNext = undefined;
     const r = sampleToken(logits, s, seq.counts, allowed, seq.rng);
     const tok = r.tokenId;
     seq.constraint?.accept(tok);

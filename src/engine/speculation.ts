@@ -50,11 +50,16 @@ export class DraftPolicy {
   }
 }
 
-/** The draft: the MTP block's most likely token (greedy drafting; verification keeps the output exact). */
-export function argmax(logits: Float32Array): number {
-  let best = 0;
+/**
+ * The draft: the MTP block's most likely token, among `allowed` when given (greedy drafting;
+ * verification keeps the output exact whatever is drafted).
+ */
+export function argmax(logits: Float32Array, allowed: Int32Array | null = null): number {
+  let best = allowed && allowed.length > 0 ? allowed[0]! : 0;
   let v = -Infinity;
-  for (let i = 0; i < logits.length; i++) {
+  const n = allowed ? allowed.length : logits.length;
+  for (let j = 0; j < n; j++) {
+    const i = allowed ? allowed[j]! : j;
     if (logits[i]! > v) {
       v = logits[i]!;
       best = i;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { SamplingParams, SubmitOptions } from '../../src/engine/api.js';
 import { createEngine } from '../../src/engine/index.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
-import { DraftPolicy } from '../../src/engine/speculation.js';
+import { argmax, DraftPolicy } from '../../src/engine/speculation.js';
 import type { ModelRunner, Speculator } from '../../src/model/api.js';
 import { loadModel } from '../../src/model/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
@@ -111,6 +111,14 @@ test('the draft policy pauses under its acceptance floor and resumes after the p
   assert.ok(!p.active(12) && p.active(13));
   assert.deepEqual(p.counters, { drafted: 8, accepted: 4, pauses: 1 });
   assert.throws(() => new DraftPolicy({ minAcceptance: 2 }), /within 0..1/);
+});
+
+test('drafts are the most likely token, among the allowed ones when a constraint is active', () => {
+  const l = Float32Array.of(0.5, 3, -1, 2, 3);
+  assert.equal(argmax(l), 1); // ties: the lowest id
+  assert.equal(argmax(l, Int32Array.of(0, 2, 3)), 3);
+  assert.equal(argmax(l, Int32Array.of(4, 1)), 4); // ties among the allowed: the first listed
+  assert.equal(argmax(Float32Array.of(-Infinity, -Infinity), Int32Array.of(1)), 1);
 });
 
 test('the engine option reaches the worker: drafts are made and counted, output unchanged', async () => {
