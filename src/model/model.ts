@@ -198,7 +198,7 @@ export class Dsv4Model implements ModelRunner {
   /** MTP drafting for speculative decoding (engine/scheduler.ts), when the checkpoint has an MTP block. */
   get speculator(): Speculator | undefined {
     if (!this.hasMtp) return undefined;
-    return {
+    return (this.drafter ??= {
       canDraft: (s) => {
         const st = this.own(s);
         return st.mtpInStep && st.mtpRows > 0;
@@ -206,8 +206,9 @@ export class Dsv4Model implements ModelRunner {
       draft: (items) => this.draft(items),
       acceptDrafts: (s) => this.own(s).acceptDrafts(),
       rejectDrafts: (s) => this.own(s).rejectDrafts(),
-    };
+    });
   }
+  private drafter: Speculator | undefined;
 
   setKernels(k: Kernels): void {
     this.kernels = k;
@@ -386,7 +387,12 @@ export class Dsv4Model implements ModelRunner {
     const logits = denseLinear(k, rmsNormWith(k, y, n, dim, norm, normEps), n, this.head);
     const V = this.head.out;
     if (offsets.length === 1) return [logits];
+    const out: Float32Array[] = [];
     r = 0;
-    return tail.map((t) => logits.slice((r += t) * V - t * V, r * V));
+    for (const t of tail) {
+      out.push(logits.slice(r * V, (r + t) * V));
+      r += t;
+    }
+    return out;
   }
 }
