@@ -115,3 +115,24 @@ test('drafts are refused when they are not fewer than the segment, or exceed the
   assert.throws(() => m.forward([{ state: s, tokens: new Int32Array(80), drafts: 70 }]), /exceed the window/);
   assert.throws(() => m.speculator!.draft([{ state: m.newState(), next: 1 }]), /not in step/);
 });
+
+test('pending MTP rows survive clone and serialize: the copies draft exactly like the original', async () => {
+  const m = await loadModel(`${dir('tiny-a')}/checkpoint`);
+  const spec = m.speculator!;
+  const input = arr('tiny-a', 'input_ids') as Int32Array;
+  const d = arr('tiny-a', 'decode_ids') as Int32Array;
+  const state = m.newState() as ModelState;
+  m.forward([{ state, tokens: input, mtp: 'run' }]);
+  // prefill leaves 1 pending row; an accepted verify step adds 2 rows and their 2 tokens
+  m.forward([{ state, tokens: Int32Array.of(d[0]!, d[1]!), drafts: 1, mtp: 'defer' }]);
+  spec.acceptDrafts(state);
+  assert.equal(state.mtpRows, 3);
+  const copies = [state.clone() as ModelState, m.restoreState(state.serialize()) as ModelState];
+  const want = spec.draft([{ state, next: d[2]! }])[0]!;
+  for (const c of copies) {
+    assert.equal(c.mtpRows, 3);
+    assert.ok(spec.canDraft(c));
+    sameBits(spec.draft([{ state: c, next: d[2]! }])[0]!, want, 'draft of a copy');
+    assert.deepEqual(c.serialize(), state.serialize());
+  }
+});
