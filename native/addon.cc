@@ -35,7 +35,8 @@ bool hasAvx2() {
 
 bool hasVnni() {
 #if defined(__x86_64__) || defined(_M_X64)
-  static const bool ok = hasAvx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && !std::getenv("DSV4_NO_AVX512");
+  static const bool ok = hasAvx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512bw") && !std::getenv("DSV4_NO_AVX512");
   return ok;
 #else
   return false;

@@ -118,13 +118,14 @@ inline void blockMax(const float* x, int K, double* mr) {
 
 constexpr int kLsbUnknown = INT_MIN + 1;  // an activation row lsb not computed yet
 
-/** 16 activations at x as x * f in kPerm16 order at d (the order load16 gives the weights). */
-inline void prep16(const float* x, double* d, __m256d f) {
+/** 16 activations at x as x * f in kPerm16 order at d (the order load16 gives the weights), its 4
+ *  vectors vs doubles apart. */
+inline void prep16(const float* x, double* d, __m256d f, size_t vs = 4) {
   const __m128 a0 = _mm_loadu_ps(x), a1 = _mm_loadu_ps(x + 4), b0 = _mm_loadu_ps(x + 8), b1 = _mm_loadu_ps(x + 12);
   _mm256_storeu_pd(d, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(1, 0, 1, 0))), f));
-  _mm256_storeu_pd(d + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 2, 3, 2))), f));
-  _mm256_storeu_pd(d + 8, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(1, 0, 1, 0))), f));
-  _mm256_storeu_pd(d + 12, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
+  _mm256_storeu_pd(d + vs, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 2, 3, 2))), f));
+  _mm256_storeu_pd(d + 2 * vs, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(1, 0, 1, 0))), f));
+  _mm256_storeu_pd(d + 3 * vs, _mm256_mul_pd(_mm256_cvtps_pd(_mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 2, 3, 2))), f));
 }
 
 // ---------- settling 4 outputs at a time (GEMV groups, GEMM panels) ----------

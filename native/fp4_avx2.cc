@@ -21,26 +21,8 @@ namespace avx2 {
 
 namespace {
 
-/** e4m3 codes as FP4 activations: the value * 2^9, and its signed digit D and factor 2^S. */
-struct Tables {
-  int32_t e4m3Int[256];   // e4m3 value * 2^9
-  uint16_t digitLo[256];  // the signed digit D as the low byte of an int16 (high byte 0)
-  int16_t factor[256];    // 2^S (value * 2^9 = D * 2^S)
-  Tables() {
-    for (int c = 0; c < 256; c++) {
-      const int e = (c >> 3) & 15, m = c & 7;
-      const int mag = e == 0 ? m : (8 + m) << (e - 1);  // value * 2^9
-      e4m3Int[c] = (c & 0x80) ? -mag : mag;
-      const int sh = e == 0 ? 0 : e - 1, d = e == 0 ? m : 8 + m;
-      digitLo[c] = uint8_t(int8_t((c & 0x80) ? -d : d));
-      factor[c] = int16_t(1 << sh);
-    }
-  }
-};
-const Tables& tables() {
-  static const Tables t;
-  return t;
-}
+using Tables = fp4avx2::ActTables;
+inline const Tables& tables() { return fp4avx2::actTables(); }
 
 // ---------- FP4 ----------
 
@@ -348,32 +330,11 @@ inline void fp4WeightsT(const Cvt4& k, const uint8_t* wr, int pieces, __m256i* o
 /** s += the int32 sums of one converted weight row's step (wl at w, wh at w + 32 bytes) against the
  *  activation step in d0..d3 (digits) and f0..f3 (factors): 4 maddubs, 4 madd, 4 adds. One asm block,
  *  so the 8 activation vectors, the 4 rows' sums and 3 scratch registers stay in the 16 ymm registers
- *  (GCC's own schedule of the intrinsics reordered the adds and spilled ~20 vectors per step).
- *  VNNI (AVX-512 VNNI + VL, checked at run time: cpuVnni): vpdpwssd adds each madd into s in the same
- *  instruction, 4 maddubs + 4 vpdpwssd: the same int32 sums (they never overflow), 1.08-1.13x for the
- *  GEMM on Zen 4 (a madd + 3 vpdpwssd chain per step, then one add into s: 0.93-1.0x of that). */
-// both step forms' asm operands: the sums, 3 scratch vectors, the weights' address, 4 digit and 4 factor vectors
-#define FP4_STEP_OPERANDS                                                                                                  \
-  : [s] "+x"(s), [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2)                                                          \
-  : [w] "r"(w), [d0] "x"(d0), [d1] "x"(d1), [d2] "x"(d2), [d3] "x"(d3), [f0] "x"(f0), [f1] "x"(f1), [f2] "x"(f2), [f3] "x"(f3) \
-  : "memory"
-template <bool VNNI>
+ *  (GCC's own schedule of the intrinsics reordered the adds and spilled ~20 vectors per step). With
+ *  AVX-512 VNNI the GEMM runs fp4_gemm_vnni.cc instead. */
 inline void fp4Step(const __m256i* w, __m256i d0, __m256i d1, __m256i d2, __m256i d3, __m256i f0, __m256i f1, __m256i f2, __m256i f3,
                     __m256i& s) {
   __m256i t0, t1, t2;
-  if (VNNI) {
-    asm("vmovdqa (%[w]), %[t0]\n\t"
-        "vpmaddubsw %[d0], %[t0], %[t1]\n\t"
-        "vpmaddubsw %[d1], %[t0], %[t2]\n\t"
-        "vpdpwssd %[f0], %[t1], %[s]\n\t"
-        "vmovdqa 32(%[w]), %[t0]\n\t"
-        "vpdpwssd %[f1], %[t2], %[s]\n\t"
-        "vpmaddubsw %[d2], %[t0], %[t1]\n\t"
-        "vpmaddubsw %[d3], %[t0], %[t2]\n\t"
-        "vpdpwssd %[f2], %[t1], %[s]\n\t"
-        "vpdpwssd %[f3], %[t2], %[s]" FP4_STEP_OPERANDS);
-    return;
-  }
   asm("vmovdqa (%[w]), %[t0]\n\t"
       "vpmaddubsw %[d0], %[t0], %[t1]\n\t"
       "vpmaddwd %[f0], %[t1], %[t1]\n\t"
@@ -387,14 +348,15 @@ inline void fp4Step(const __m256i* w, __m256i d0, __m256i d1, __m256i d2, __m256
       "vpmaddubsw %[d3], %[t0], %[t2]\n\t"
       "vpmaddwd %[f3], %[t2], %[t2]\n\t"
       "vpaddd %[t2], %[t1], %[t1]\n\t"
-      "vpaddd %[t1], %[s], %[s]" FP4_STEP_OPERANDS);
+      "vpaddd %[t1], %[s], %[s]"
+      : [s] "+x"(s), [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2)
+      : [w] "r"(w), [d0] "x"(d0), [d1] "x"(d1), [d2] "x"(d2), [d3] "x"(d3), [f0] "x"(f0), [f1] "x"(f1), [f2] "x"(f2), [f3] "x"(f3)
+      : "memory");
 }
-#undef FP4_STEP_OPERANDS
 
 /** The exact int32 block sums (lane order kLane4, before the correction) of 4 converted weight rows
  *  (w, 8 vectors each) against one activation row's chunk (xc, the GEMM layout): each activation step
  *  is loaded once for the 4 rows. */
-template <bool VNNI>
 inline void fp4Sums4(const __m256i* w, const uint8_t* xc, __m256i s[4]) {
   for (int j = 0; j < 4; j++) s[j] = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -403,7 +365,7 @@ inline void fp4Sums4(const __m256i* w, const uint8_t* xc, __m256i s[4]) {
     const __m256i d0 = _mm256_load_si256(x), d1 = _mm256_load_si256(x + 1), d2 = _mm256_load_si256(x + 2), d3 = _mm256_load_si256(x + 3);
     const __m256i f0 = _mm256_load_si256(x + 4), f1 = _mm256_load_si256(x + 5), f2 = _mm256_load_si256(x + 6), f3 = _mm256_load_si256(x + 7);
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) fp4Step<VNNI>(w + 8 * j + 2 * q, d0, d1, d2, d3, f0, f1, f2, f3, s[j]);
+    for (int j = 0; j < 4; j++) fp4Step(w + 8 * j + 2 * q, d0, d1, d2, d3, f0, f1, f2, f3, s[j]);
   }
 }
 
@@ -411,7 +373,6 @@ inline void fp4Sums4(const __m256i* w, const uint8_t* xc, __m256i s[4]) {
  *  activation row of a kMC-row group (whose prepared chunks stay in L1/L2), 4 weight rows per
  *  activation load; the fp32 accumulators of 4 outputs (one activation row, 4 weight rows) share a
  *  vector, so their blocks are added in K order after one 4x8 transpose (fp4Accumulate4). */
-template <bool VNNI>
 void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   constexpr int NG = 8, kMC = 16;
   const int K = a.K, nsb = K / 32, nch = chunks4(K), rows = a.rows;
@@ -437,7 +398,7 @@ void fp4Gemm(const Cvt4& k, const GemmArgs& a, const uint8_t* prep, int n0, int 
           const __m256 sa = _mm256_load_ps(reinterpret_cast<const float*>(xc + 1024 + 32));
           for (int w = 0; w < ng; w += 4) {
             __m256i s[4];
-            fp4Sums4<VNNI>(wb + 8 * w, xc, s);
+            fp4Sums4(wb + 8 * w, xc, s);
             __m256 v[4];
             // fl32(exact sum) * (act scale * 2^-10) * weight scale, as fp4Values
             for (int j = 0; j < 4; j++) v[j] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[j], corr)), sa), ws[w + j]);
@@ -501,7 +462,7 @@ bool fp4PrepareT(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 }
 
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
-  if (a.rows > kGemvRows) return fp4PrepareT(a, prep, m0, m1);
+  if (a.rows > kGemvRows) return cpuVnni() ? fp4PrepareVnni(a, prep, m0, m1) : fp4PrepareT(a, prep, m0, m1);
   const Tables& T = tables();
   const int K = a.K, nkb = K / 128, nch = chunks4(K);
   bool ok = true;
@@ -562,7 +523,7 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   // more than kGemvRows activation rows through the GEMM tiles (their own prepared layout); up to
   // kGemvRows (e.g. the few tokens routed to an expert) through the GEMV, 4 at a time, each weight
   // chunk converted once for them
-  if (a.rows > kGemvRows) return cpuVnni() ? fp4Gemm<true>(cv, a, prep, n0, n1) : fp4Gemm<false>(cv, a, prep, n0, n1);
+  if (a.rows > kGemvRows) return cpuVnni() ? fp4GemmVnni(a, prep, n0, n1) : fp4Gemm(cv, a, prep, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
   // whole 256-element chunks; 4-row groups with plain scale bytes (the checkpoints' case) then take the
   // paths without per-chunk checks

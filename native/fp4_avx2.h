@@ -1,6 +1,7 @@
 // Pieces the exact FP4 kernel (fp4_avx2.cc) and the int8 one of fast numerics (fp4q8_avx2.cc) share:
 // the scale-byte check, the transposed scale bytes of 4 weight rows, and the reduction of 4 weight
-// rows' piece sums into their fp32 accumulators in k order. Include after `#pragma GCC target("avx2,fma")`.
+// rows' piece sums into their fp32 accumulators in k order; the activation tables the exact GEMMs'
+// preparations share (fp4_avx2.cc, fp4_gemm_vnni.cc). Include after `#pragma GCC target("avx2,fma")`.
 #pragma once
 #include <immintrin.h>
 
@@ -10,6 +11,27 @@
 
 namespace dsv4 {
 namespace fp4avx2 {
+
+/** e4m3 codes as FP4 activations: the value * 2^9, and its signed digit D and factor 2^S. */
+struct ActTables {
+  int32_t e4m3Int[256];   // e4m3 value * 2^9
+  uint16_t digitLo[256];  // the signed digit D as the low byte of an int16 (high byte 0)
+  int16_t factor[256];    // 2^S (value * 2^9 = D * 2^S)
+  ActTables() {
+    for (int c = 0; c < 256; c++) {
+      const int e = (c >> 3) & 15, m = c & 7;
+      const int mag = e == 0 ? m : (8 + m) << (e - 1);  // value * 2^9
+      e4m3Int[c] = (c & 0x80) ? -mag : mag;
+      const int sh = e == 0 ? 0 : e - 1, d = e == 0 ? m : 8 + m;
+      digitLo[c] = uint8_t(int8_t((c & 0x80) ? -d : d));
+      factor[c] = int16_t(1 << sh);
+    }
+  }
+};
+inline const ActTables& actTables() {
+  static const ActTables t;
+  return t;
+}
 
 /** No scale byte in p[0, n) is 0 (2^-127, subnormal) or 255 (NaN): each decodes by a shift alone. */
 inline bool scalesPlain(const uint8_t* p, size_t n) {

@@ -95,6 +95,51 @@ for (const kind of ['fp8', 'fp4'] as const) {
   });
 }
 
+// The FP4 GEMM (more than 7 activation rows; with AVX-512 VNNI native/fp4_gemm_vnni.cc: 16 weight rows
+// per converted group, 4 activation rows per tile, 32 per pass): K ending in a half chunk (4 blocks),
+// weight and activation rows that fill no whole group or tile, several passes, every e2m1 nibble
+// against every e4m3 code, and the special scales.
+test('fp4Gemm: the GEMM path == reference bit for bit at its tile edges', { skip }, () => {
+  const nk = makeNativeKernels(addon!);
+  for (const [rows, out, inF] of [[8, 16, 128], [9, 37, 384], [33, 17, 640], [70, 130, 1152], [13, 1, 256]] as const) {
+    const x = acts(rows, inF, xScales);
+    const w = fp4Weight(out, inF);
+    const want = new Float32Array(rows * out);
+    const got = new Float32Array(rows * out).fill(NaN);
+    referenceKernels.fp4Gemm(x, w, want);
+    nk.fp4Gemm(x, w, got);
+    assertSameBits(got, want, `fp4 GEMM rows=${rows} out=${out} inF=${inF}`);
+  }
+  // weight row n holds nibble (n + k) % 16 at column k, activation row m code (k + 37 m) % 256 (NaN codes
+  // replaced by zero): every (nibble, code) pair meets in each block position
+  const rows = 12, out = 20, inF = 512;
+  const w: Fp4Weight = {
+    kind: 'fp4', out, inF,
+    data: new Uint8Array((out * inF) / 2).map((_, i) => {
+      const n = Math.floor((2 * i) / inF), k = (2 * i) % inF;
+      return ((n + k) & 15) | (((n + k + 1) & 15) << 4);
+    }),
+    scale: new Uint8Array((out * inF) / 32).map((_, i) => wScaleBytes[i % 8]!),
+  };
+  const q = new Uint8Array(rows * inF).map((_, i) => {
+    const c = (i % inF + 37 * Math.floor(i / inF)) & 255;
+    return (c & 0x7f) === 0x7f ? 0 : c;
+  });
+  const x: QuantizedActivations = { rows, cols: inF, q, scale: new Float32Array((rows * inF) / 128).map((_, i) => xScales[i % 8]!) };
+  const want = new Float32Array(rows * out);
+  const got = new Float32Array(rows * out).fill(NaN);
+  referenceKernels.fp4Gemm(x, w, want);
+  nk.fp4Gemm(x, w, got);
+  assertSameBits(got, want, 'fp4 GEMM all nibbles x codes');
+  // a NaN weight scale (255) and a NaN activation code: the reference's NaNs, the rest untouched
+  w.scale[3 * (inF / 32) + 5] = 255;
+  x.q[7 * inF + 300] = 0xff;
+  referenceKernels.fp4Gemm(x, w, want);
+  nk.fp4Gemm(x, w, got.fill(NaN));
+  assertSameBits(got, want, 'fp4 GEMM NaN scale / code');
+  assert.ok(Number.isNaN(got[3]!) && !Number.isNaN(got[2]!));
+});
+
 test('every e4m3 code pair and every e2m1 code appear and match', { skip }, () => {
   const nk = makeNativeKernels(addon!);
   // weight row n holds code (n + k) % 256 at column k, activations hold code k % 256:
@@ -163,7 +208,7 @@ test('shape errors are reported like the reference', { skip }, () => {
 
 test('getKernels picks the native kernels when the addon is built', { skip }, () => {
   if (process.env.DSV4_KERNELS) return;
-  // avx2-vnni: the FP4 GEMM's vpdpwssd step (AVX-512 VNNI + VL present, DSV4_NO_AVX512 unset)
+  // avx2-vnni: the FP4 GEMM of native/fp4_gemm_vnni.cc (AVX-512 VNNI + VL + BW present, DSV4_NO_AVX512 unset)
   const isa = process.env.DSV4_NO_AVX2 ? 'scalar' : process.env.DSV4_NO_AVX512 ? '(avx2|scalar)' : '(avx2-vnni|avx2|scalar)';
   const threads = process.env.DSV4_THREADS ?? '\\d+';
   assert.match(getKernels().name, new RegExp(`^native-${isa}-${threads}t$`));
