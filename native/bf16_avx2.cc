@@ -203,7 +203,7 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
           bool ok = false;
           if (std::isfinite(T)) {  // else NaN/Inf weights or activations: the caller's exact path
             // the error bound, else the exactness certificate (all products multiples of 2^lsb, T < 2^(lsb+53))
-            if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponent(a.x + size_t(m) * K, K);
+            if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponentAvx2(a.x + size_t(m) * K, K);
             ok = settleExactF32(s[i] * R, T, D, productLsb(p.xlsb[m], wlsb), y);
             if (!ok) {
               st.tight++;
@@ -304,7 +304,7 @@ __attribute__((noinline)) void bf16Gemv(const DenseArgs& a, int j0, int j1, Dens
       const size_t o = size_t(m) * a.n + j;
       settleStore4(_mm256_mul_pd(_mm256_load_pd(sd[m]), vR), _mm256_load_pd(Td[m]), eT, n4, a.y + o, a.amb + o, st, [&](int i, double s, double T, float* y) {
         const size_t r = size_t(a.r0) + j + i;
-        if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponent(a.x + size_t(m) * K, K);
+        if (p.xlsb[m] == kLsbUnknown) p.xlsb[m] = minLsbExponentAvx2(a.x + size_t(m) * K, K);
         const int lsb = productLsb(p.xlsb[m], denseBoundsLsb(a.bounds[r * denseBoundsStride(K) + nb]));
         return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
           const double* x1[1] = {xr[m]};
@@ -532,7 +532,7 @@ void fp8Gemv(const DenseArgs& a, int j0, int j1, DenseStats& st) {
       }
       const size_t o = size_t(m) * a.n + j;
       settleStore4(_mm256_mul_pd(_mm256_load_pd(sd[m]), vR), _mm256_load_pd(Td[m]), eT, n4, a.y + o, a.amb + o, st, [&](int i, double s, double T, float* y) {
-        if (xlsb[m] == kLsbUnknown) xlsb[m] = minLsbExponent(a.x + size_t(m) * K, K);
+        if (xlsb[m] == kLsbUnknown) xlsb[m] = minLsbExponentAvx2(a.x + size_t(m) * K, K);
         const uint8_t* wr = w0 + size_t(i) * K;
         const int lsb = productLsb(xlsb[m], denseBoundsLsb(a.bounds[size_t(r + i) * denseBoundsStride(K) + nb]));
         return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {

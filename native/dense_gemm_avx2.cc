@@ -206,7 +206,7 @@ void gemmKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
           for (int b = 0; b < nb; b++) T4 = _mm256_add_pd(T4, _mm256_mul_pd(_mm256_set1_pd(mr[b]), _mm256_load_pd(bt + b * kPanel + w)));
           settleStore4(s4, T4, eT, n4, a.y + o0, a.amb + o0, st, [&](int i, double s, double T, float* y) {
             int& xl = g.xlsb[m - m0];
-            if (xl == kLsbUnknown) xl = minLsbExponent(a.x + size_t(m) * K, K);
+            if (xl == kLsbUnknown) xl = minLsbExponentAvx2(a.x + size_t(m) * K, K);
             const int lsb = productLsb(xl, denseBoundsLsb(a.bounds[size_t(r + w + i) * denseBoundsStride(K) + nb]));
             return settleOne(s, T, D, lsb, y, st, [&](double& s1, double& t1) {
               tightDot(wb, w + i, xp, MC, m - m0, Kv, s1, t1);
