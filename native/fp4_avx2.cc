@@ -308,6 +308,12 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
 // every madd lane adds to one block: the 16 madds of a chunk sum into one vector of the 8 block
 // sums with plain adds (no reduction tree per piece).
 constexpr int kGemvRows = 7;
+// with AVX-512 VNNI the GEMM (fp4_gemm_vnni.cc) from 4 rows: against the GEMV, 2 threads, 3..7 rows
+// 2048 x 2048 . 1024 x 2048: 1.0x, 3.9x, 3.8x (6 rows), 1.0x (8); 8192 . 16384 x 8192 from memory:
+// 0.96x at 3 rows, 1.09x at 4, 1.06x at 5, 1.36x at 7; 0.83x at 2
+constexpr int kGemvRowsVnni = 3;
+/** Activation rows that take the GEMM path (and its prepared layout). */
+inline bool gemmRows(int rows) { return rows > (cpuVnni() ? kGemvRowsVnni : kGemvRows); }
 constexpr int kChunkT = 4 * 256 + 64;
 static_assert(kChunkT <= kChunk, "the GEMM layout fits the prepared row size");
 
@@ -462,7 +468,7 @@ bool fp4PrepareT(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 }
 
 bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
-  if (a.rows > kGemvRows) return cpuVnni() ? fp4PrepareVnni(a, prep, m0, m1) : fp4PrepareT(a, prep, m0, m1);
+  if (gemmRows(a.rows)) return cpuVnni() ? fp4PrepareVnni(a, prep, m0, m1) : fp4PrepareT(a, prep, m0, m1);
   const Tables& T = tables();
   const int K = a.K, nkb = K / 128, nch = chunks4(K);
   bool ok = true;
@@ -520,10 +526,10 @@ bool fp4Prepare(const GemmArgs& a, uint8_t* prep, int m0, int m1) {
 
 void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
   static const Cvt4 cv;
-  // more than kGemvRows activation rows through the GEMM tiles (their own prepared layout); up to
-  // kGemvRows (e.g. the few tokens routed to an expert) through the GEMV, 4 at a time, each weight
+  // more than kGemvRows (kGemvRowsVnni) activation rows through the GEMM tiles (their own prepared
+  // layout); fewer (e.g. the few tokens routed to an expert) through the GEMV, 4 at a time, each weight
   // chunk converted once for them
-  if (a.rows > kGemvRows) return cpuVnni() ? fp4GemmVnni(a, prep, n0, n1) : fp4Gemm(cv, a, prep, n0, n1);
+  if (gemmRows(a.rows)) return cpuVnni() ? fp4GemmVnni(a, prep, n0, n1) : fp4Gemm(cv, a, prep, n0, n1);
   const size_t rowBytes = fp4PrepBytesPerRowImpl(a.K);
   // whole 256-element chunks; 4-row groups with plain scale bytes (the checkpoints' case) then take the
   // paths without per-chunk checks

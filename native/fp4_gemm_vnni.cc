@@ -1,4 +1,4 @@
-// AVX-512 (VNNI + VL + BW) exact FP4 x FP8 GEMM: fp4_gemm of more than kGemvRows activation rows
+// AVX-512 (VNNI + VL + BW) exact FP4 x FP8 GEMM: fp4_gemm of more than kGemvRowsVnni activation rows
 // (fp4_avx2.cc dispatches here when cpuVnni()). The same exact int32 block sums as fp4_avx2.cc,
 // sum((k + 12) X) - 12 sum(X) with X = D * 2^S, in a layout whose vector lanes are 8 weight rows:
 //
