@@ -69,6 +69,8 @@ const shapes: [rows: number, out: number, inF: number][] = [
   [4, 33, 512],
   [7, 130, 640],
   [50, 9, 256],
+  // more rows than one pass of the FP8 GEMM (256) or the FP4 one (32) holds
+  [300, 13, 256],
   // large enough to be split over the thread pool (>= 256 KiB of work per share)
   [1, 1501, 1024],
   [40, 301, 1024],
