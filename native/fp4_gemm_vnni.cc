@@ -33,7 +33,7 @@ constexpr int kBlockV = 128;
 constexpr int kChunkV = 8 * kBlockV + 64;
 constexpr int kNG = 16;  // weight rows per converted group: 2 vectors of 8
 constexpr int kMT = 4;   // activation rows per register tile
-constexpr int kMC = 32;  // activation rows per pass over a weight group (their chunks stay in L2)
+constexpr int kMC = 64;  // activation rows per pass over a weight group (their chunks stay in L2; 32: 0.96-0.98x)
 
 /** e2m1 code -> u8 (2 value + 12), as Cvt4 in fp4_avx2.cc. */
 inline __m256i e2m1Lut() {

@@ -69,7 +69,7 @@ const shapes: [rows: number, out: number, inF: number][] = [
   [4, 33, 512],
   [7, 130, 640],
   [50, 9, 256],
-  // more rows than one pass of the FP8 GEMM (256) or the FP4 one (32) holds
+  // more rows than one pass of the FP8 GEMM (256) or the FP4 one (64) holds
   [300, 13, 256],
   // large enough to be split over the thread pool (>= 256 KiB of work per share)
   [1, 1501, 1024],
@@ -98,7 +98,7 @@ for (const kind of ['fp8', 'fp4'] as const) {
 }
 
 // The FP4 GEMM (more than 7 activation rows; with AVX-512 VNNI more than 3, native/fp4_gemm_vnni.cc: 16 weight rows
-// per converted group, 4 activation rows per tile, 32 per pass): K ending in a half chunk (4 blocks),
+// per converted group, 4 activation rows per tile, 64 per pass): K ending in a half chunk (4 blocks),
 // weight and activation rows that fill no whole group or tile, several passes, every e2m1 nibble
 // against every e4m3 code, and the special scales.
 test('fp4Gemm: the GEMM path == reference bit for bit at its tile edges', { skip }, () => {
