@@ -31,8 +31,11 @@ namespace {
 // (int32) and act scales * 2^-10 (float).
 constexpr int kBlockV = 128;
 constexpr int kChunkV = 8 * kBlockV + 64;
-constexpr int kNG = 16;  // weight rows per converted group: 2 vectors of 8
-constexpr int kMT = 4;   // activation rows per register tile
+// A register tile: kMT activation rows x kNV vectors of 8 weight rows: kMT * kNV int32 sums, as many fp32
+// outputs and 2 kNV weight vectors in the 32 registers (4 x 2: 1.03-1.06x 2 x 4, 3 x 3 between them)
+constexpr int kNV = 4;
+constexpr int kNG = 8 * kNV;  // weight rows per converted group
+constexpr int kMT = 2;
 constexpr int kMC = 64;  // activation rows per pass over a weight group (their chunks stay in L2; 32: 0.96-0.98x)
 
 /** e2m1 code -> u8 (2 value + 12), as Cvt4 in fp4_avx2.cc. */
@@ -50,16 +53,16 @@ inline float e8m0(uint8_t b) {
 }
 
 /** The converted weights of one chunk for kNG rows: [block][dword][lo rows 0-7, hi rows 0-7, lo rows
- *  8-15, hi rows 8-15], and the rows' block scales [block][row]. */
+ *  8-15, hi rows 8-15, ...], and the rows' block scales [block][row]. */
 struct WeightChunk {
-  alignas(64) __m256i v[8][4][4];
+  alignas(64) __m256i v[8][4][2 * kNV];
   alignas(32) float scale[8][kNG];
 };
 
-/** Rows r[0..16) (pointers to the chunk's packed bytes and scale bytes) into w, nblk blocks. */
+/** Rows r[0..kNG) (pointers to the chunk's packed bytes and scale bytes) into w, nblk blocks. */
 inline void convertChunk(const uint8_t* const* rp, const uint8_t* const* sp, int nblk, WeightChunk& w) {
   const __m256i lut = e2m1Lut(), low = _mm256_set1_epi8(15);
-  for (int h = 0; h < 2; h++) {
+  for (int h = 0; h < kNV; h++) {
     const uint8_t* const* r = rp + 8 * h;
     for (int b = 0; b < nblk; b++) {
       // [row j's 16 bytes | row j+4's]: a 4x4 dword transpose per 128-bit lane leaves dword d of rows 0-3 | 4-7
@@ -87,48 +90,44 @@ inline __m256i bcast(const uint8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-/** NM (1..kMT) activation rows (chunk pointers xc) x kNG weight rows over nblk blocks: y[m][0..16) +=
+/** NM (1..kMT) activation rows (chunk pointers xc) x kNG weight rows over nblk blocks: y[m][0..kNG) +=
  *  each block's fl32(sum) * act scale * weight scale, in K order. */
 template <int NM>
 inline void tile(const uint8_t* const* xc, const WeightChunk& w, int nblk, float* const* y) {
-  __m256 Y[NM][2];
-  for (int m = 0; m < NM; m++) {
-    Y[m][0] = _mm256_load_ps(y[m]);
-    Y[m][1] = _mm256_load_ps(y[m] + 8);
-  }
+  __m256 Y[NM][kNV];
+  for (int m = 0; m < NM; m++)
+    for (int h = 0; h < kNV; h++) Y[m][h] = _mm256_load_ps(y[m] + 8 * h);
   for (int b = 0; b < nblk; b++) {
-    __m256i A[NM][2];
-    for (int m = 0; m < NM; m++) A[m][0] = A[m][1] = bcast(xc[m] + 8 * kBlockV + 4 * b);  // -12 sum(X)
+    __m256i A[NM][kNV];
+    for (int m = 0; m < NM; m++)
+      for (int h = 0; h < kNV; h++) A[m][h] = bcast(xc[m] + 8 * kBlockV + 4 * b);  // -12 sum(X)
 #pragma GCC unroll 4
     for (int d = 0; d < 4; d++) {
-      const __m256i lo0 = w.v[b][d][0], hi0 = w.v[b][d][1], lo1 = w.v[b][d][2], hi1 = w.v[b][d][3];
+      __m256i lo[kNV], hi[kNV];
+      for (int h = 0; h < kNV; h++) {
+        lo[h] = w.v[b][d][2 * h];
+        hi[h] = w.v[b][d][2 * h + 1];
+      }
 #pragma GCC unroll 4
       for (int m = 0; m < NM; m++) {
         const uint8_t* p = xc[m] + b * kBlockV + 32 * d;
         const __m256i dA = bcast(p), fA = bcast(p + 4), dB = bcast(p + 8), fB = bcast(p + 12);
         const __m256i dC = bcast(p + 16), fC = bcast(p + 20), dD = bcast(p + 24), fD = bcast(p + 28);
-        A[m][0] = _mm256_dpwssd_epi32(A[m][0], _mm256_maddubs_epi16(lo0, dA), fA);
-        A[m][1] = _mm256_dpwssd_epi32(A[m][1], _mm256_maddubs_epi16(lo1, dA), fA);
-        A[m][0] = _mm256_dpwssd_epi32(A[m][0], _mm256_maddubs_epi16(lo0, dB), fB);
-        A[m][1] = _mm256_dpwssd_epi32(A[m][1], _mm256_maddubs_epi16(lo1, dB), fB);
-        A[m][0] = _mm256_dpwssd_epi32(A[m][0], _mm256_maddubs_epi16(hi0, dC), fC);
-        A[m][1] = _mm256_dpwssd_epi32(A[m][1], _mm256_maddubs_epi16(hi1, dC), fC);
-        A[m][0] = _mm256_dpwssd_epi32(A[m][0], _mm256_maddubs_epi16(hi0, dD), fD);
-        A[m][1] = _mm256_dpwssd_epi32(A[m][1], _mm256_maddubs_epi16(hi1, dD), fD);
+        for (int h = 0; h < kNV; h++) A[m][h] = _mm256_dpwssd_epi32(A[m][h], _mm256_maddubs_epi16(lo[h], dA), fA);
+        for (int h = 0; h < kNV; h++) A[m][h] = _mm256_dpwssd_epi32(A[m][h], _mm256_maddubs_epi16(lo[h], dB), fB);
+        for (int h = 0; h < kNV; h++) A[m][h] = _mm256_dpwssd_epi32(A[m][h], _mm256_maddubs_epi16(hi[h], dC), fC);
+        for (int h = 0; h < kNV; h++) A[m][h] = _mm256_dpwssd_epi32(A[m][h], _mm256_maddubs_epi16(hi[h], dD), fD);
       }
     }
     // the reference's block update: fl32(exact sum) * (act scale * 2^-10) * weight scale (fp4Values)
-    const __m256 ws0 = _mm256_load_ps(w.scale[b]), ws1 = _mm256_load_ps(w.scale[b] + 8);
     for (int m = 0; m < NM; m++) {
       const __m256 sa = _mm256_broadcast_ss(reinterpret_cast<const float*>(xc[m] + 8 * kBlockV + 32 + 4 * b));
-      Y[m][0] = _mm256_add_ps(Y[m][0], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(A[m][0]), sa), ws0));
-      Y[m][1] = _mm256_add_ps(Y[m][1], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(A[m][1]), sa), ws1));
+      for (int h = 0; h < kNV; h++)
+        Y[m][h] = _mm256_add_ps(Y[m][h], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(A[m][h]), sa), _mm256_load_ps(w.scale[b] + 8 * h)));
     }
   }
-  for (int m = 0; m < NM; m++) {
-    _mm256_store_ps(y[m], Y[m][0]);
-    _mm256_store_ps(y[m] + 8, Y[m][1]);
-  }
+  for (int m = 0; m < NM; m++)
+    for (int h = 0; h < kNV; h++) _mm256_store_ps(y[m] + 8 * h, Y[m][h]);
 }
 
 }  // namespace
@@ -208,9 +207,8 @@ void fp4GemmVnni(const GemmArgs& a, const uint8_t* prep, int n0, int n1) {
             xc[i] = prep + size_t(mc + m + i) * rowBytes + size_t(c) * kChunkV;
             y[i] = acc[m + i];
           }
-          if (nt == 4) tile<4>(xc, w, nblk, y);
-          else if (nt == 3) tile<3>(xc, w, nblk, y);
-          else if (nt == 2) tile<2>(xc, w, nblk, y);
+          static_assert(kMT == 2, "the tiles below");
+          if (nt == 2) tile<2>(xc, w, nblk, y);
           else tile<1>(xc, w, nblk, y);
         }
       }
