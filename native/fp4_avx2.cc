@@ -308,9 +308,10 @@ void fp4Gemv1(const Cvt4& k, const GemmArgs& a, const uint8_t* xp, float* y, int
 // every madd lane adds to one block: the 16 madds of a chunk sum into one vector of the 8 block
 // sums with plain adds (no reduction tree per piece).
 constexpr int kGemvRows = 7;
-// with AVX-512 VNNI the GEMM (fp4_gemm_vnni.cc) from 4 rows: against the GEMV, 2 threads, 3..7 rows
-// 2048 x 2048 . 1024 x 2048: 1.0x, 3.9x, 3.8x (6 rows), 1.0x (8); 8192 . 16384 x 8192 from memory:
-// 0.96x at 3 rows, 1.09x at 4, 1.06x at 5, 1.36x at 7; 0.83x at 2
+// with AVX-512 VNNI the GEMM (fp4_gemm_vnni.cc) from 4 rows: against the GEMV, 2 threads, best of 2-3
+// alternating runs at 4 / 5 / 6 / 7 rows: 2048 . 1024 x 2048 (bench-2g's experts) 1.4x / 1.3x / 1.3x / 1.5x;
+// 4096 . 2048 x 4096 (V4-Flash's) 1.6x at 4 rows, 1.1-1.2x at 7; only 8192 . 16384 x 8192, larger than any
+// expert, favours the GEMV (0.84x at 4 rows, 0.92x at 5); at 2-3 rows the GEMV stays (1.0-1.2x ahead)
 constexpr int kGemvRowsVnni = 3;
 /** Activation rows that take the GEMM path (and its prepared layout). */
 inline bool gemmRows(int rows) { return rows > (cpuVnni() ? kGemvRowsVnni : kGemvRows); }
