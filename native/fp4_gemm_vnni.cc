@@ -32,7 +32,8 @@ namespace {
 constexpr int kBlockV = 128;
 constexpr int kChunkV = 8 * kBlockV + 64;
 // A register tile: kMT activation rows x kNV vectors of 8 weight rows: kMT * kNV int32 sums, as many fp32
-// outputs and 2 kNV weight vectors in the 32 registers (4 x 2: 1.03-1.06x 2 x 4, 3 x 3 between them)
+// outputs and 2 kNV weight vectors in the 32 registers (2 rows x 4 vectors ran 1.03-1.06x 4 rows x 2
+// vectors, 3 x 3 in between: each broadcast then feeds 4 weight vectors)
 constexpr int kNV = 4;
 constexpr int kNG = 8 * kNV;  // weight rows per converted group
 constexpr int kMT = 2;
