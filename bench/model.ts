@@ -115,15 +115,14 @@ async function runModel(dir: string, kernels: Kernels, prefill: number, decode: 
   m.forward([{ state: warm, tokens: tokens(1, m.vocabSize, 2) }]); // and the 1-row kernels' first-use caches (4 rows can take other kernels)
   // prefill from position 0 of a fresh sequence (the reference's prefill), PREFILL_RUNS times: one 4-second
   // bench-2g prefill is one sample of a shared VM (a neighbour took 10-35% of single runs); then decode on it
-  let st = m.newState();
-  const tps: number[] = [];
-  for (let i = 0; i < PREFILL_RUNS; i++) {
-    st = m.newState();
+  const runs = Array.from({ length: PREFILL_RUNS }, () => {
+    const state = m.newState();
     const t0 = now();
-    m.forward([{ state: st, tokens: tokens(prefill, m.vocabSize, 2) }]);
-    tps.push(now() - t0);
-  }
-  tps.sort((a, b) => a - b);
+    m.forward([{ state, tokens: tokens(prefill, m.vocabSize, 2) }]);
+    return { state, seconds: now() - t0 };
+  });
+  const st = runs[runs.length - 1]!.state;
+  const tps = runs.map((r) => r.seconds).sort((a, b) => a - b);
   const tp = tps[tps.length >> 1]!;
   let n = 0;
   const t1 = now();
