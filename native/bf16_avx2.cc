@@ -321,9 +321,9 @@ __attribute__((noinline)) void bf16Gemv(const DenseArgs& a, int j0, int j1, Dens
 // ---------- FP8 GEMV (one activation row; wo_a in decode) ----------
 //
 // 32 codes per step as in fp8_gemm's GEMV (kernels_avx2.cc): one add and one and give each
-// code's top 16 bits (sign<<15 | (c & 0x7f)<<1, the placement above), two byte unpacks and
-// eight vpshufb spread them over 8 x 4 float64 lanes: position 4i + e of a step holds element
-// (i < 4 ? 0 : 8) + 2 (i & 3) + (e & 1) + 16 (e >> 1), the prepared activations' order. One
+// code's top 16 bits (sign<<15 | (c & 0x7f)<<1, the placement above), two byte unpacks, then
+// shifts, masks and vpshufb spread them over 8 x 4 float64 lanes: position 4i + e of a step holds element
+// (i < 4 ? 0 : 8) + (i & 3) + 4 (e & 1) + 16 (e >> 1), the prepared activations' order. One
 // activation row: up to 4 weight rows per pass with 2 accumulators each (gemvStep, fp8_spread.h;
 // 8 independent FMA chains), their 4 sums reduced into one vector.
 
@@ -340,7 +340,7 @@ constexpr int fp8GemvDepth(int L) { return (L < kGemvSegment ? L : kGemvSegment)
  *  Not inlined: inside fp8Gemv GCC kept the accumulators in stack slots. */
 template <int NW>
 __attribute__((noinline)) void fp8GemvSums(const Cvt32& c, const uint8_t* w0, int K, int L, const double* xq, double* sums) {
-  const __m256i sign = c.sign, c0 = c.ctl[0], c1 = c.ctl[1], c2 = c.ctl[2], c3 = c.ctl[3];
+  const __m256i sign = c.sign, m1 = c.mid[0], m2 = c.mid[1], hi16 = c.hi16;
   // the running total lives in sums (memory; a 17th register would spill an accumulator)
   _mm256_store_pd(sums, _mm256_setzero_pd());
   for (int k0 = 0; k0 < L; k0 += kGemvSegment) {
@@ -359,7 +359,7 @@ __attribute__((noinline)) void fp8GemvSums(const Cvt32& c, const uint8_t* w0, in
           for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(base + off + 64 * l), _MM_HINT_T0);
         }
 #pragma GCC unroll 4
-      for (int i = 0; i < NW; i++) gemvStep(sign, c0, c1, c2, c3, w0 + size_t(i) * K + k, xq + k, s[2 * i], s[2 * i + 1]);
+      for (int i = 0; i < NW; i++) gemvStep(sign, m1, m2, hi16, w0 + size_t(i) * K + k, xq + k, s[2 * i], s[2 * i + 1]);
     }
     _mm256_store_pd(sums, _mm256_add_pd(_mm256_load_pd(sums), gemvBlockSums(s)));
   }
@@ -380,11 +380,12 @@ void fp8GemvRows(const Cvt32& c, const uint8_t* wr, int K, int L, const double* 
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + k));
     const __m256i lo = _mm256_add_epi8(b, b), hi = _mm256_and_si256(b, c.sign);
     const __m256i w[2] = {_mm256_unpacklo_epi8(lo, hi), _mm256_unpackhi_epi8(lo, hi)};
-    for (int h = 0; h < 2; h++)
-      for (int g = 0; g < 4; g++) {
-        const __m256d q = _mm256_castsi256_pd(_mm256_shuffle_epi8(w[h], c.ctl[g]));
-        for (int m = 0; m < RT; m++) acc[m][g % NA] = _mm256_fmadd_pd(q, _mm256_loadu_pd(xq + m * xs + k + 16 * h + 4 * g), acc[m][g % NA]);
-      }
+    for (int h = 0; h < 2; h++) {
+      const __m256d q[4] = {_mm256_castsi256_pd(spreadWords<0>(c, w[h])), _mm256_castsi256_pd(spreadWords<1>(c, w[h])),
+                            _mm256_castsi256_pd(spreadWords<2>(c, w[h])), _mm256_castsi256_pd(spreadWords<3>(c, w[h]))};
+      for (int g = 0; g < 4; g++)
+        for (int m = 0; m < RT; m++) acc[m][g % NA] = _mm256_fmadd_pd(q[g], _mm256_loadu_pd(xq + m * xs + k + 16 * h + 4 * g), acc[m][g % NA]);
+    }
   }
   for (int m = 0; m < RT; m++)
     sums[m] = hsum(NA == 4 ? _mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2 % NA], acc[m][3 % NA]))
@@ -418,13 +419,18 @@ void fp8GemvNat(const DenseArgs& a, const float* x, int group, double* nat) {
  *  whether nat was computed. */
 bool fp8GemvPrep(const DenseArgs& a, const float* x, int group, int mis, int L, double* xq, double* nat, double* grid) {
   const int K = a.K, nb = (K + 127) / 128;
-  // positions 4i..4i+7 of a step hold elements (2i', 2i'+1, 16+2i', 17+2i') for i' = i, i + 1 (8 more for i >= 4)
+  // positions 4i..4i+3 of a step hold elements (b + g, b + g + 4, b + g + 16, b + g + 20), b = 0 for i < 4, else 8,
+  // g = i & 3: a 4x4 transpose of the elements b.., b + 4.., b + 16.., b + 20..
   const auto permute = [&](const auto& load, int k) {
-    for (int i = 0; i < 8; i += 2) {
-      const int e = (i < 4 ? 0 : 8) + 2 * (i & 3);
-      const __m256d lo = load(k + e), hi = load(k + e + 16);
-      _mm256_storeu_pd(xq + k + 4 * i, _mm256_permute2f128_pd(lo, hi, 0x20));
-      _mm256_storeu_pd(xq + k + 4 * i + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+    for (int b = 0; b < 16; b += 8) {
+      const __m256d A = load(k + b), B = load(k + b + 4), C = load(k + b + 16), D = load(k + b + 20);
+      const __m256d t0 = _mm256_unpacklo_pd(A, B), t1 = _mm256_unpackhi_pd(A, B);
+      const __m256d t2 = _mm256_unpacklo_pd(C, D), t3 = _mm256_unpackhi_pd(C, D);
+      double* o = xq + k + 2 * b;  // position 4i with i = b / 2
+      _mm256_storeu_pd(o, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_storeu_pd(o + 4, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_storeu_pd(o + 8, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_storeu_pd(o + 12, _mm256_permute2f128_pd(t1, t3, 0x31));
     }
   };
   if (mis == 0 && L == K) {

@@ -47,8 +47,8 @@ const Tables& tables() {
 // ---------- FP8 ----------
 
 // The one-row GEMVs' prepared activations and converted weights share cvt32's order (the
-// "spread order": position 4i + e of a 32-code step holds element (i < 4 ? 0 : 8) + 2 (i & 3) +
-// (e & 1) + 16 (e >> 1), fp8_spread.h), so the activations are prepared by the same placement.
+// "spread order": position 4i + e of a 32-code step holds element (i < 4 ? 0 : 8) + (i & 3) +
+// 4 (e & 1) + 16 (e >> 1), fp8_spread.h), so the activations are prepared by the same placement.
 using Cvt8 = Fp8Spread;  // fp8_spread.h
 
 /** 32 e4m3 codes -> 8 x 4 float64 (value * 2^-1016), in the spread order. */
@@ -56,10 +56,12 @@ inline void cvt32(const Cvt8& k, const uint8_t* p, __m256d q[8]) {
   const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i lo = _mm256_add_epi8(b, b);  // magnitude << 1 (sign bit drops out)
   const __m256i hi = _mm256_and_si256(b, k.sign);
-  const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
-  for (int g = 0; g < 4; g++) {
-    q[g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w0, k.ctl[g]));
-    q[4 + g] = _mm256_castsi256_pd(_mm256_shuffle_epi8(w1, k.ctl[g]));
+  const __m256i w[2] = {_mm256_unpacklo_epi8(lo, hi), _mm256_unpackhi_epi8(lo, hi)};
+  for (int h = 0; h < 2; h++) {
+    q[4 * h] = _mm256_castsi256_pd(spreadWords<0>(k, w[h]));
+    q[4 * h + 1] = _mm256_castsi256_pd(spreadWords<1>(k, w[h]));
+    q[4 * h + 2] = _mm256_castsi256_pd(spreadWords<2>(k, w[h]));
+    q[4 * h + 3] = _mm256_castsi256_pd(spreadWords<3>(k, w[h]));
   }
 }
 
@@ -92,7 +94,7 @@ __attribute__((always_inline)) inline void fp8Gemv(const GemmArgs& a, const Cvt8
   constexpr int G = 4 / R;
   const int K = a.K, nkb = K / 128;
   const Tables& T = tables();
-  const __m256i sign = cv.sign, c0 = cv.ctl[0], c1 = cv.ctl[1], c2 = cv.ctl[2], c3 = cv.ctl[3];
+  const __m256i sign = cv.sign, m1 = cv.mid[0], m2 = cv.mid[1], hi16 = cv.hi16;
   const uint8_t* w[G];
   for (int r = 0; r < G; r++) w[r] = a.w + size_t(n + (r < NR ? r : 0)) * K;
   // the rows share one scale row unless they straddle a 128-row block (not with aligned groups)
@@ -125,8 +127,8 @@ __attribute__((always_inline)) inline void fp8Gemv(const GemmArgs& a, const Cvt8
         const double* xc = xd + kb * 128 + c;
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-          if (R == 1) gemvStep(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, s[2 * r], s[2 * r + 1]);
-          else gemvStep2(sign, c0, c1, c2, c3, w[r] + kb * 128 + c, xc, xc + K, s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3]);
+          if (R == 1) gemvStep(sign, m1, m2, hi16, w[r] + kb * 128 + c, xc, s[2 * r], s[2 * r + 1]);
+          else gemvStep2(sign, m1, m2, hi16, w[r] + kb * 128 + c, xc, xc + K, s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3]);
         }
       }
       _mm256_store_pd(buf + 4 * (kb - kb0), gemvBlockSums(s));
