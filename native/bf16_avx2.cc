@@ -225,7 +225,12 @@ void rowsKind(const DenseArgs& a, int j0, int j1, DenseStats& st) {
 
 // ---------- BF16 GEMV (one activation row: the head in decode) ----------
 
-constexpr int kGemvPrefetch = 1024;  // bytes ahead in the weight row (from memory, 2 threads: none ~0.9x, 1-4 KiB alike)
+// Software prefetch into L2 (T1), 8 KiB ahead of the weight stream. Into L1 (T0) 1 KiB ahead, a core streamed the
+// head from DRAM at ~14 GB/s while the same loop ran at ~23 from L2: the L1 miss buffers the T0 prefetches hold
+// cap the bytes in flight. T1 8 KiB ahead (64-byte aligned weights, as the arena gives): the 129280x2048 head, 1
+// thread, 13.7-13.9 -> 22-24 GB/s, 2 threads (C++ harness of this loop) 18-26 -> 33-34 GB/s; bench-2g exact decode
+// step 50-52 -> 43-46 ms alternating (without huge pages 52 -> 47). 16 B off the 64-byte grid T1 gained nothing.
+constexpr int kGemvPrefetch = 8192;
 
 /** Accumulators per activation row in bf16Dot: 4 for 1-2 rows, 2 for 3-4 (8 in all, with the 4 placed vectors
  *  and 3 constants within the 16 registers). */
@@ -252,7 +257,7 @@ inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const doub
   };
   int k = h;
   for (; k + 16 * NC <= K16; k += 16 * NC) {
-    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T1);
 #pragma GCC unroll 2
     for (int n = 0; n < NC; n++) chunk(k + 16 * n);
   }
@@ -329,7 +334,7 @@ __attribute__((noinline)) void bf16Gemv(const DenseArgs& a, int j0, int j1, Dens
 
 using Cvt32 = Fp8Spread;  // fp8_spread.h
 
-constexpr int kGemvAhead = 2048;  // software prefetch distance (bytes of each row stream), as fp8_gemm's GEMV
+constexpr int kGemvAhead = 8192;  // software prefetch into L2, bytes ahead in each row stream, as fp8_gemm's GEMV
 constexpr int kGemvSegment = 512;  // codes per accumulator chain before it is folded into the rows' total
 
 /** Summation depth of fp8GemvSums over L codes: a chain of kGemvSegment / 8 FMAs per lane, 3 levels of
@@ -349,14 +354,14 @@ __attribute__((noinline)) void fp8GemvSums(const Cvt32& c, const uint8_t* w0, in
     __m256d s[8];
     for (auto& v : s) v = _mm256_setzero_pd();
     for (int k = k0; k < k1; k += 32) {
-      // software prefetch 2 KiB ahead in each row slot's stream (row i, then the next pass's row i),
+      // software prefetch into L2 8 KiB ahead in each row slot's stream (row i, then the later passes' row i),
       // 4 lines of a row together, as fp8_gemm's GEMV
       if ((k & 255) == 0)
         for (int i = 0; i < NW; i++) {
           size_t off = size_t(k) + kGemvAhead;
           const uint8_t* base = w0 + size_t(i) * K;
           while (off >= size_t(K)) off -= K, base += 4 * size_t(K);
-          for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(base + off + 64 * l), _MM_HINT_T0);
+          for (int l = 0; l < 4; l++) _mm_prefetch(reinterpret_cast<const char*>(base + off + 64 * l), _MM_HINT_T1);
         }
 #pragma GCC unroll 4
       for (int i = 0; i < NW; i++) gemvStep(sign, m1, m2, hi16, w0 + size_t(i) * K + k, xq + k, s[2 * i], s[2 * i + 1]);
