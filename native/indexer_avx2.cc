@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "indexer_dots.h"
 #include "kernels.h"
 
 namespace dsv4 {
@@ -42,44 +43,17 @@ inline double hsum(__m256d v) {
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/** Block dots of P (1-4) consecutive heads from h against one group of 8 compact keys K (nb blocks, key units
- *  kud [block][lane]), summed over the blocks in float64: out[p][lane]. Each key chunk is loaded once for
- *  the P heads. The block terms are exact (power-of-two units) and so is their sum (indexerFp4KeyOk), so
- *  one FMA per block, dot + block * (qu * ku), gives the value of the separate steps. */
+/** The AVX2 chunk step of indexerHeadDots (indexer_dots.h): int16 pair sums, one vpmaddwd per block. */
+struct Avx2Step {
+  static inline __m256i add(__m256i acc, __m256i kc, __m256i q) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(kc, q)); }
+  static inline __m256i dots(__m256i acc) { return _mm256_madd_epi16(acc, _mm256_set1_epi16(1)); }
+};
+
+/** P heads' block dots against one group (VNNI form where the CPU has it: indexer_vnni.cc). */
 template <int P>
-inline void headDots(const IndexerFp4Args& a, const uint8_t* K, int h, int nb, const double* kud, double (*out)[8]) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  const int d = a.d;
-  __m256d dot[P][2];
-  for (int p = 0; p < P; p++) dot[p][0] = dot[p][1] = _mm256_setzero_pd();
-  for (int b = 0; b < nb; b++) {
-    const uint8_t* kb = K + b * 256;
-    const int8_t* qb[P];
-    for (int p = 0; p < P; p++) qb[p] = a.qc + size_t(h + p) * d + b * 32;
-    __m256i acc[P];
-    for (int p = 0; p < P; p++) acc[p] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int c = 0; c < 8; c++) {
-      const __m256i kc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb + c * 32));
-      for (int p = 0; p < P; p++) {
-        int32_t qv;
-        std::memcpy(&qv, qb[p] + c * 4, 4);
-        acc[p] = _mm256_add_epi16(acc[p], _mm256_maddubs_epi16(kc, _mm256_set1_epi32(qv)));
-      }
-    }
-    const __m256d k0 = _mm256_load_pd(kud + b * 8), k1 = _mm256_load_pd(kud + b * 8 + 4);
-    for (int p = 0; p < P; p++) {
-      const size_t hb = size_t(h + p) * nb + b;
-      const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(acc[p], ones), _mm256_set1_epi32(a.qcorr[hb]));
-      const __m256d qu = _mm256_set1_pd(a.qu[hb]);
-      dot[p][0] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(dots)), _mm256_mul_pd(qu, k0), dot[p][0]);
-      dot[p][1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(dots, 1)), _mm256_mul_pd(qu, k1), dot[p][1]);
-    }
-  }
-  for (int p = 0; p < P; p++) {
-    _mm256_store_pd(out[p], dot[p][0]);
-    _mm256_store_pd(out[p] + 4, dot[p][1]);
-  }
+inline void headDots(bool vnni, const IndexerFp4Args& a, const uint8_t* K, int h, int nb, const double* kud, double (*out)[8]) {
+  if (vnni) return indexerHeadDotsVnni(P, a, K, h, nb, kud, out);
+  indexerHeadDots<P, Avx2Step>(a, K, h, nb, kud, out);
 }
 
 }  // namespace
@@ -132,6 +106,7 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
   const int H = a.H, d = a.d, nb = d / 32;
   if (t0 % 8 != 0 || nb > 32) return scalar::indexerScoresFp4(a, t0, t1);
   const __m256d zero = _mm256_setzero_pd();
+  const bool vnni = cpuVnni();
   alignas(32) double kud[32 * 8];  // key units of the group, [block][lane]
   for (int g0 = t0; g0 < t1; g0 += 8) {
     const int n = t1 - g0 < 8 ? t1 - g0 : 8;
@@ -156,10 +131,10 @@ void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1) {
     for (int h = 0; h < H; h++) {
       if ((h & 3) == 0) {
         switch (H - h) {
-          case 1: headDots<1>(a, K, h, nb, kud, hd); break;
-          case 2: headDots<2>(a, K, h, nb, kud, hd); break;
-          case 3: headDots<3>(a, K, h, nb, kud, hd); break;
-          default: headDots<4>(a, K, h, nb, kud, hd);
+          case 1: headDots<1>(vnni, a, K, h, nb, kud, hd); break;
+          case 2: headDots<2>(vnni, a, K, h, nb, kud, hd); break;
+          case 3: headDots<3>(vnni, a, K, h, nb, kud, hd); break;
+          default: headDots<4>(vnni, a, K, h, nb, kud, hd);
         }
       }
       const double* hv = hd[h & 3];

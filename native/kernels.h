@@ -112,13 +112,15 @@ void fp4Rows(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
 /** The FP4 GEMM's AVX-512 VNNI form (fp4_gemm_vnni.cc; fp4Prepare / fp4Rows pick it when cpuVnni()). */
 bool fp4PrepareVnni(const GemmArgs& a, uint8_t* prep, int m0, int m1);
 void fp4GemmVnni(const GemmArgs& a, const uint8_t* prep, int n0, int n1);
+/** The compact-FP4 indexer's block dots of P (1-4) heads against one group of 8 keys, AVX-512 VNNI (indexer_vnni.cc). */
+void indexerHeadDotsVnni(int P, const IndexerFp4Args& a, const uint8_t* K, int h, int nb, const double* kud, double (*out)[8]);
 void indexerScores(const IndexerArgs& a, int t0, int t1);
 void indexerScoresFp4(const IndexerFp4Args& a, int t0, int t1);
 bool hasNanE4m3(const uint8_t* p, size_t n);
 double readSum(const uint8_t* p, size_t n);
 double fmaLoop(long iters);
 }  // namespace avx2
-/** AVX-512 VNNI + VL + BW present and not disabled (DSV4_NO_AVX512): the FP4 GEMM of fp4_gemm_vnni.cc; addon.cc. */
+/** AVX-512 VNNI + VL + BW present and not disabled (DSV4_NO_AVX512): fp4_gemm_vnni.cc, indexer_vnni.cc; addon.cc. */
 bool cpuVnni();
 #endif
 
