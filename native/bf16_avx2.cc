@@ -236,17 +236,16 @@ constexpr int kGemvPrefetch = 8192;
  *  and 3 constants within the 16 registers). */
 constexpr int bf16GemvAcc(int rows) { return rows <= 2 ? 4 : 2; }
 
-/** dotTile<Bf16, RT, 4, false>'s sums (each accumulator adds the same products in the same order) of one weight
- *  row against RT prepared activation rows. One row: two 16-weight chunks per step, so one software prefetch per
- *  cache line; two: one chunk per step (two chunks' weights and 8 accumulators would not fit in registers). */
+/** bf16Dot's accumulators: acc[m][i] of activation row m. */
 template <int RT>
-inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* const* xr, double* s) {
+using Bf16Acc = __m256d[RT][bf16GemvAcc(RT)];
+
+/** bf16Dot's steps over the elements [k0, k1) (16-weight chunks from the row's vector start h) into acc, each
+ *  chunk prefetching `ahead` bytes ahead of it into L2. */
+template <int RT>
+inline void bf16DotSteps(const Consts& c, const uint8_t* wr, int k0, int k1, const double* const* xr, Bf16Acc<RT>& acc, size_t ahead) {
   constexpr int NC = RT == 1 ? 2 : 1;  // 16-weight chunks per step
   constexpr int NA = bf16GemvAcc(RT);
-  const int K16 = k16(K, h);
-  __m256d acc[RT][NA];
-  for (int m = 0; m < RT; m++)
-    for (int i = 0; i < NA; i++) acc[m][i] = _mm256_setzero_pd();
   const auto chunk = [&](int k) {
     __m256d q[4];
     load16<DenseKind::Bf16>(c, wr + size_t(k) * 2, q);
@@ -255,13 +254,20 @@ inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const doub
 #pragma GCC unroll 4
       for (int i = 0; i < 4; i++) acc[m][i % NA] = _mm256_fmadd_pd(q[i], _mm256_loadu_pd(xr[m] + k + 4 * i), acc[m][i % NA]);
   };
-  int k = h;
-  for (; k + 16 * NC <= K16; k += 16 * NC) {
-    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + kGemvPrefetch), _MM_HINT_T1);
+  int k = k0;
+  for (; k + 16 * NC <= k1; k += 16 * NC) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + size_t(k) * 2 + ahead), _MM_HINT_T1);
 #pragma GCC unroll 2
     for (int n = 0; n < NC; n++) chunk(k + 16 * n);
   }
-  if (k < K16) chunk(k);
+  if (k < k1) chunk(k);
+}
+
+/** The row's sums from its accumulators, plus the scalar head [0, h) and tail [k16, K). */
+template <int RT>
+inline void bf16DotFinish(const uint8_t* wr, int K, int h, const double* const* xr, const Bf16Acc<RT>& acc, double* s) {
+  constexpr int NA = bf16GemvAcc(RT);
+  const int K16 = k16(K, h);
   for (int m = 0; m < RT; m++) {
     double sd = hsum(NA == 4 ? _mm256_add_pd(_mm256_add_pd(acc[m][0], acc[m][1]), _mm256_add_pd(acc[m][2 % NA], acc[m][3 % NA]))
                              : _mm256_add_pd(acc[m][0], acc[m][1 % NA]));
@@ -269,6 +275,45 @@ inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const doub
       for (int k1 = part ? K16 : 0; k1 < (part ? K : h); k1++) sd += placed1<DenseKind::Bf16>(wr, k1) * xr[m][k1];
     s[m] = sd;
   }
+}
+
+/** dotTile<Bf16, RT, 4, false>'s sums (each accumulator adds the same products in the same order) of one weight
+ *  row against RT prepared activation rows. One row: two 16-weight chunks per step, so one software prefetch per
+ *  cache line; two: one chunk per step (two chunks' weights and 8 accumulators would not fit in registers). */
+template <int RT>
+inline void bf16Dot(const Consts& c, const uint8_t* wr, int K, int h, const double* const* xr, double* s) {
+  Bf16Acc<RT> acc;
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm256_setzero_pd();
+  bf16DotSteps<RT>(c, wr, h, k16(K, h), xr, acc, kGemvPrefetch);
+  bf16DotFinish<RT>(wr, K, h, xr, acc, s);
+}
+
+/** Elements per K slice for RT activation rows of K elements (0: none). 3-4 rows of prepared float64 activations
+ *  above 32 KiB overflow L1 and stream from L2 once per weight row: the bench-2g head at 4 rows (64 KiB) ran 19.2
+ *  cycles per 16-weight step in L2 against 12.2 when K = 512 fit. In 8 KiB slices, each read once per group of 4
+ *  weight rows: the head from DRAM, 2 threads, alternating, 3 rows 13.2-15.1 -> 16.7 GB/s and 4 rows 11.6-11.7
+ *  -> 12.4-12.9 (16 KiB slices: 16.1-16.4 and 11.7; 2 rows, 32 KiB in 16 KiB slices, 0.85x: not sliced); in a
+ *  bench-2g decode step of 4 sequences, old/new addon alternating, the head 53.6-54.2 -> 40.1-40.4 ms. */
+inline int bf16SliceOf(int RT, int K) {
+  constexpr size_t kL1Rows = 32 << 10, kSlice = 8 << 10;
+  if (RT < 3 || size_t(RT) * K * 8 <= kL1Rows) return 0;
+  return int(kSlice / (8 * size_t(RT))) & ~15;
+}
+
+/** bf16Dot of the n4 weight rows at wr (K elements apart) in K slices of S elements: each slice's activations
+ *  are read from L2 once for the 4 rows, the accumulators kept between slices (the same sums as bf16Dot). The
+ *  prefetch runs one group (4 rows) ahead at the same offset. */
+template <int RT>
+inline void bf16DotSliced(const Consts& c, const uint8_t* wr, int n4, int K, int h, int S, const double* const* xr, double (*s)[RT]) {
+  Bf16Acc<RT> acc[4];
+  for (int i = 0; i < n4; i++)
+    for (auto& row : acc[i])
+      for (auto& v : row) v = _mm256_setzero_pd();
+  const int K16 = k16(K, h);
+  for (int k0 = h; k0 < K16; k0 += S)
+    for (int i = 0; i < n4; i++) bf16DotSteps<RT>(c, wr + size_t(i) * K * 2, k0, std::min(k0 + S, K16), xr, acc[i], size_t(4) * K * 2);
+  for (int i = 0; i < n4; i++) bf16DotFinish<RT>(wr + size_t(i) * K * 2, K, h, xr, acc[i], s[i]);
 }
 
 /** Weight rows [r0 + j0, r0 + j1) against RT (1-4) activation rows, 4 weight rows settled together in vector
@@ -289,13 +334,17 @@ __attribute__((noinline)) void bf16Gemv(const DenseArgs& a, int j0, int j1, Dens
   const double* xr[RT];
   for (int m = 0; m < RT; m++) xr[m] = p.xp.data() + size_t(m) * K;
   const __m256d eT = settleFactor(D), vR = _mm256_set1_pd(R);
+  const int S = bf16SliceOf(RT, K);
   for (int j = j0; j < j1; j += 4) {
     const int n4 = j1 - j < 4 ? j1 - j : 4;
     alignas(32) double sd[RT][4] = {}, Td[RT][4] = {};
+    double sl[4][RT];
+    if (S) bf16DotSliced<RT>(c, W + (size_t(a.r0) + j) * K * 2, n4, K, h, S, xr, sl);
     for (int i = 0; i < n4; i++) {
       const size_t r = size_t(a.r0) + j + i;
       double s[RT];
-      bf16Dot<RT>(c, W + r * K * 2, K, h, xr, s);
+      if (S) std::copy(sl[i], sl[i] + RT, s);
+      else bf16Dot<RT>(c, W + r * K * 2, K, h, xr, s);
       const float* br = a.bounds + r * denseBoundsStride(K);
       for (int m = 0; m < RT; m++) {
         const double* mx = p.mx.data() + size_t(m) * nb;
